@@ -1,0 +1,143 @@
+//! Domain events, raised by the aggregates and stored atomically with the
+//! state change (the outbox).
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::money::CurrencyCode;
+use crate::wallet::{ReleaseCause, TransactionType};
+
+/// One event: its id, the aggregate it belongs to and that aggregate's
+/// version after the command, the user, the time, and what happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DomainEvent {
+    pub id: Uuid,
+    pub aggregate_id: Uuid,
+    pub aggregate_version: u64,
+    pub user_id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    pub data: EventData,
+}
+
+impl DomainEvent {
+    /// The event's type name, such as `EscrowHeld`.
+    pub fn event_type(&self) -> &'static str {
+        self.data.type_name()
+    }
+}
+
+/// An event as the outbox returns it: with its place in the total order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredEvent {
+    /// Position in the outbox: strictly increasing in the order readers see.
+    pub sequence: u64,
+    pub event: DomainEvent,
+}
+
+/// What happened. Serialised with a `type` tag and the fields in camelCase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all_fields = "camelCase")]
+pub enum EventData {
+    WalletCreated {
+        wallet_id: Uuid,
+        default_currency: CurrencyCode,
+    },
+    PointAccountCreated {
+        account_id: Uuid,
+    },
+    /// Deposit, withdraw or hold execute.
+    WalletBalanceChanged {
+        transaction_id: Uuid,
+        transaction_type: TransactionType,
+        currency: CurrencyCode,
+        amount: Decimal,
+        balance_after: Decimal,
+    },
+    WalletExchanged {
+        from_currency: CurrencyCode,
+        to_currency: CurrencyCode,
+        from_amount: Decimal,
+        to_amount: Decimal,
+        rate: Decimal,
+    },
+    EscrowHeld {
+        hold_id: Uuid,
+        currency: CurrencyCode,
+        amount: Decimal,
+        reference_type: String,
+        reference_id: Uuid,
+        expires_at: DateTime<Utc>,
+    },
+    EscrowExecuted {
+        hold_id: Uuid,
+        currency: CurrencyCode,
+        amount: Decimal,
+        remaining: Decimal,
+    },
+    /// Release, cancel or expiry, told apart by `cause`.
+    EscrowReleased {
+        hold_id: Uuid,
+        currency: CurrencyCode,
+        amount: Decimal,
+        remaining: Decimal,
+        cause: ReleaseCause,
+    },
+    WalletFrozen {
+        reason: String,
+    },
+    WalletUnfrozen {},
+    WalletClosed {},
+    PointsEarned {
+        lot_id: Uuid,
+        points: i64,
+        pending: bool,
+        expires_at: Option<DateTime<Utc>>,
+    },
+    PointsSpent {
+        points: i64,
+    },
+    PointsAdjusted {
+        delta: i64,
+    },
+    PointsExpired {
+        lot_id: Uuid,
+        points: i64,
+        pending: bool,
+    },
+    PendingPointsConfirmed {
+        lot_id: Uuid,
+        points: i64,
+    },
+    PendingPointsCancelled {
+        lot_id: Uuid,
+        points: i64,
+    },
+}
+
+impl EventData {
+    /// The variant's name, the event's `type`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventData::WalletCreated { .. } => "WalletCreated",
+            EventData::PointAccountCreated { .. } => "PointAccountCreated",
+            EventData::WalletBalanceChanged { .. } => "WalletBalanceChanged",
+            EventData::WalletExchanged { .. } => "WalletExchanged",
+            EventData::EscrowHeld { .. } => "EscrowHeld",
+            EventData::EscrowExecuted { .. } => "EscrowExecuted",
+            EventData::EscrowReleased { .. } => "EscrowReleased",
+            EventData::WalletFrozen { .. } => "WalletFrozen",
+            EventData::WalletUnfrozen { .. } => "WalletUnfrozen",
+            EventData::WalletClosed { .. } => "WalletClosed",
+            EventData::PointsEarned { .. } => "PointsEarned",
+            EventData::PointsSpent { .. } => "PointsSpent",
+            EventData::PointsAdjusted { .. } => "PointsAdjusted",
+            EventData::PointsExpired { .. } => "PointsExpired",
+            EventData::PendingPointsConfirmed { .. } => "PendingPointsConfirmed",
+            EventData::PendingPointsCancelled { .. } => "PendingPointsCancelled",
+        }
+    }
+}

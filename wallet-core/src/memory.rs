@@ -1,0 +1,575 @@
+//! An in-memory store that meets the whole store contract.
+//!
+//! One lock guards all state: a unit of work runs its mutation on a copy of
+//! the aggregate while holding the write lock, then applies the changes, so
+//! every command is atomic and all commands are serialised. That is simple,
+//! obviously correct, and fast enough for embedding, tests and examples;
+//! reads share the lock.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use crate::command::{Claim, IdempotencyKey, IdempotencyRecord};
+use crate::error::WalletError;
+use crate::events::{DomainEvent, StoredEvent};
+use crate::money::CurrencyCode;
+use crate::points::{PointAccount, PointAccountView, PointTransaction, PointTransactionType};
+use crate::query::{
+    CurrencyStatistics, Cursor, Page, PageRequest, PointStatistics, Statistics, TransactionFilter,
+    TransactionStatistics,
+};
+use crate::store::{
+    Applied, LedgerReader, PointAccountFactory, PointMutation, PointStore, WalletFactory,
+    WalletMutation, WalletStore,
+};
+use crate::wallet::{
+    Hold, HoldStatus, TransactionType, Wallet, WalletStatus, WalletTransaction, WalletView,
+};
+
+/// The in-memory store. Cheap to share: wrap it in an `Arc`.
+#[derive(Default)]
+pub struct InMemoryStore {
+    state: RwLock<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Wallet aggregates by user, holding only their active holds.
+    wallets: HashMap<Uuid, Wallet>,
+    /// `(created_at, wallet id)` -> user, for the admin listing.
+    wallet_order: BTreeMap<(DateTime<Utc>, Uuid), Uuid>,
+    holds: HashMap<Uuid, Hold>,
+    /// Per wallet, `(created_at, hold id)` of every hold.
+    holds_by_wallet: HashMap<Uuid, BTreeSet<(DateTime<Utc>, Uuid)>>,
+    /// Per wallet, its log: entry `i` has sequence `i + 1`.
+    transactions: HashMap<Uuid, Vec<WalletTransaction>>,
+    accounts: HashMap<Uuid, PointAccount>,
+    /// Every lot ever made -> its account id.
+    lot_accounts: HashMap<Uuid, Uuid>,
+    point_transactions: HashMap<Uuid, Vec<PointTransaction>>,
+    events: Vec<StoredEvent>,
+    idempotency: HashMap<(Uuid, IdempotencyKey), IdempotencyRecord>,
+}
+
+impl InMemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        // A panic while holding the lock cannot leave half-applied state:
+        // changes are applied only after the mutation has returned.
+        self.state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl State {
+    /// The stored answer to a claim, if the key was used before.
+    fn replay(&self, claim: &Option<Claim>) -> Option<Result<Applied, WalletError>> {
+        let claim = claim.as_ref()?;
+        let record = self.idempotency.get(&(claim.user_id, claim.key.clone()))?;
+        Some(record.replay(claim).map(|output| Applied {
+            output,
+            replayed: true,
+        }))
+    }
+
+    fn remember(
+        &mut self,
+        claim: Option<Claim>,
+        output: &crate::command::CommandOutput,
+        now: DateTime<Utc>,
+    ) {
+        if let Some(claim) = claim {
+            let record = IdempotencyRecord {
+                user_id: claim.user_id,
+                key: claim.key.clone(),
+                fingerprint: claim.fingerprint,
+                output: output.clone(),
+                created_at: now,
+            };
+            self.idempotency.insert((claim.user_id, claim.key), record);
+        }
+    }
+
+    fn append_events(&mut self, events: Vec<DomainEvent>) {
+        for event in events {
+            let sequence = self.events.len() as u64 + 1;
+            self.events.push(StoredEvent { sequence, event });
+        }
+    }
+
+    /// Persists a wallet's changes; the wallet keeps only its active holds.
+    fn save_wallet(&mut self, mut wallet: Wallet) {
+        let changes = wallet.take_changes();
+        for hold_id in &changes.touched_holds {
+            if let Some(hold) = wallet.holds.get(hold_id) {
+                self.holds_by_wallet
+                    .entry(wallet.id)
+                    .or_default()
+                    .insert((hold.created_at, hold.id));
+                self.holds.insert(hold.id, hold.clone());
+            }
+        }
+        wallet
+            .holds
+            .retain(|_, hold| hold.status == HoldStatus::Active);
+        self.transactions
+            .entry(wallet.id)
+            .or_default()
+            .extend(changes.transactions);
+        self.append_events(changes.events);
+        if changes.created {
+            self.wallet_order
+                .insert((wallet.created_at, wallet.id), wallet.user_id);
+        }
+        self.wallets.insert(wallet.user_id, wallet);
+    }
+
+    fn save_account(&mut self, mut account: PointAccount) {
+        let changes = account.take_changes();
+        for lot in &changes.touched_lots {
+            self.lot_accounts.insert(lot.id, account.id);
+        }
+        self.point_transactions
+            .entry(account.id)
+            .or_default()
+            .extend(changes.transactions);
+        self.append_events(changes.events);
+        self.accounts.insert(account.user_id, account);
+    }
+
+    fn wallet_id(&self, user_id: Uuid) -> Result<Uuid, WalletError> {
+        self.wallets
+            .get(&user_id)
+            .map(|w| w.id)
+            .ok_or(WalletError::WalletNotFound)
+    }
+}
+
+/// Newest-first page over `(created_at, id)` keys.
+fn position_page<K: Copy, T>(
+    keys: impl DoubleEndedIterator<Item = ((DateTime<Utc>, Uuid), K)>,
+    page: PageRequest,
+    lookup: impl Fn(K) -> Option<T>,
+    keep: impl Fn(&T) -> bool,
+    position_of: impl Fn(&T) -> (DateTime<Utc>, Uuid),
+) -> Result<Page<T>, WalletError> {
+    let before = page.cursor.map(|c| c.position()).transpose()?;
+    let items: Vec<T> = keys
+        .rev()
+        .filter(|(position, _)| before.is_none_or(|b| *position < b))
+        .filter_map(|(_, key)| lookup(key))
+        .filter(|item| keep(item))
+        .take(page.limit as usize + 1)
+        .collect();
+    Ok(Page::from_overfetch(items, page.limit, |item| {
+        let (at, id) = position_of(item);
+        Cursor::Position { at, id }
+    }))
+}
+
+/// Newest-first page over a log whose entry `i` has sequence `i + 1`.
+fn sequence_page<T: Clone>(
+    log: &[T],
+    page: PageRequest,
+    keep: impl Fn(&T) -> bool,
+    sequence_of: impl Fn(&T) -> u64,
+) -> Result<Page<T>, WalletError> {
+    let end = match page.cursor {
+        None => log.len(),
+        Some(cursor) => (cursor.sequence()?.saturating_sub(1) as usize).min(log.len()),
+    };
+    let items: Vec<T> = log[..end]
+        .iter()
+        .rev()
+        .filter(|item| keep(item))
+        .take(page.limit as usize + 1)
+        .cloned()
+        .collect();
+    Ok(Page::from_overfetch(items, page.limit, |item| {
+        Cursor::Sequence(sequence_of(item))
+    }))
+}
+
+impl WalletStore for InMemoryStore {
+    async fn create_wallet(
+        &self,
+        user_id: Uuid,
+        claim: Option<Claim>,
+        factory: WalletFactory,
+    ) -> Result<Applied, WalletError> {
+        let mut state = self.write();
+        if let Some(replayed) = state.replay(&claim) {
+            return replayed;
+        }
+        if state.wallets.contains_key(&user_id) {
+            return Err(WalletError::WalletExists);
+        }
+        let (wallet, output) = factory()?;
+        if wallet.user_id != user_id {
+            return Err(WalletError::Internal(
+                "factory made a wallet for another user".into(),
+            ));
+        }
+        let now = wallet.created_at;
+        state.save_wallet(wallet);
+        state.remember(claim, &output, now);
+        Ok(Applied {
+            output,
+            replayed: false,
+        })
+    }
+
+    async fn update_wallet(
+        &self,
+        user_id: Uuid,
+        hold_id: Option<Uuid>,
+        claim: Option<Claim>,
+        mutation: WalletMutation,
+    ) -> Result<Applied, WalletError> {
+        let mut state = self.write();
+        if let Some(replayed) = state.replay(&claim) {
+            return replayed;
+        }
+        let mut wallet = state
+            .wallets
+            .get(&user_id)
+            .cloned()
+            .ok_or(WalletError::WalletNotFound)?;
+        if let Some(hold) = hold_id.and_then(|id| state.holds.get(&id)) {
+            if hold.wallet_id == wallet.id && !wallet.holds.contains_key(&hold.id) {
+                wallet.holds.insert(hold.id, hold.clone());
+            }
+        }
+        let output = mutation(&mut wallet)?;
+        if !wallet.changes().is_empty() {
+            let now = wallet.updated_at;
+            state.save_wallet(wallet);
+            state.remember(claim, &output, now);
+        }
+        Ok(Applied {
+            output,
+            replayed: false,
+        })
+    }
+
+    async fn users_with_overdue_holds(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, WalletError> {
+        let state = self.read();
+        Ok(state
+            .wallets
+            .values()
+            .filter(|w| w.next_hold_expiry().is_some_and(|at| at <= now))
+            .map(|w| w.user_id)
+            .take(limit as usize)
+            .collect())
+    }
+}
+
+impl PointStore for InMemoryStore {
+    async fn create_point_account(
+        &self,
+        user_id: Uuid,
+        claim: Option<Claim>,
+        factory: PointAccountFactory,
+    ) -> Result<Applied, WalletError> {
+        let mut state = self.write();
+        if let Some(replayed) = state.replay(&claim) {
+            return replayed;
+        }
+        if state.accounts.contains_key(&user_id) {
+            return Err(WalletError::PointAccountExists);
+        }
+        let (account, output) = factory()?;
+        if account.user_id != user_id {
+            return Err(WalletError::Internal(
+                "factory made an account for another user".into(),
+            ));
+        }
+        let now = account.created_at;
+        state.save_account(account);
+        state.remember(claim, &output, now);
+        Ok(Applied {
+            output,
+            replayed: false,
+        })
+    }
+
+    async fn update_point_account(
+        &self,
+        user_id: Uuid,
+        lot_id: Option<Uuid>,
+        claim: Option<Claim>,
+        mutation: PointMutation,
+    ) -> Result<Applied, WalletError> {
+        let mut state = self.write();
+        if let Some(replayed) = state.replay(&claim) {
+            return replayed;
+        }
+        let mut account = state
+            .accounts
+            .get(&user_id)
+            .cloned()
+            .ok_or(WalletError::PointAccountNotFound)?;
+        if let Some(lot_id) = lot_id {
+            if state.lot_accounts.get(&lot_id) == Some(&account.id) {
+                account.remember_lot(lot_id);
+            }
+        }
+        let output = mutation(&mut account)?;
+        if !account.changes().is_empty() {
+            let now = account.updated_at;
+            state.save_account(account);
+            state.remember(claim, &output, now);
+        }
+        Ok(Applied {
+            output,
+            replayed: false,
+        })
+    }
+
+    async fn users_with_overdue_lots(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, WalletError> {
+        let state = self.read();
+        Ok(state
+            .accounts
+            .values()
+            .filter(|a| a.next_lot_expiry().is_some_and(|at| at <= now))
+            .map(|a| a.user_id)
+            .take(limit as usize)
+            .collect())
+    }
+}
+
+impl LedgerReader for InMemoryStore {
+    async fn wallet(&self, user_id: Uuid) -> Result<Option<WalletView>, WalletError> {
+        Ok(self.read().wallets.get(&user_id).map(Wallet::view))
+    }
+
+    async fn transactions(
+        &self,
+        user_id: Uuid,
+        filter: TransactionFilter,
+        page: PageRequest,
+    ) -> Result<Page<WalletTransaction>, WalletError> {
+        let state = self.read();
+        let wallet_id = state.wallet_id(user_id)?;
+        let log = state
+            .transactions
+            .get(&wallet_id)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        sequence_page(
+            log,
+            page,
+            |t| {
+                filter.currency.is_none_or(|c| c == t.currency)
+                    && filter
+                        .transaction_type
+                        .is_none_or(|k| k == t.transaction_type)
+            },
+            |t| t.sequence,
+        )
+    }
+
+    async fn holds(
+        &self,
+        user_id: Uuid,
+        status: Option<HoldStatus>,
+        page: PageRequest,
+    ) -> Result<Page<Hold>, WalletError> {
+        let state = self.read();
+        let wallet_id = state.wallet_id(user_id)?;
+        let empty = BTreeSet::new();
+        let keys = state.holds_by_wallet.get(&wallet_id).unwrap_or(&empty);
+        position_page(
+            keys.iter().map(|k| (*k, k.1)),
+            page,
+            |id| state.holds.get(&id).cloned(),
+            |hold| status.is_none_or(|s| s == hold.status),
+            |hold| (hold.created_at, hold.id),
+        )
+    }
+
+    async fn hold(&self, user_id: Uuid, hold_id: Uuid) -> Result<Option<Hold>, WalletError> {
+        let state = self.read();
+        let wallet_id = state.wallet_id(user_id)?;
+        Ok(state
+            .holds
+            .get(&hold_id)
+            .filter(|h| h.wallet_id == wallet_id)
+            .cloned())
+    }
+
+    async fn point_account(&self, user_id: Uuid) -> Result<Option<PointAccountView>, WalletError> {
+        Ok(self.read().accounts.get(&user_id).map(PointAccount::view))
+    }
+
+    async fn point_transactions(
+        &self,
+        user_id: Uuid,
+        page: PageRequest,
+    ) -> Result<Page<PointTransaction>, WalletError> {
+        let state = self.read();
+        let account_id = state
+            .accounts
+            .get(&user_id)
+            .map(|a| a.id)
+            .ok_or(WalletError::PointAccountNotFound)?;
+        let log = state
+            .point_transactions
+            .get(&account_id)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        sequence_page(log, page, |_| true, |t| t.sequence)
+    }
+
+    async fn wallets(
+        &self,
+        status: Option<WalletStatus>,
+        page: PageRequest,
+    ) -> Result<Page<WalletView>, WalletError> {
+        let state = self.read();
+        position_page(
+            state.wallet_order.iter().map(|(k, user)| (*k, *user)),
+            page,
+            |user| state.wallets.get(&user).map(Wallet::view),
+            |wallet| status.is_none_or(|s| s == wallet.status),
+            |wallet| (wallet.created_at, wallet.id),
+        )
+    }
+
+    async fn statistics(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Statistics, WalletError> {
+        let state = self.read();
+        let mut wallets: BTreeMap<WalletStatus, u64> =
+            WalletStatus::ALL.iter().map(|s| (*s, 0)).collect();
+        let mut currencies: BTreeMap<CurrencyCode, CurrencyStatistics> = BTreeMap::new();
+        for wallet in state.wallets.values() {
+            *wallets.entry(wallet.status).or_default() += 1;
+            for item in wallet.items.values() {
+                let entry = currencies
+                    .entry(item.currency)
+                    .or_insert_with(|| CurrencyStatistics {
+                        currency: item.currency,
+                        balance: Decimal::ZERO,
+                        held: Decimal::ZERO,
+                        wallets: 0,
+                    });
+                entry.balance += item.balance;
+                entry.held += item.held;
+                entry.wallets += 1;
+            }
+        }
+        let in_window = |at: DateTime<Utc>| from <= at && at <= to;
+        let mut transactions: BTreeMap<(TransactionType, CurrencyCode), (u64, Decimal)> =
+            BTreeMap::new();
+        for transaction in state
+            .transactions
+            .values()
+            .flatten()
+            .filter(|t| in_window(t.created_at))
+        {
+            let volume = if transaction.amount.is_zero() {
+                transaction.held_change.abs()
+            } else {
+                transaction.amount.abs()
+            };
+            let entry = transactions
+                .entry((transaction.transaction_type, transaction.currency))
+                .or_insert((0, Decimal::ZERO));
+            entry.0 += 1;
+            entry.1 += volume;
+        }
+        let mut points = PointStatistics::default();
+        for account in state.accounts.values() {
+            points.available += account.available_points();
+            points.pending += account.pending_points();
+        }
+        for transaction in state
+            .point_transactions
+            .values()
+            .flatten()
+            .filter(|t| in_window(t.created_at))
+        {
+            accumulate_point_flow(
+                &mut points,
+                transaction.transaction_type,
+                transaction.points,
+            );
+        }
+        Ok(Statistics {
+            from,
+            to,
+            wallets,
+            currencies: currencies.into_values().collect(),
+            transactions: transactions
+                .into_iter()
+                .map(
+                    |((transaction_type, currency), (count, volume))| TransactionStatistics {
+                        transaction_type,
+                        currency,
+                        count,
+                        volume,
+                    },
+                )
+                .collect(),
+            points,
+        })
+    }
+
+    async fn events(&self, after: u64, limit: u32) -> Result<Vec<StoredEvent>, WalletError> {
+        let state = self.read();
+        let start = (after as usize).min(state.events.len());
+        Ok(state.events[start..]
+            .iter()
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn ping(&self) -> Result<(), WalletError> {
+        Ok(())
+    }
+}
+
+/// Adds one point transaction to the window's flows (shared by stores so
+/// that every store counts the same way).
+pub fn accumulate_point_flow(
+    points: &mut PointStatistics,
+    transaction_type: PointTransactionType,
+    change: i64,
+) {
+    match transaction_type {
+        PointTransactionType::Earn | PointTransactionType::PendingConfirmed => {
+            points.earned += change
+        }
+        PointTransactionType::Adjust if change > 0 => points.earned += change,
+        PointTransactionType::Adjust | PointTransactionType::Spend => points.spent += -change,
+        PointTransactionType::Expire => points.expired += -change,
+        PointTransactionType::EarnPending | PointTransactionType::PendingCancelled => {}
+    }
+}

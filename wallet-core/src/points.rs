@@ -1,0 +1,704 @@
+//! The `PointAccount` aggregate: loyalty points kept as lots, spent
+//! soonest-expiring first.
+//!
+//! Available lots are kept in a map ordered by spend order (soonest expiry
+//! first, non-expiring last, ties by earn time, then id), so spending and
+//! expiring touch only the lots they consume instead of sorting every time.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::context::{bounded_text, required_text, Ctx, DESCRIPTION_LENGTH_MAX, SOURCE_LENGTH_MAX};
+use crate::error::WalletError;
+use crate::events::{DomainEvent, EventData};
+
+/// The most points one request may earn, spend or adjust.
+pub const POINTS_PER_REQUEST_MAX: i64 = 1_000_000_000_000;
+/// The most points an account may hold (available plus pending).
+pub const POINTS_BALANCE_MAX: i64 = 1_000_000_000_000_000;
+
+/// State of a lot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LotState {
+    Pending,
+    Available,
+}
+
+/// Kind of a point transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum PointTransactionType {
+    Earn,
+    EarnPending,
+    PendingConfirmed,
+    PendingCancelled,
+    Spend,
+    Adjust,
+    Expire,
+}
+
+impl PointTransactionType {
+    /// Every variant.
+    pub const ALL: &'static [PointTransactionType] = &[
+        PointTransactionType::Earn,
+        PointTransactionType::EarnPending,
+        PointTransactionType::PendingConfirmed,
+        PointTransactionType::PendingCancelled,
+        PointTransactionType::Spend,
+        PointTransactionType::Adjust,
+        PointTransactionType::Expire,
+    ];
+
+    /// The variant's name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PointTransactionType::Earn => "Earn",
+            PointTransactionType::EarnPending => "EarnPending",
+            PointTransactionType::PendingConfirmed => "PendingConfirmed",
+            PointTransactionType::PendingCancelled => "PendingCancelled",
+            PointTransactionType::Spend => "Spend",
+            PointTransactionType::Adjust => "Adjust",
+            PointTransactionType::Expire => "Expire",
+        }
+    }
+}
+
+impl fmt::Display for PointTransactionType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for PointTransactionType {
+    type Err = WalletError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        PointTransactionType::ALL
+            .iter()
+            .copied()
+            .find(|t| t.as_str().eq_ignore_ascii_case(text))
+            .ok_or_else(|| WalletError::Validation("unknown point transaction type".into()))
+    }
+}
+
+/// Points earned together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PointLot {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    /// Points the lot was earned with.
+    pub points: i64,
+    /// Points not yet spent or expired.
+    pub remaining: i64,
+    pub state: LotState,
+    pub source: String,
+    pub earned_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Spend order of an available lot: soonest expiry first, non-expiring last,
+/// then earn time, then id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SpendOrder {
+    never_expires: bool,
+    expires_at: Option<DateTime<Utc>>,
+    earned_at: DateTime<Utc>,
+    id: Uuid,
+}
+
+impl SpendOrder {
+    fn of(lot: &PointLot) -> Self {
+        SpendOrder {
+            never_expires: lot.expires_at.is_none(),
+            expires_at: lot.expires_at,
+            earned_at: lot.earned_at,
+            id: lot.id,
+        }
+    }
+}
+
+/// One immutable line of a point account's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PointTransaction {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    /// Position in the account's log, from 1, without gaps.
+    pub sequence: u64,
+    #[serde(rename = "type")]
+    pub transaction_type: PointTransactionType,
+    /// Signed change: of available points, or of pending points for
+    /// `EarnPending`, `PendingCancelled` and the expiry of a pending lot.
+    pub points: i64,
+    /// Available points after the transaction.
+    pub balance_after: i64,
+    pub source: String,
+    pub description: Option<String>,
+    pub lot_id: Option<Uuid>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub idempotency_key: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a successful command changed, for the store to persist.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PointChanges {
+    pub transactions: Vec<PointTransaction>,
+    pub events: Vec<DomainEvent>,
+    /// Lots created or changed, as they are now (a lot with nothing left and
+    /// no longer pending has been spent, expired or cancelled).
+    pub touched_lots: Vec<PointLot>,
+    pub expected_version: u64,
+    pub created: bool,
+}
+
+impl PointChanges {
+    /// Whether anything changed.
+    pub fn is_empty(&self) -> bool {
+        self.transactions.is_empty() && self.events.is_empty() && self.touched_lots.is_empty()
+    }
+}
+
+/// A read-only picture of a point account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PointAccountView {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub total_points: i64,
+    pub available_points: i64,
+    pub pending_points: i64,
+    pub lifetime_earned: i64,
+    pub version: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The point account aggregate. It holds the live lots: pending ones and
+/// available ones with points left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointAccount {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    available: BTreeMap<SpendOrder, PointLot>,
+    pending: BTreeMap<Uuid, PointLot>,
+    available_points: i64,
+    pending_points: i64,
+    pub lifetime_earned: i64,
+    pub version: u64,
+    pub transaction_count: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Ids of lots that left the live set (spent, expired, cancelled) but
+    /// that a command names, so it can answer `lot_not_pending`.
+    known_lots: Vec<Uuid>,
+    changes: PointChanges,
+}
+
+/// Checks the points of an earn or spend: 1 to [`POINTS_PER_REQUEST_MAX`].
+pub fn validate_points(points: i64) -> Result<i64, WalletError> {
+    if points <= 0 || points > POINTS_PER_REQUEST_MAX {
+        return Err(WalletError::Validation(format!(
+            "points must be between 1 and {POINTS_PER_REQUEST_MAX}"
+        )));
+    }
+    Ok(points)
+}
+
+impl PointAccount {
+    /// Opens an empty account and raises `PointAccountCreated`.
+    pub fn open(user_id: Uuid, ctx: &Ctx<'_>) -> Self {
+        let mut account = PointAccount {
+            id: ctx.new_id(),
+            user_id,
+            available: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            available_points: 0,
+            pending_points: 0,
+            lifetime_earned: 0,
+            version: 0,
+            transaction_count: 0,
+            created_at: ctx.now,
+            updated_at: ctx.now,
+            known_lots: Vec::new(),
+            changes: PointChanges {
+                created: true,
+                ..PointChanges::default()
+            },
+        };
+        let account_id = account.id;
+        account.raise(ctx, EventData::PointAccountCreated { account_id });
+        account
+    }
+
+    /// Rebuilds an account from stored state and its live lots.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore(
+        id: Uuid,
+        user_id: Uuid,
+        lots: Vec<PointLot>,
+        lifetime_earned: i64,
+        version: u64,
+        transaction_count: u64,
+        created_at: DateTime<Utc>,
+        updated_at: DateTime<Utc>,
+    ) -> Self {
+        let mut account = PointAccount {
+            id,
+            user_id,
+            available: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            available_points: 0,
+            pending_points: 0,
+            lifetime_earned,
+            version,
+            transaction_count,
+            created_at,
+            updated_at,
+            known_lots: Vec::new(),
+            changes: PointChanges {
+                expected_version: version,
+                ..PointChanges::default()
+            },
+        };
+        for lot in lots {
+            match lot.state {
+                LotState::Pending => {
+                    account.pending_points += lot.points;
+                    account.pending.insert(lot.id, lot);
+                }
+                LotState::Available if lot.remaining > 0 => {
+                    account.available_points += lot.remaining;
+                    account.available.insert(SpendOrder::of(&lot), lot);
+                }
+                LotState::Available => {}
+            }
+        }
+        account
+    }
+
+    /// Available points: the sum of what available lots have left.
+    pub fn available_points(&self) -> i64 {
+        self.available_points
+    }
+
+    /// Points in pending lots.
+    pub fn pending_points(&self) -> i64 {
+        self.pending_points
+    }
+
+    /// Tells the account that a lot which is no longer live belonged to it.
+    /// Stores call this when a command names a lot that is not in the live
+    /// set, so that confirming it answers `lot_not_pending`, not
+    /// `lot_not_found`.
+    pub fn remember_lot(&mut self, lot_id: Uuid) {
+        if !self.known_lots.contains(&lot_id) {
+            self.known_lots.push(lot_id);
+        }
+    }
+
+    /// The live lots: available ones in spend order, then pending ones.
+    pub fn lots(&self) -> impl Iterator<Item = &PointLot> {
+        self.available.values().chain(self.pending.values())
+    }
+
+    /// The changes made since the account was loaded or opened.
+    pub fn changes(&self) -> &PointChanges {
+        &self.changes
+    }
+
+    /// Takes the changes out, leaving the account clean at its new version.
+    pub fn take_changes(&mut self) -> PointChanges {
+        let fresh = PointChanges {
+            expected_version: self.version,
+            ..PointChanges::default()
+        };
+        std::mem::replace(&mut self.changes, fresh)
+    }
+
+    /// The read-only picture of this account.
+    pub fn view(&self) -> PointAccountView {
+        PointAccountView {
+            id: self.id,
+            user_id: self.user_id,
+            total_points: self.available_points + self.pending_points,
+            available_points: self.available_points,
+            pending_points: self.pending_points,
+            lifetime_earned: self.lifetime_earned,
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+
+    /// Expires every lot, available or pending, whose `expires_at` has
+    /// passed: one `Expire` transaction and one `PointsExpired` event each.
+    /// Every command runs this first.
+    pub fn expire_overdue_lots(&mut self, ctx: &Ctx<'_>) -> usize {
+        let mut expired = 0;
+        // Available lots expire in spend order, so the overdue ones are a
+        // prefix of the map (non-expiring lots sort last).
+        while let Some(entry) = self.available.first_entry() {
+            match entry.key().expires_at {
+                Some(at) if at <= ctx.now => {
+                    let mut lot = entry.remove();
+                    let points = lot.remaining;
+                    lot.remaining = 0;
+                    self.available_points -= points;
+                    self.record_expiry(lot, points, false, ctx);
+                    expired += 1;
+                }
+                _ => break,
+            }
+        }
+        let overdue: Vec<Uuid> = self
+            .pending
+            .values()
+            .filter(|lot| lot.expires_at.is_some_and(|at| at <= ctx.now))
+            .map(|lot| lot.id)
+            .collect();
+        for lot_id in overdue {
+            if let Some(mut lot) = self.pending.remove(&lot_id) {
+                let points = lot.points;
+                lot.remaining = 0;
+                self.pending_points -= points;
+                self.record_expiry(lot, points, true, ctx);
+                expired += 1;
+            }
+        }
+        expired
+    }
+
+    /// The earliest `expires_at` among live lots.
+    pub fn next_lot_expiry(&self) -> Option<DateTime<Utc>> {
+        let available = self.available.keys().next().and_then(|k| k.expires_at);
+        let pending = self.pending.values().filter_map(|l| l.expires_at).min();
+        match (available, pending) {
+            (Some(a), Some(p)) => Some(a.min(p)),
+            (a, p) => a.or(p),
+        }
+    }
+
+    /// Earns points as a new lot, available at once or pending.
+    pub fn earn(
+        &mut self,
+        request: EarnRequest,
+        ctx: &Ctx<'_>,
+    ) -> Result<(PointTransaction, Uuid), WalletError> {
+        let points = validate_points(request.points)?;
+        let source = required_text("source", request.source, SOURCE_LENGTH_MAX)?;
+        let description = bounded_text("description", request.description, DESCRIPTION_LENGTH_MAX)?;
+        let expires_at = match request.expires_at {
+            Some(at) if at <= ctx.now => {
+                return Err(WalletError::Validation(
+                    "expiresAt must be in the future".into(),
+                ))
+            }
+            other => other.map(crate::context::truncate_to_micros),
+        };
+        let total = self.available_points + self.pending_points;
+        if total
+            .checked_add(points)
+            .is_none_or(|t| t > POINTS_BALANCE_MAX)
+        {
+            return Err(WalletError::BalanceLimitExceeded);
+        }
+        let state = if request.pending {
+            LotState::Pending
+        } else {
+            LotState::Available
+        };
+        let lot = PointLot {
+            id: ctx.new_id(),
+            account_id: self.id,
+            points,
+            remaining: points,
+            state,
+            source: source.clone(),
+            earned_at: ctx.now,
+            expires_at,
+        };
+        let lot_id = lot.id;
+        let transaction_type = if request.pending {
+            self.pending_points += points;
+            self.pending.insert(lot_id, lot.clone());
+            PointTransactionType::EarnPending
+        } else {
+            self.available_points += points;
+            self.lifetime_earned += points;
+            self.available.insert(SpendOrder::of(&lot), lot.clone());
+            PointTransactionType::Earn
+        };
+        self.changes.touched_lots.push(lot);
+        let transaction = self.append(
+            transaction_type,
+            points,
+            (source, description),
+            (Some(lot_id), expires_at),
+            ctx,
+        );
+        self.raise(
+            ctx,
+            EventData::PointsEarned {
+                lot_id,
+                points,
+                pending: request.pending,
+                expires_at,
+            },
+        );
+        Ok((transaction, lot_id))
+    }
+
+    /// Spends points from available lots, soonest-expiring first.
+    pub fn spend(
+        &mut self,
+        points: i64,
+        source: String,
+        description: Option<String>,
+        ctx: &Ctx<'_>,
+    ) -> Result<PointTransaction, WalletError> {
+        let points = validate_points(points)?;
+        let source = required_text("source", source, SOURCE_LENGTH_MAX)?;
+        let description = bounded_text("description", description, DESCRIPTION_LENGTH_MAX)?;
+        if self.available_points < points {
+            return Err(WalletError::InsufficientPoints);
+        }
+        self.consume(points);
+        let transaction = self.append(
+            PointTransactionType::Spend,
+            -points,
+            (source, description),
+            (None, None),
+            ctx,
+        );
+        self.raise(ctx, EventData::PointsSpent { points });
+        Ok(transaction)
+    }
+
+    /// Admin correction: a positive delta adds a non-expiring available lot;
+    /// a negative one consumes like a spend and may not go below zero.
+    pub fn adjust(
+        &mut self,
+        delta: i64,
+        source: String,
+        description: Option<String>,
+        ctx: &Ctx<'_>,
+    ) -> Result<PointTransaction, WalletError> {
+        if delta == 0 {
+            return Err(WalletError::Validation("points must not be zero".into()));
+        }
+        validate_points(delta.checked_abs().unwrap_or(i64::MAX))?;
+        let source = required_text("source", source, SOURCE_LENGTH_MAX)?;
+        let description = bounded_text("description", description, DESCRIPTION_LENGTH_MAX)?;
+        let mut lot_id = None;
+        if delta > 0 {
+            let total = self.available_points + self.pending_points;
+            if total
+                .checked_add(delta)
+                .is_none_or(|t| t > POINTS_BALANCE_MAX)
+            {
+                return Err(WalletError::BalanceLimitExceeded);
+            }
+            let lot = PointLot {
+                id: ctx.new_id(),
+                account_id: self.id,
+                points: delta,
+                remaining: delta,
+                state: LotState::Available,
+                source: source.clone(),
+                earned_at: ctx.now,
+                expires_at: None,
+            };
+            lot_id = Some(lot.id);
+            self.available_points += delta;
+            self.lifetime_earned += delta;
+            self.changes.touched_lots.push(lot.clone());
+            self.available.insert(SpendOrder::of(&lot), lot);
+        } else {
+            if self.available_points < -delta {
+                return Err(WalletError::InsufficientPoints);
+            }
+            self.consume(-delta);
+        }
+        let transaction = self.append(
+            PointTransactionType::Adjust,
+            delta,
+            (source, description),
+            (lot_id, None),
+            ctx,
+        );
+        self.raise(ctx, EventData::PointsAdjusted { delta });
+        Ok(transaction)
+    }
+
+    /// Makes a pending lot available.
+    pub fn confirm_pending(
+        &mut self,
+        lot_id: Uuid,
+        ctx: &Ctx<'_>,
+    ) -> Result<PointTransaction, WalletError> {
+        let mut lot = self.take_pending(lot_id)?;
+        lot.state = LotState::Available;
+        let points = lot.points;
+        self.pending_points -= points;
+        self.available_points += points;
+        self.lifetime_earned += points;
+        let (source, expires_at) = (lot.source.clone(), lot.expires_at);
+        self.changes.touched_lots.push(lot.clone());
+        self.available.insert(SpendOrder::of(&lot), lot);
+        let transaction = self.append(
+            PointTransactionType::PendingConfirmed,
+            points,
+            (source, None),
+            (Some(lot_id), expires_at),
+            ctx,
+        );
+        self.raise(ctx, EventData::PendingPointsConfirmed { lot_id, points });
+        Ok(transaction)
+    }
+
+    /// Removes a pending lot.
+    pub fn cancel_pending(
+        &mut self,
+        lot_id: Uuid,
+        ctx: &Ctx<'_>,
+    ) -> Result<PointTransaction, WalletError> {
+        let mut lot = self.take_pending(lot_id)?;
+        let points = lot.points;
+        lot.remaining = 0;
+        self.pending_points -= points;
+        let (source, expires_at) = (lot.source.clone(), lot.expires_at);
+        self.changes.touched_lots.push(lot);
+        let transaction = self.append(
+            PointTransactionType::PendingCancelled,
+            -points,
+            (source, None),
+            (Some(lot_id), expires_at),
+            ctx,
+        );
+        self.raise(ctx, EventData::PendingPointsCancelled { lot_id, points });
+        Ok(transaction)
+    }
+
+    // ---- helpers ---------------------------------------------------------
+
+    /// A pending lot, or why not: `lot_not_pending` for a lot of this account
+    /// that is no longer pending (confirmed, cancelled, expired),
+    /// `lot_not_found` otherwise.
+    fn take_pending(&mut self, lot_id: Uuid) -> Result<PointLot, WalletError> {
+        if let Some(lot) = self.pending.remove(&lot_id) {
+            return Ok(lot);
+        }
+        let known = self.available.values().any(|lot| lot.id == lot_id)
+            || self.changes.touched_lots.iter().any(|lot| lot.id == lot_id)
+            || self.known_lots.contains(&lot_id);
+        if known {
+            Err(WalletError::LotNotPending)
+        } else {
+            Err(WalletError::LotNotFound)
+        }
+    }
+
+    /// Consumes points from available lots in spend order. The caller has
+    /// checked that enough points are available.
+    fn consume(&mut self, mut points: i64) {
+        self.available_points -= points;
+        while points > 0 {
+            let Some(mut entry) = self.available.first_entry() else {
+                break;
+            };
+            let lot = entry.get_mut();
+            let taken = lot.remaining.min(points);
+            lot.remaining -= taken;
+            points -= taken;
+            if lot.remaining == 0 {
+                let lot = entry.remove();
+                self.changes.touched_lots.push(lot);
+            } else {
+                let lot = lot.clone();
+                self.changes.touched_lots.push(lot);
+            }
+        }
+    }
+
+    fn record_expiry(&mut self, lot: PointLot, points: i64, pending: bool, ctx: &Ctx<'_>) {
+        let (lot_id, source, expires_at) = (lot.id, lot.source.clone(), lot.expires_at);
+        self.changes.touched_lots.push(lot);
+        self.append(
+            PointTransactionType::Expire,
+            -points,
+            (source, None),
+            (Some(lot_id), expires_at),
+            ctx,
+        );
+        self.raise(
+            ctx,
+            EventData::PointsExpired {
+                lot_id,
+                points,
+                pending,
+            },
+        );
+    }
+
+    fn append(
+        &mut self,
+        transaction_type: PointTransactionType,
+        points: i64,
+        (source, description): (String, Option<String>),
+        (lot_id, expires_at): (Option<Uuid>, Option<DateTime<Utc>>),
+        ctx: &Ctx<'_>,
+    ) -> PointTransaction {
+        self.begin_change(ctx);
+        self.transaction_count += 1;
+        let transaction = PointTransaction {
+            id: ctx.new_id(),
+            account_id: self.id,
+            sequence: self.transaction_count,
+            transaction_type,
+            points,
+            balance_after: self.available_points,
+            source,
+            description,
+            lot_id,
+            expires_at,
+            idempotency_key: ctx.idempotency_key.map(str::to_owned),
+            created_at: ctx.now,
+        };
+        self.changes.transactions.push(transaction.clone());
+        transaction
+    }
+
+    fn begin_change(&mut self, ctx: &Ctx<'_>) {
+        if self.changes.transactions.is_empty() && self.changes.events.is_empty() {
+            self.version += 1;
+        }
+        self.updated_at = ctx.now;
+    }
+
+    fn raise(&mut self, ctx: &Ctx<'_>, data: EventData) {
+        self.begin_change(ctx);
+        self.changes.events.push(DomainEvent {
+            id: ctx.new_id(),
+            aggregate_id: self.id,
+            aggregate_version: self.version,
+            user_id: self.user_id,
+            occurred_at: ctx.now,
+            data,
+        });
+    }
+}
+
+/// The parameters of an earn.
+#[derive(Debug, Clone)]
+pub struct EarnRequest {
+    pub points: i64,
+    pub source: String,
+    pub description: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub pending: bool,
+}

@@ -1,0 +1,462 @@
+//! The application service: runs every command and query over any store.
+//!
+//! It validates what it can before touching the store, builds the unit of
+//! work (expire what is overdue, then apply the command), hands it to the
+//! store with the idempotency claim, and retries a bounded number of times
+//! when the store reports a concurrency conflict.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::command::{
+    apply_to_point_account, apply_to_wallet, Claim, Command, CommandOutput, IdempotencyKey, Target,
+};
+use crate::context::{
+    truncate_to_micros, Clock, Ctx, IdGenerator, Policy, SystemClock, UuidV7Generator,
+};
+use crate::error::WalletError;
+use crate::events::StoredEvent;
+use crate::points::{PointAccount, PointAccountView, PointTransaction};
+use crate::query::{
+    events_limit, statistics_window, Page, PageRequest, Statistics, TransactionFilter,
+};
+use crate::store::{Applied, Store};
+use crate::wallet::{Hold, HoldStatus, Wallet, WalletStatus, WalletTransaction, WalletView};
+
+/// How many times a unit of work is tried when the store keeps reporting
+/// concurrency conflicts.
+pub const CONFLICT_ATTEMPTS_MAX: u32 = 8;
+/// How many overdue aggregates one sweep handles at most, per kind.
+pub const SWEEP_BATCH_MAX: u32 = 1000;
+
+/// What a sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Wallets whose overdue holds were expired.
+    pub wallets: usize,
+    /// Point accounts whose overdue lots were expired.
+    pub point_accounts: usize,
+    /// Aggregates that could not be swept this time (left for the next).
+    pub failures: usize,
+}
+
+/// Runs commands and queries against a store.
+pub struct WalletService<S> {
+    store: Arc<S>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+    policy: Arc<Policy>,
+}
+
+impl<S> Clone for WalletService<S> {
+    fn clone(&self) -> Self {
+        WalletService {
+            store: Arc::clone(&self.store),
+            clock: Arc::clone(&self.clock),
+            ids: Arc::clone(&self.ids),
+            policy: Arc::clone(&self.policy),
+        }
+    }
+}
+
+impl<S: Store> WalletService<S> {
+    /// A service on the system clock with UUID v7 ids.
+    pub fn new(store: S, policy: Policy) -> Self {
+        Self::with_parts(
+            Arc::new(store),
+            policy,
+            Arc::new(SystemClock),
+            Arc::new(UuidV7Generator::new()),
+        )
+    }
+
+    /// A service with an injected clock and id generator.
+    pub fn with_parts(
+        store: Arc<S>,
+        policy: Policy,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+    ) -> Self {
+        WalletService {
+            store,
+            clock,
+            ids,
+            policy: Arc::new(policy),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The current time, as the service sees it.
+    pub fn now(&self) -> DateTime<Utc> {
+        truncate_to_micros(self.clock.now())
+    }
+
+    /// Runs a command. With a key, a repeat with the same parameters returns
+    /// the first result (`replayed: true`) and changes nothing.
+    pub async fn execute(
+        &self,
+        command: Command,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Applied, WalletError> {
+        self.precheck(&command)?;
+        let user_id = command.user_id();
+        let claim = key.map(|key| Claim {
+            user_id,
+            fingerprint: command.fingerprint(),
+            key,
+        });
+        let command = Arc::new(command);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self.run_once(user_id, &command, claim.clone()).await;
+            match result {
+                Err(error) if error.is_retryable_conflict() && attempt < CONFLICT_ATTEMPTS_MAX => {
+                    continue
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn run_once(
+        &self,
+        user_id: Uuid,
+        command: &Arc<Command>,
+        claim: Option<Claim>,
+    ) -> Result<Applied, WalletError> {
+        let key: Option<Arc<str>> = claim.as_ref().map(|c| Arc::from(c.key.as_str()));
+        let (clock, ids, policy) = (
+            Arc::clone(&self.clock),
+            Arc::clone(&self.ids),
+            Arc::clone(&self.policy),
+        );
+        let command = Arc::clone(command);
+        // Each call of a unit of work reads the clock afresh, so a retry
+        // runs at its own time.
+        let context = move || {
+            (
+                truncate_to_micros(clock.now()),
+                Arc::clone(&ids),
+                Arc::clone(&policy),
+            )
+        };
+        match command.target() {
+            Target::NewWallet => {
+                let factory = Arc::new(move || {
+                    let (now, ids, policy) = context();
+                    let ctx = Ctx {
+                        now,
+                        ids: &*ids,
+                        policy: &policy,
+                        idempotency_key: key.as_deref(),
+                    };
+                    let Command::CreateWallet {
+                        user_id,
+                        default_currency,
+                    } = &*command
+                    else {
+                        return Err(WalletError::Internal("not a create command".into()));
+                    };
+                    let currency = match default_currency {
+                        Some(code) => *code,
+                        None => policy.currencies.resolve("VND")?,
+                    };
+                    let wallet = Wallet::open(*user_id, currency, &ctx)?;
+                    let output = CommandOutput::Wallet {
+                        wallet: wallet.view(),
+                    };
+                    Ok((wallet, output))
+                });
+                self.store.create_wallet(user_id, claim, factory).await
+            }
+            Target::Wallet { hold_id } => {
+                let mutation = Arc::new(move |wallet: &mut Wallet| {
+                    let (now, ids, policy) = context();
+                    let ctx = Ctx {
+                        now,
+                        ids: &*ids,
+                        policy: &policy,
+                        idempotency_key: key.as_deref(),
+                    };
+                    apply_to_wallet(wallet, &command, &ctx)
+                });
+                self.store
+                    .update_wallet(user_id, hold_id, claim, mutation)
+                    .await
+            }
+            Target::NewPointAccount => {
+                let factory = Arc::new(move || {
+                    let (now, ids, policy) = context();
+                    let ctx = Ctx {
+                        now,
+                        ids: &*ids,
+                        policy: &policy,
+                        idempotency_key: key.as_deref(),
+                    };
+                    let account = PointAccount::open(command.user_id(), &ctx);
+                    let output = CommandOutput::PointAccount {
+                        account: account.view(),
+                    };
+                    Ok((account, output))
+                });
+                self.store
+                    .create_point_account(user_id, claim, factory)
+                    .await
+            }
+            Target::PointAccount { lot_id } => {
+                let mutation = Arc::new(move |account: &mut PointAccount| {
+                    let (now, ids, policy) = context();
+                    let ctx = Ctx {
+                        now,
+                        ids: &*ids,
+                        policy: &policy,
+                        idempotency_key: key.as_deref(),
+                    };
+                    apply_to_point_account(account, &command, &ctx)
+                });
+                self.store
+                    .update_point_account(user_id, lot_id, claim, mutation)
+                    .await
+            }
+        }
+    }
+
+    /// Rejects what is invalid whatever the state, before any store work.
+    fn precheck(&self, command: &Command) -> Result<(), WalletError> {
+        let currencies = &self.policy.currencies;
+        match command {
+            Command::CreateWallet {
+                default_currency: Some(code),
+                ..
+            } => {
+                currencies.get(*code)?;
+            }
+            Command::Deposit {
+                amount, currency, ..
+            }
+            | Command::Withdraw {
+                amount, currency, ..
+            }
+            | Command::CreateHold {
+                amount, currency, ..
+            } => {
+                currencies.money(*amount, *currency)?;
+            }
+            Command::Exchange {
+                amount,
+                from_currency,
+                to_currency,
+                ..
+            } => {
+                currencies.get(*from_currency)?;
+                currencies.get(*to_currency)?;
+                if from_currency == to_currency {
+                    return Err(WalletError::SameCurrency);
+                }
+                currencies.money(*amount, *from_currency)?;
+            }
+            Command::EarnPoints { points, .. } | Command::SpendPoints { points, .. } => {
+                crate::points::validate_points(*points)?;
+            }
+            Command::AdjustPoints { delta, .. } => {
+                if *delta == 0 {
+                    return Err(WalletError::Validation("points must not be zero".into()));
+                }
+                crate::points::validate_points(delta.checked_abs().unwrap_or(i64::MAX))?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Expires overdue holds and point lots, up to `batch` aggregates of each
+    /// kind (at most [`SWEEP_BATCH_MAX`]). Safe to run from several processes
+    /// at once: each aggregate is expired in its own unit of work, and one
+    /// that another sweeper got to first simply has nothing left to do.
+    pub async fn sweep_expired(&self, batch: u32) -> Result<SweepReport, WalletError> {
+        let batch = batch.clamp(1, SWEEP_BATCH_MAX);
+        let now = self.now();
+        let mut report = SweepReport::default();
+        for user_id in self.store.users_with_overdue_holds(now, batch).await? {
+            let (clock, ids, policy) = (
+                Arc::clone(&self.clock),
+                Arc::clone(&self.ids),
+                Arc::clone(&self.policy),
+            );
+            let mutation = Arc::new(move |wallet: &mut Wallet| {
+                let ctx = Ctx {
+                    now: truncate_to_micros(clock.now()),
+                    ids: &*ids,
+                    policy: &policy,
+                    idempotency_key: None,
+                };
+                wallet.expire_overdue_holds(&ctx)?;
+                Ok(CommandOutput::Wallet {
+                    wallet: wallet.view(),
+                })
+            });
+            match self
+                .store
+                .update_wallet(user_id, None, None, mutation)
+                .await
+            {
+                Ok(_) => report.wallets += 1,
+                Err(WalletError::Unavailable(reason)) => {
+                    return Err(WalletError::Unavailable(reason))
+                }
+                Err(_) => report.failures += 1,
+            }
+        }
+        for user_id in self.store.users_with_overdue_lots(now, batch).await? {
+            let (clock, ids, policy) = (
+                Arc::clone(&self.clock),
+                Arc::clone(&self.ids),
+                Arc::clone(&self.policy),
+            );
+            let mutation = Arc::new(move |account: &mut PointAccount| {
+                let ctx = Ctx {
+                    now: truncate_to_micros(clock.now()),
+                    ids: &*ids,
+                    policy: &policy,
+                    idempotency_key: None,
+                };
+                account.expire_overdue_lots(&ctx);
+                Ok(CommandOutput::PointAccount {
+                    account: account.view(),
+                })
+            });
+            match self
+                .store
+                .update_point_account(user_id, None, None, mutation)
+                .await
+            {
+                Ok(_) => report.point_accounts += 1,
+                Err(WalletError::Unavailable(reason)) => {
+                    return Err(WalletError::Unavailable(reason))
+                }
+                Err(_) => report.failures += 1,
+            }
+        }
+        Ok(report)
+    }
+
+    // ---- queries -----------------------------------------------------------
+
+    /// The user's wallet, or `wallet_not_found`.
+    pub async fn wallet(&self, user_id: Uuid) -> Result<WalletView, WalletError> {
+        self.store
+            .wallet(user_id)
+            .await?
+            .ok_or(WalletError::WalletNotFound)
+    }
+
+    /// The wallet's transactions, newest first.
+    pub async fn transactions(
+        &self,
+        user_id: Uuid,
+        filter: TransactionFilter,
+        page: PageRequest,
+    ) -> Result<Page<WalletTransaction>, WalletError> {
+        if let Some(currency) = filter.currency {
+            self.policy.currencies.get(currency)?;
+        }
+        if let Some(cursor) = page.cursor {
+            cursor.sequence()?;
+        }
+        self.store.transactions(user_id, filter, page).await
+    }
+
+    /// The wallet's holds, newest first.
+    pub async fn holds(
+        &self,
+        user_id: Uuid,
+        status: Option<HoldStatus>,
+        page: PageRequest,
+    ) -> Result<Page<Hold>, WalletError> {
+        if let Some(cursor) = page.cursor {
+            cursor.position()?;
+        }
+        self.store.holds(user_id, status, page).await
+    }
+
+    /// One hold, or `wallet_not_found` / `hold_not_found`.
+    pub async fn hold(&self, user_id: Uuid, hold_id: Uuid) -> Result<Hold, WalletError> {
+        self.store
+            .hold(user_id, hold_id)
+            .await?
+            .ok_or(WalletError::HoldNotFound)
+    }
+
+    /// The user's point account, or `point_account_not_found`.
+    pub async fn point_account(&self, user_id: Uuid) -> Result<PointAccountView, WalletError> {
+        self.store
+            .point_account(user_id)
+            .await?
+            .ok_or(WalletError::PointAccountNotFound)
+    }
+
+    /// The point account's transactions, newest first.
+    pub async fn point_transactions(
+        &self,
+        user_id: Uuid,
+        page: PageRequest,
+    ) -> Result<Page<PointTransaction>, WalletError> {
+        if let Some(cursor) = page.cursor {
+            cursor.sequence()?;
+        }
+        self.store.point_transactions(user_id, page).await
+    }
+
+    /// All wallets, newest first (admin).
+    pub async fn wallets(
+        &self,
+        status: Option<WalletStatus>,
+        page: PageRequest,
+    ) -> Result<Page<WalletView>, WalletError> {
+        if let Some(cursor) = page.cursor {
+            cursor.position()?;
+        }
+        self.store.wallets(status, page).await
+    }
+
+    /// Statistics for `from..=to`, by default the last 24 hours (admin).
+    pub async fn statistics(
+        &self,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> Result<Statistics, WalletError> {
+        let (from, to) = statistics_window(from, to, self.now())?;
+        self.store.statistics(from, to).await
+    }
+
+    /// Outbox events after `after` (admin). Returns the events and the
+    /// sequence to pass next time.
+    pub async fn events(
+        &self,
+        after: Option<u64>,
+        limit: Option<i64>,
+    ) -> Result<(Vec<StoredEvent>, u64), WalletError> {
+        let limit = events_limit(limit)?;
+        let after = after.unwrap_or(0);
+        let events = self.store.events(after, limit).await?;
+        let next_after = events.last().map_or(after, |e| e.sequence);
+        Ok((events, next_after))
+    }
+
+    /// Whether the store answers.
+    pub async fn ready(&self) -> Result<(), WalletError> {
+        self.store.ping().await
+    }
+}

@@ -1,0 +1,209 @@
+//! The ports: what a store must do for the application service.
+//!
+//! Writes are units of work: the store loads the aggregate, runs the
+//! service's mutation on it, and persists the new state, its transactions,
+//! its events (the outbox) and the idempotency record atomically, or nothing
+//! at all. How it keeps two units of work on one aggregate apart (a row lock,
+//! a version check, a mutex) is the store's choice; the result must equal
+//! some serial order of the successful commands.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::command::{Claim, CommandOutput};
+use crate::error::WalletError;
+use crate::events::StoredEvent;
+use crate::points::{PointAccount, PointAccountView, PointTransaction};
+use crate::query::{Page, PageRequest, Statistics, TransactionFilter};
+use crate::wallet::{Hold, HoldStatus, Wallet, WalletStatus, WalletTransaction, WalletView};
+
+/// Makes a new wallet and the command's result. May be called more than
+/// once (on retry); each call makes a fresh wallet.
+pub type WalletFactory =
+    Arc<dyn Fn() -> Result<(Wallet, CommandOutput), WalletError> + Send + Sync>;
+/// Changes a wallet and returns the command's result. May be called more
+/// than once (on retry), each time on freshly loaded state.
+pub type WalletMutation =
+    Arc<dyn Fn(&mut Wallet) -> Result<CommandOutput, WalletError> + Send + Sync>;
+/// Makes a new point account and the command's result.
+pub type PointAccountFactory =
+    Arc<dyn Fn() -> Result<(PointAccount, CommandOutput), WalletError> + Send + Sync>;
+/// Changes a point account and returns the command's result.
+pub type PointMutation =
+    Arc<dyn Fn(&mut PointAccount) -> Result<CommandOutput, WalletError> + Send + Sync>;
+
+/// What a unit of work returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub output: CommandOutput,
+    /// Whether this is the stored result of an earlier command with the
+    /// same idempotency key (nothing was changed this time).
+    pub replayed: bool,
+}
+
+/// Writes to wallets.
+///
+/// Common contract of the write methods, when a `claim` is given:
+/// - a record for `(claim.user_id, claim.key)` with the same fingerprint
+///   MUST be answered with its stored output and `replayed: true`, changing
+///   nothing; with another fingerprint, with `IdempotencyKeyReused`;
+/// - a successful unit of work MUST store the record in the same atomic
+///   step as its changes; a failed one MUST NOT store it;
+/// - under concurrent calls with one key, exactly one may take effect; the
+///   others replay it or get `IdempotencyKeyInFlight`.
+///
+/// A store MUST return `ConcurrencyConflict` only for conflicts that a
+/// retry of the whole unit of work can resolve, and `Unavailable` when it
+/// cannot reach its storage.
+pub trait WalletStore: Send + Sync + 'static {
+    /// Inserts the wallet the factory makes, with its events.
+    /// MUST fail with `WalletExists` if the user has a wallet in any status.
+    fn create_wallet(
+        &self,
+        user_id: Uuid,
+        claim: Option<Claim>,
+        factory: WalletFactory,
+    ) -> impl Future<Output = Result<Applied, WalletError>> + Send;
+
+    /// Loads the user's wallet (its items, its active holds, and the hold
+    /// `hold_id` in whatever status), runs `mutation` on it, and persists
+    /// `wallet.take_changes()` when it succeeds. When the mutation fails,
+    /// MUST persist nothing and return its error. MUST fail with
+    /// `WalletNotFound` if the user has no wallet. A mutation that changes
+    /// nothing (an expiry sweep that finds nothing due) MUST write nothing.
+    fn update_wallet(
+        &self,
+        user_id: Uuid,
+        hold_id: Option<Uuid>,
+        claim: Option<Claim>,
+        mutation: WalletMutation,
+    ) -> impl Future<Output = Result<Applied, WalletError>> + Send;
+
+    /// Up to `limit` users whose wallet has an active hold with
+    /// `expires_at <= now`. Several sweepers may call this at once; the
+    /// same user may be returned to more than one of them.
+    fn users_with_overdue_holds(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Uuid>, WalletError>> + Send;
+}
+
+/// Writes to point accounts; the same contract as [`WalletStore`].
+pub trait PointStore: Send + Sync + 'static {
+    /// Inserts the account the factory makes. MUST fail with
+    /// `PointAccountExists` if the user has one.
+    fn create_point_account(
+        &self,
+        user_id: Uuid,
+        claim: Option<Claim>,
+        factory: PointAccountFactory,
+    ) -> impl Future<Output = Result<Applied, WalletError>> + Send;
+
+    /// Loads the user's account with its live lots, tells it about the lot
+    /// `lot_id` if that lot is the account's but no longer live
+    /// ([`PointAccount::remember_lot`]), runs `mutation`, and persists
+    /// `account.take_changes()`. MUST fail with `PointAccountNotFound` if
+    /// the user has no account.
+    fn update_point_account(
+        &self,
+        user_id: Uuid,
+        lot_id: Option<Uuid>,
+        claim: Option<Claim>,
+        mutation: PointMutation,
+    ) -> impl Future<Output = Result<Applied, WalletError>> + Send;
+
+    /// Up to `limit` users whose account has a live lot with
+    /// `expires_at <= now`.
+    fn users_with_overdue_lots(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Uuid>, WalletError>> + Send;
+}
+
+/// Reads. They show the stored state (a hold past its expiry that no
+/// command or sweep has expired yet still shows as `Active`).
+pub trait LedgerReader: Send + Sync + 'static {
+    /// The user's wallet, in any status.
+    fn wallet(
+        &self,
+        user_id: Uuid,
+    ) -> impl Future<Output = Result<Option<WalletView>, WalletError>> + Send;
+
+    /// The wallet's transactions, newest first (by sequence).
+    /// MUST fail with `WalletNotFound` if the user has no wallet.
+    fn transactions(
+        &self,
+        user_id: Uuid,
+        filter: TransactionFilter,
+        page: PageRequest,
+    ) -> impl Future<Output = Result<Page<WalletTransaction>, WalletError>> + Send;
+
+    /// The wallet's holds, newest first (by `(created_at, id)`), optionally
+    /// of one status. MUST fail with `WalletNotFound` if there is no wallet.
+    fn holds(
+        &self,
+        user_id: Uuid,
+        status: Option<HoldStatus>,
+        page: PageRequest,
+    ) -> impl Future<Output = Result<Page<Hold>, WalletError>> + Send;
+
+    /// One hold of the user's wallet. MUST fail with `WalletNotFound` if
+    /// there is no wallet; `Ok(None)` if the wallet has no such hold.
+    fn hold(
+        &self,
+        user_id: Uuid,
+        hold_id: Uuid,
+    ) -> impl Future<Output = Result<Option<Hold>, WalletError>> + Send;
+
+    /// The user's point account.
+    fn point_account(
+        &self,
+        user_id: Uuid,
+    ) -> impl Future<Output = Result<Option<PointAccountView>, WalletError>> + Send;
+
+    /// The account's transactions, newest first (by sequence). MUST fail
+    /// with `PointAccountNotFound` if the user has no account.
+    fn point_transactions(
+        &self,
+        user_id: Uuid,
+        page: PageRequest,
+    ) -> impl Future<Output = Result<Page<PointTransaction>, WalletError>> + Send;
+
+    /// All wallets, newest first (by `(created_at, id)`), optionally of one status.
+    fn wallets(
+        &self,
+        status: Option<WalletStatus>,
+        page: PageRequest,
+    ) -> impl Future<Output = Result<Page<WalletView>, WalletError>> + Send;
+
+    /// The admin statistics for `from..=to` (see [`Statistics`]).
+    fn statistics(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Statistics, WalletError>> + Send;
+
+    /// Up to `limit` outbox events with a sequence greater than `after`, in
+    /// sequence order. A reader that always passes the last sequence it saw
+    /// MUST see every event exactly once, however many writers commit at
+    /// once: an event never becomes visible with a sequence lower than one
+    /// already returned.
+    fn events(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, WalletError>> + Send;
+
+    /// Whether the store answers (for readiness checks).
+    fn ping(&self) -> impl Future<Output = Result<(), WalletError>> + Send;
+}
+
+/// Everything the application service needs.
+pub trait Store: WalletStore + PointStore + LedgerReader {}
+
+impl<T: WalletStore + PointStore + LedgerReader> Store for T {}

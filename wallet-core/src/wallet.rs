@@ -1,0 +1,894 @@
+//! The `Wallet` aggregate: balances per currency, the status table, holds
+//! (escrow) and the transactions each change appends.
+//!
+//! Every operation validates everything before it changes anything, so an
+//! error leaves the aggregate exactly as it was (invariant 6). Successful
+//! operations record their transactions, events and touched holds in
+//! [`WalletChanges`], which the store persists atomically with the new state.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::context::{
+    bounded_text, required_text, Ctx, DESCRIPTION_LENGTH_MAX, REASON_LENGTH_MAX,
+    REFERENCE_LENGTH_MAX, REFERENCE_TYPE_LENGTH_MAX,
+};
+use crate::error::WalletError;
+use crate::events::{DomainEvent, EventData};
+use crate::money::{add_within_limit, CurrencyCode, Money};
+
+/// Status of a wallet; see the status table in the domain rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum WalletStatus {
+    Active,
+    Frozen,
+    Closed,
+}
+
+/// Status of a hold. `Active` while money remains; the others are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum HoldStatus {
+    Active,
+    Executed,
+    Released,
+    Cancelled,
+    Expired,
+}
+
+/// Kind of a wallet transaction, with the signs of its two changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum TransactionType {
+    Deposit,
+    Withdraw,
+    ExchangeIn,
+    ExchangeOut,
+    Hold,
+    HoldExecute,
+    HoldRelease,
+}
+
+/// Why held money went back to available.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ReleaseCause {
+    Release,
+    Cancel,
+    Expiry,
+}
+
+macro_rules! text_enum {
+    ($name:ident { $($variant:ident),* $(,)? }) => {
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+
+            /// The variant's name.
+            pub fn as_str(&self) -> &'static str {
+                match self { $($name::$variant => stringify!($variant)),* }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = WalletError;
+            /// Parses the variant's name, case-insensitively.
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str().eq_ignore_ascii_case(text))
+                    .ok_or_else(|| WalletError::Validation(format!(
+                        "unknown {}: {}", stringify!($name), text.chars().take(32).collect::<String>()
+                    )))
+            }
+        }
+    };
+}
+
+text_enum!(WalletStatus {
+    Active,
+    Frozen,
+    Closed
+});
+text_enum!(HoldStatus {
+    Active,
+    Executed,
+    Released,
+    Cancelled,
+    Expired
+});
+text_enum!(TransactionType {
+    Deposit,
+    Withdraw,
+    ExchangeIn,
+    ExchangeOut,
+    Hold,
+    HoldExecute,
+    HoldRelease
+});
+text_enum!(ReleaseCause {
+    Release,
+    Cancel,
+    Expiry
+});
+
+/// The balance of one currency in a wallet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalletItem {
+    pub currency: CurrencyCode,
+    pub balance: Decimal,
+    pub held: Decimal,
+}
+
+impl WalletItem {
+    /// `balance - held`.
+    pub fn available(&self) -> Decimal {
+        self.balance - self.held
+    }
+}
+
+/// Money put aside in escrow; executed (paid out) or released later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Hold {
+    pub id: Uuid,
+    pub wallet_id: Uuid,
+    pub currency: CurrencyCode,
+    pub original_amount: Decimal,
+    pub remaining_amount: Decimal,
+    pub executed_amount: Decimal,
+    pub released_amount: Decimal,
+    pub status: HoldStatus,
+    pub reference_type: String,
+    pub reference_id: Uuid,
+    pub description: Option<String>,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One immutable line of the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WalletTransaction {
+    pub id: Uuid,
+    pub wallet_id: Uuid,
+    /// Position in the wallet's log, from 1, without gaps.
+    pub sequence: u64,
+    #[serde(rename = "type")]
+    pub transaction_type: TransactionType,
+    pub currency: CurrencyCode,
+    /// Signed change of the balance.
+    pub amount: Decimal,
+    /// Signed change of the held amount.
+    pub held_change: Decimal,
+    pub balance_after: Decimal,
+    pub held_after: Decimal,
+    pub description: Option<String>,
+    pub reference: Option<String>,
+    pub hold_id: Option<Uuid>,
+    pub idempotency_key: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a successful command changed, for the store to persist.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WalletChanges {
+    /// New transactions, in order.
+    pub transactions: Vec<WalletTransaction>,
+    /// New events, in order.
+    pub events: Vec<DomainEvent>,
+    /// Holds created or changed, in the order first touched.
+    pub touched_holds: Vec<Uuid>,
+    /// The version the store must find before writing (the loaded version).
+    pub expected_version: u64,
+    /// Whether the wallet is new (to be inserted, not updated).
+    pub created: bool,
+}
+
+impl WalletChanges {
+    /// Whether anything changed.
+    pub fn is_empty(&self) -> bool {
+        self.transactions.is_empty() && self.events.is_empty() && self.touched_holds.is_empty()
+    }
+}
+
+/// A read-only picture of a wallet, as queries and command results show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WalletView {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub status: WalletStatus,
+    pub default_currency: CurrencyCode,
+    pub frozen_reason: Option<String>,
+    /// Every currency the wallet has touched, ordered by code.
+    pub balances: Vec<WalletItem>,
+    pub version: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The wallet aggregate.
+///
+/// It holds every item and the holds that are still `Active` (plus any ended
+/// hold the store loaded because a command names it). Transactions are not
+/// kept here: only the ones a command appends, in [`WalletChanges`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wallet {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub status: WalletStatus,
+    pub default_currency: CurrencyCode,
+    pub frozen_reason: Option<String>,
+    pub items: BTreeMap<CurrencyCode, WalletItem>,
+    pub holds: BTreeMap<Uuid, Hold>,
+    pub version: u64,
+    /// How many transactions the wallet's log has.
+    pub transaction_count: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    changes: WalletChanges,
+}
+
+impl Wallet {
+    /// Opens a new, active wallet and raises `WalletCreated`.
+    pub fn open(
+        user_id: Uuid,
+        default_currency: CurrencyCode,
+        ctx: &Ctx<'_>,
+    ) -> Result<Self, WalletError> {
+        ctx.policy.currencies.get(default_currency)?;
+        let mut wallet = Wallet {
+            id: ctx.new_id(),
+            user_id,
+            status: WalletStatus::Active,
+            default_currency,
+            frozen_reason: None,
+            items: BTreeMap::new(),
+            holds: BTreeMap::new(),
+            version: 0,
+            transaction_count: 0,
+            created_at: ctx.now,
+            updated_at: ctx.now,
+            changes: WalletChanges {
+                created: true,
+                ..WalletChanges::default()
+            },
+        };
+        let wallet_id = wallet.id;
+        wallet.raise(
+            ctx,
+            EventData::WalletCreated {
+                wallet_id,
+                default_currency,
+            },
+        );
+        Ok(wallet)
+    }
+
+    /// Rebuilds a wallet from stored state, with no pending changes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore(
+        id: Uuid,
+        user_id: Uuid,
+        status: WalletStatus,
+        default_currency: CurrencyCode,
+        frozen_reason: Option<String>,
+        items: Vec<WalletItem>,
+        holds: Vec<Hold>,
+        version: u64,
+        transaction_count: u64,
+        created_at: DateTime<Utc>,
+        updated_at: DateTime<Utc>,
+    ) -> Self {
+        Wallet {
+            id,
+            user_id,
+            status,
+            default_currency,
+            frozen_reason,
+            items: items.into_iter().map(|i| (i.currency, i)).collect(),
+            holds: holds.into_iter().map(|h| (h.id, h)).collect(),
+            version,
+            transaction_count,
+            created_at,
+            updated_at,
+            changes: WalletChanges {
+                expected_version: version,
+                ..WalletChanges::default()
+            },
+        }
+    }
+
+    /// The changes made since the wallet was loaded or opened.
+    pub fn changes(&self) -> &WalletChanges {
+        &self.changes
+    }
+
+    /// Takes the changes out, leaving the wallet clean at its new version.
+    pub fn take_changes(&mut self) -> WalletChanges {
+        let fresh = WalletChanges {
+            expected_version: self.version,
+            ..WalletChanges::default()
+        };
+        std::mem::replace(&mut self.changes, fresh)
+    }
+
+    /// The read-only picture of this wallet.
+    pub fn view(&self) -> WalletView {
+        WalletView {
+            id: self.id,
+            user_id: self.user_id,
+            status: self.status,
+            default_currency: self.default_currency,
+            frozen_reason: self.frozen_reason.clone(),
+            balances: self.items.values().cloned().collect(),
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+
+    /// The item of a currency, if the wallet has touched it.
+    pub fn item(&self, currency: CurrencyCode) -> Option<&WalletItem> {
+        self.items.get(&currency)
+    }
+
+    /// Money available in a currency (zero when untouched).
+    pub fn available(&self, currency: CurrencyCode) -> Decimal {
+        self.items
+            .get(&currency)
+            .map_or(Decimal::ZERO, WalletItem::available)
+    }
+
+    /// A hold the aggregate has loaded.
+    pub fn find_hold(&self, hold_id: Uuid) -> Option<&Hold> {
+        self.holds.get(&hold_id)
+    }
+
+    // ---- status table -------------------------------------------------
+
+    fn ensure_not_closed(&self) -> Result<(), WalletError> {
+        if self.status == WalletStatus::Closed {
+            return Err(WalletError::WalletClosed);
+        }
+        Ok(())
+    }
+
+    fn ensure_active(&self) -> Result<(), WalletError> {
+        match self.status {
+            WalletStatus::Active => Ok(()),
+            WalletStatus::Frozen => Err(WalletError::WalletFrozen),
+            WalletStatus::Closed => Err(WalletError::WalletClosed),
+        }
+    }
+
+    // ---- operations ----------------------------------------------------
+
+    /// Releases every active hold whose `expires_at` has passed, writing a
+    /// `HoldRelease` transaction and an `EscrowReleased` event for each.
+    /// Returns how many holds expired. Every command runs this first.
+    pub fn expire_overdue_holds(&mut self, ctx: &Ctx<'_>) -> Result<usize, WalletError> {
+        let overdue: Vec<Uuid> = self
+            .holds
+            .values()
+            .filter(|h| h.status == HoldStatus::Active && h.expires_at <= ctx.now)
+            .map(|h| h.id)
+            .collect();
+        for hold_id in &overdue {
+            self.finish_release(*hold_id, None, ReleaseCause::Expiry, ctx)?;
+        }
+        Ok(overdue.len())
+    }
+
+    /// The earliest `expires_at` among active holds.
+    pub fn next_hold_expiry(&self) -> Option<DateTime<Utc>> {
+        self.holds
+            .values()
+            .filter(|h| h.status == HoldStatus::Active)
+            .map(|h| h.expires_at)
+            .min()
+    }
+
+    /// Adds money. Allowed while active or frozen.
+    pub fn deposit(
+        &mut self,
+        money: Money,
+        description: Option<String>,
+        reference: Option<String>,
+        ctx: &Ctx<'_>,
+    ) -> Result<WalletTransaction, WalletError> {
+        self.ensure_not_closed()?;
+        let description = bounded_text("description", description, DESCRIPTION_LENGTH_MAX)?;
+        let reference = bounded_text("reference", reference, REFERENCE_LENGTH_MAX)?;
+        let currency = money.currency();
+        let (balance, held) = self.balance_and_held(currency, ctx);
+        let balance_after = add_within_limit(balance, money.amount())?;
+        let transaction = self.append(
+            TransactionType::Deposit,
+            currency,
+            money.amount(),
+            Decimal::ZERO,
+            (balance_after, held),
+            (description, reference, None),
+            ctx,
+        );
+        self.raise_balance_changed(&transaction, ctx);
+        Ok(transaction)
+    }
+
+    /// Takes money out of the available balance. Active wallets only.
+    pub fn withdraw(
+        &mut self,
+        money: Money,
+        description: Option<String>,
+        reference: Option<String>,
+        ctx: &Ctx<'_>,
+    ) -> Result<WalletTransaction, WalletError> {
+        self.ensure_active()?;
+        let description = bounded_text("description", description, DESCRIPTION_LENGTH_MAX)?;
+        let reference = bounded_text("reference", reference, REFERENCE_LENGTH_MAX)?;
+        let currency = money.currency();
+        let (balance, held) = self.balance_and_held(currency, ctx);
+        if balance - held < money.amount() {
+            return Err(WalletError::InsufficientFunds);
+        }
+        let transaction = self.append(
+            TransactionType::Withdraw,
+            currency,
+            -money.amount(),
+            Decimal::ZERO,
+            (balance - money.amount(), held),
+            (description, reference, None),
+            ctx,
+        );
+        self.raise_balance_changed(&transaction, ctx);
+        Ok(transaction)
+    }
+
+    /// Converts `money` into `to`, rounding down. Debits exactly the amount
+    /// given, credits the conversion; both legs in one step.
+    pub fn exchange(
+        &mut self,
+        money: Money,
+        to: CurrencyCode,
+        ctx: &Ctx<'_>,
+    ) -> Result<Exchange, WalletError> {
+        let from = money.currency();
+        if from == to {
+            return Err(WalletError::SameCurrency);
+        }
+        ctx.policy.currencies.get(to)?;
+        self.ensure_active()?;
+        let (from_balance, from_held) = self.balance_and_held(from, ctx);
+        if from_balance - from_held < money.amount() {
+            return Err(WalletError::InsufficientFunds);
+        }
+        let to_amount = ctx.policy.currencies.convert(money, to)?;
+        if to_amount.is_zero() {
+            return Err(WalletError::AmountTooSmall);
+        }
+        let rate = ctx.policy.currencies.rate(from, to)?;
+        let (to_balance, to_held) = self.balance_and_held(to, ctx);
+        let to_balance_after = add_within_limit(to_balance, to_amount)?;
+        let description = Some(format!("exchange {from} to {to} at {rate}"));
+        let out = self.append(
+            TransactionType::ExchangeOut,
+            from,
+            -money.amount(),
+            Decimal::ZERO,
+            (from_balance - money.amount(), from_held),
+            (description.clone(), None, None),
+            ctx,
+        );
+        let into = self.append(
+            TransactionType::ExchangeIn,
+            to,
+            to_amount,
+            Decimal::ZERO,
+            (to_balance_after, to_held),
+            (description, None, None),
+            ctx,
+        );
+        self.raise(
+            ctx,
+            EventData::WalletExchanged {
+                from_currency: from,
+                to_currency: to,
+                from_amount: money.amount(),
+                to_amount,
+                rate,
+            },
+        );
+        Ok(Exchange {
+            from_amount: money.amount(),
+            to_amount,
+            rate,
+            transactions: [out, into],
+        })
+    }
+
+    /// Puts money in escrow. `expires_at` defaults to the policy's default
+    /// lifetime; it must be in the future and within the maximum lifetime.
+    pub fn hold(&mut self, request: HoldRequest, ctx: &Ctx<'_>) -> Result<Hold, WalletError> {
+        self.ensure_active()?;
+        let reference_type = required_text(
+            "referenceType",
+            request.reference_type,
+            REFERENCE_TYPE_LENGTH_MAX,
+        )?;
+        let description = bounded_text("description", request.description, DESCRIPTION_LENGTH_MAX)?;
+        let expires_at = match request.expires_at {
+            None => ctx.now + ctx.policy.hold_lifetime_default,
+            Some(at) if at <= ctx.now => {
+                return Err(WalletError::Validation(
+                    "expiresAt must be in the future".into(),
+                ))
+            }
+            Some(at) if at > ctx.now + ctx.policy.hold_lifetime_max => {
+                return Err(WalletError::Validation(
+                    "expiresAt is beyond the maximum hold lifetime".into(),
+                ))
+            }
+            Some(at) => crate::context::truncate_to_micros(at),
+        };
+        let money = request.money;
+        let currency = money.currency();
+        let (balance, held) = self.balance_and_held(currency, ctx);
+        if balance - held < money.amount() {
+            return Err(WalletError::InsufficientFunds);
+        }
+        let zero = ctx.policy.currencies.zero(currency);
+        let hold = Hold {
+            id: ctx.new_id(),
+            wallet_id: self.id,
+            currency,
+            original_amount: money.amount(),
+            remaining_amount: money.amount(),
+            executed_amount: zero,
+            released_amount: zero,
+            status: HoldStatus::Active,
+            reference_type: reference_type.clone(),
+            reference_id: request.reference_id,
+            description: description.clone(),
+            expires_at,
+            created_at: ctx.now,
+            updated_at: ctx.now,
+        };
+        let hold_id = hold.id;
+        self.holds.insert(hold_id, hold.clone());
+        self.touch_hold(hold_id);
+        self.append(
+            TransactionType::Hold,
+            currency,
+            Decimal::ZERO,
+            money.amount(),
+            (balance, held + money.amount()),
+            (description, None, Some(hold_id)),
+            ctx,
+        );
+        self.raise(
+            ctx,
+            EventData::EscrowHeld {
+                hold_id,
+                currency,
+                amount: money.amount(),
+                reference_type,
+                reference_id: request.reference_id,
+                expires_at,
+            },
+        );
+        Ok(hold)
+    }
+
+    /// Pays out part or all (the default) of what a hold has left.
+    pub fn execute_hold(
+        &mut self,
+        hold_id: Uuid,
+        amount: Option<Decimal>,
+        reference: Option<String>,
+        ctx: &Ctx<'_>,
+    ) -> Result<Hold, WalletError> {
+        self.ensure_active()?;
+        let reference = bounded_text("reference", reference, REFERENCE_LENGTH_MAX)?;
+        let amount = self.settlement_amount(hold_id, amount, ctx)?;
+        let hold = self
+            .holds
+            .get_mut(&hold_id)
+            .ok_or(WalletError::HoldNotFound)?;
+        hold.remaining_amount -= amount;
+        hold.executed_amount += amount;
+        hold.updated_at = ctx.now;
+        if hold.remaining_amount.is_zero() {
+            hold.status = HoldStatus::Executed;
+        }
+        let (currency, remaining, snapshot) = (hold.currency, hold.remaining_amount, hold.clone());
+        self.touch_hold(hold_id);
+        let (balance, held) = self.balance_and_held(currency, ctx);
+        let transaction = self.append(
+            TransactionType::HoldExecute,
+            currency,
+            -amount,
+            -amount,
+            (balance - amount, held - amount),
+            (None, reference, Some(hold_id)),
+            ctx,
+        );
+        self.raise_balance_changed(&transaction, ctx);
+        self.raise(
+            ctx,
+            EventData::EscrowExecuted {
+                hold_id,
+                currency,
+                amount,
+                remaining,
+            },
+        );
+        Ok(snapshot)
+    }
+
+    /// Gives part or all (the default) of a hold back to available.
+    pub fn release_hold(
+        &mut self,
+        hold_id: Uuid,
+        amount: Option<Decimal>,
+        ctx: &Ctx<'_>,
+    ) -> Result<Hold, WalletError> {
+        self.ensure_not_closed()?;
+        let amount = self.settlement_amount(hold_id, amount, ctx)?;
+        self.finish_release(hold_id, Some(amount), ReleaseCause::Release, ctx)
+    }
+
+    /// Releases all that remains of a hold and marks it `Cancelled`.
+    pub fn cancel_hold(&mut self, hold_id: Uuid, ctx: &Ctx<'_>) -> Result<Hold, WalletError> {
+        self.ensure_not_closed()?;
+        self.settlement_amount(hold_id, None, ctx)?;
+        self.finish_release(hold_id, None, ReleaseCause::Cancel, ctx)
+    }
+
+    /// Freezes an active wallet.
+    pub fn freeze(&mut self, reason: String, ctx: &Ctx<'_>) -> Result<(), WalletError> {
+        self.ensure_active()?;
+        let reason = required_text("reason", reason, REASON_LENGTH_MAX)?;
+        self.status = WalletStatus::Frozen;
+        self.frozen_reason = Some(reason.clone());
+        self.raise(ctx, EventData::WalletFrozen { reason });
+        Ok(())
+    }
+
+    /// Unfreezes a frozen wallet.
+    pub fn unfreeze(&mut self, ctx: &Ctx<'_>) -> Result<(), WalletError> {
+        self.ensure_not_closed()?;
+        if self.status != WalletStatus::Frozen {
+            return Err(WalletError::WalletNotFrozen);
+        }
+        self.status = WalletStatus::Active;
+        self.frozen_reason = None;
+        self.raise(ctx, EventData::WalletUnfrozen {});
+        Ok(())
+    }
+
+    /// Closes a wallet whose every balance is zero and that has no active hold.
+    pub fn close(&mut self, ctx: &Ctx<'_>) -> Result<(), WalletError> {
+        self.ensure_not_closed()?;
+        let has_money = self
+            .items
+            .values()
+            .any(|i| !i.balance.is_zero() || !i.held.is_zero());
+        let has_hold = self.holds.values().any(|h| h.status == HoldStatus::Active);
+        if has_money || has_hold {
+            return Err(WalletError::WalletNotEmpty);
+        }
+        self.status = WalletStatus::Closed;
+        self.raise(ctx, EventData::WalletClosed {});
+        Ok(())
+    }
+
+    // ---- helpers ---------------------------------------------------------
+
+    /// Validates the amount of an execute or release: the hold exists and is
+    /// active (checked before any amount), the amount is a valid amount of
+    /// the hold's currency, and at most what remains. `None` means all.
+    fn settlement_amount(
+        &self,
+        hold_id: Uuid,
+        amount: Option<Decimal>,
+        ctx: &Ctx<'_>,
+    ) -> Result<Decimal, WalletError> {
+        let hold = self.holds.get(&hold_id).ok_or(WalletError::HoldNotFound)?;
+        if hold.status != HoldStatus::Active {
+            return Err(WalletError::HoldNotActive);
+        }
+        let amount = match amount {
+            None => hold.remaining_amount,
+            Some(value) => ctx.policy.currencies.money(value, hold.currency)?.amount(),
+        };
+        if amount > hold.remaining_amount {
+            return Err(WalletError::AmountExceedsHold);
+        }
+        Ok(amount)
+    }
+
+    /// Moves `amount` (default: all remaining) of a hold back to available.
+    /// The caller has checked the hold is active and the amount fits.
+    fn finish_release(
+        &mut self,
+        hold_id: Uuid,
+        amount: Option<Decimal>,
+        cause: ReleaseCause,
+        ctx: &Ctx<'_>,
+    ) -> Result<Hold, WalletError> {
+        let hold = self
+            .holds
+            .get_mut(&hold_id)
+            .ok_or(WalletError::HoldNotFound)?;
+        let amount = amount.unwrap_or(hold.remaining_amount);
+        hold.remaining_amount -= amount;
+        hold.released_amount += amount;
+        hold.updated_at = ctx.now;
+        if hold.remaining_amount.is_zero() {
+            hold.status = match cause {
+                ReleaseCause::Release => HoldStatus::Released,
+                ReleaseCause::Cancel => HoldStatus::Cancelled,
+                ReleaseCause::Expiry => HoldStatus::Expired,
+            };
+        }
+        let (currency, remaining, snapshot) = (hold.currency, hold.remaining_amount, hold.clone());
+        self.touch_hold(hold_id);
+        let (balance, held) = self.balance_and_held(currency, ctx);
+        let description = Some(
+            match cause {
+                ReleaseCause::Release => "hold released",
+                ReleaseCause::Cancel => "hold cancelled",
+                ReleaseCause::Expiry => "hold expired",
+            }
+            .to_string(),
+        );
+        self.append(
+            TransactionType::HoldRelease,
+            currency,
+            Decimal::ZERO,
+            -amount,
+            (balance, held - amount),
+            (description, None, Some(hold_id)),
+            ctx,
+        );
+        self.raise(
+            ctx,
+            EventData::EscrowReleased {
+                hold_id,
+                currency,
+                amount,
+                remaining,
+                cause,
+            },
+        );
+        Ok(snapshot)
+    }
+
+    /// Balance and held of a currency, zero (in the currency's scale) when the
+    /// wallet has not touched it yet.
+    fn balance_and_held(&self, currency: CurrencyCode, ctx: &Ctx<'_>) -> (Decimal, Decimal) {
+        match self.items.get(&currency) {
+            Some(item) => (item.balance, item.held),
+            None => {
+                let zero = ctx.policy.currencies.zero(currency);
+                (zero, zero)
+            }
+        }
+    }
+
+    /// Appends a transaction and sets the item to the given after-values.
+    #[allow(clippy::too_many_arguments)]
+    fn append(
+        &mut self,
+        transaction_type: TransactionType,
+        currency: CurrencyCode,
+        amount: Decimal,
+        held_change: Decimal,
+        (balance_after, held_after): (Decimal, Decimal),
+        (description, reference, hold_id): (Option<String>, Option<String>, Option<Uuid>),
+        ctx: &Ctx<'_>,
+    ) -> WalletTransaction {
+        self.begin_change(ctx);
+        self.items.insert(
+            currency,
+            WalletItem {
+                currency,
+                balance: balance_after,
+                held: held_after,
+            },
+        );
+        self.transaction_count += 1;
+        let transaction = WalletTransaction {
+            id: ctx.new_id(),
+            wallet_id: self.id,
+            sequence: self.transaction_count,
+            transaction_type,
+            currency,
+            amount,
+            held_change,
+            balance_after,
+            held_after,
+            description,
+            reference,
+            hold_id,
+            idempotency_key: ctx.idempotency_key.map(str::to_owned),
+            created_at: ctx.now,
+        };
+        self.changes.transactions.push(transaction.clone());
+        transaction
+    }
+
+    fn touch_hold(&mut self, hold_id: Uuid) {
+        if !self.changes.touched_holds.contains(&hold_id) {
+            self.changes.touched_holds.push(hold_id);
+        }
+    }
+
+    /// Bumps the version once per command (the first change of a clean
+    /// aggregate) and stamps `updated_at`.
+    fn begin_change(&mut self, ctx: &Ctx<'_>) {
+        if self.changes.transactions.is_empty() && self.changes.events.is_empty() {
+            self.version += 1;
+        }
+        self.updated_at = ctx.now;
+    }
+
+    fn raise(&mut self, ctx: &Ctx<'_>, data: EventData) {
+        self.begin_change(ctx);
+        self.changes.events.push(DomainEvent {
+            id: ctx.new_id(),
+            aggregate_id: self.id,
+            aggregate_version: self.version,
+            user_id: self.user_id,
+            occurred_at: ctx.now,
+            data,
+        });
+    }
+
+    fn raise_balance_changed(&mut self, transaction: &WalletTransaction, ctx: &Ctx<'_>) {
+        self.raise(
+            ctx,
+            EventData::WalletBalanceChanged {
+                transaction_id: transaction.id,
+                transaction_type: transaction.transaction_type,
+                currency: transaction.currency,
+                amount: transaction.amount,
+                balance_after: transaction.balance_after,
+            },
+        );
+    }
+}
+
+/// The parameters of a new hold.
+#[derive(Debug, Clone)]
+pub struct HoldRequest {
+    pub money: Money,
+    pub reference_type: String,
+    pub reference_id: Uuid,
+    pub description: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// The result of an exchange.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Exchange {
+    pub from_amount: Decimal,
+    pub to_amount: Decimal,
+    pub rate: Decimal,
+    /// The `ExchangeOut` leg, then the `ExchangeIn` leg.
+    pub transactions: [WalletTransaction; 2],
+}
