@@ -40,6 +40,7 @@ pub mod points;
 pub mod query;
 pub mod service;
 pub mod store;
+pub mod testing;
 pub mod wallet;
 
 pub use access::{access_of, Access, Actor};

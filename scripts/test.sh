@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, every test (against a real
+# PostgreSQL), and a build of the fuzz targets. Sets up what it needs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+eval "$(scripts/ensure-postgres.sh)"
+echo "test.sh: DATABASE_URL=$DATABASE_URL"
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+cargo test --workspace --all-features --no-fail-fast

@@ -1,0 +1,1 @@
+//! The store contract, written once and run against every store.

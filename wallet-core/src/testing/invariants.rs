@@ -1,0 +1,1 @@
+//! Checks the numbered invariants of the domain rules on stored state.
