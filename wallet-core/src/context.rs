@@ -92,10 +92,32 @@ pub trait IdGenerator: Send + Sync + 'static {
 }
 
 /// UUID v7 from the given time plus a per-generator monotonic counter, so that
-/// ids made in the same millisecond still sort in creation order.
-#[derive(Debug, Default)]
+/// ids made in the same millisecond still sort in creation order. The
+/// remaining bits come from a fast generator (SplitMix64) seeded once from the
+/// operating system, so making an id costs no system call.
+#[derive(Debug)]
 pub struct UuidV7Generator {
-    state: Mutex<(u64, u64)>,
+    state: Mutex<V7State>,
+}
+
+#[derive(Debug)]
+struct V7State {
+    millis: u64,
+    counter: u32,
+    random: u64,
+}
+
+impl Default for UuidV7Generator {
+    fn default() -> Self {
+        let seed = Uuid::new_v4().as_u64_pair();
+        UuidV7Generator {
+            state: Mutex::new(V7State {
+                millis: 0,
+                counter: 0,
+                random: seed.0 ^ seed.1,
+            }),
+        }
+    }
 }
 
 impl UuidV7Generator {
@@ -105,28 +127,45 @@ impl UuidV7Generator {
     }
 }
 
+/// One step of SplitMix64: a fast, well-mixed 64-bit sequence.
+fn split_mix_64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 impl IdGenerator for UuidV7Generator {
     fn next_id(&self, now: DateTime<Utc>) -> Uuid {
         let millis = now.timestamp_millis().max(0) as u64;
-        let (millis, counter) = {
+        let (millis, counter, random) = {
             let mut state = match self.state.lock() {
                 Ok(guard) => guard,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            if millis > state.0 {
-                *state = (millis, 0);
+            // A clock that steps back keeps the last millisecond, so ids
+            // from this generator never go backwards.
+            if millis > state.millis {
+                state.millis = millis;
+                state.counter = 0;
             } else {
-                state.1 = state.1.wrapping_add(1);
+                state.counter = state.counter.wrapping_add(1);
             }
-            *state
+            let random = split_mix_64(&mut state.random);
+            (state.millis, state.counter, random)
         };
-        // 48 bits of time, then 74 bits made of a counter (high) and random
-        // bits from a v4 id (low), the layout of RFC 9562's method 1.
-        let random = Uuid::new_v4().as_u128();
-        let mut bytes = [0u8; 10];
-        bytes[..4].copy_from_slice(&(counter as u32).to_be_bytes());
-        bytes[4..].copy_from_slice(&random.to_be_bytes()[..6]);
-        uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid()
+        // RFC 9562 method 1: 48 bits of time, the version, 12 bits of a
+        // 30-bit counter, the variant, the other 18 counter bits, then 44
+        // random bits.
+        let counter = u128::from(counter & 0x3fff_ffff);
+        let value = (u128::from(millis & 0xffff_ffff_ffff) << 80)
+            | (0x7 << 76)
+            | ((counter >> 18) << 64)
+            | (0b10 << 62)
+            | ((counter & 0x3_ffff) << 44)
+            | u128::from(random & 0xfff_ffff_ffff);
+        Uuid::from_u128(value)
     }
 }
 
@@ -258,6 +297,14 @@ mod tests {
         let second = ids.next_id(now);
         assert!(first < second);
         assert_eq!(first.get_version_num(), 7);
+        assert_eq!(first.get_variant(), uuid::Variant::RFC4122);
+        // Monotonic across the counter bits that straddle the variant field.
+        let mut previous = second;
+        for _ in 0..300_000 {
+            let next = ids.next_id(now);
+            assert!(previous < next);
+            previous = next;
+        }
         let sequential = SequentialIdGenerator::new();
         assert!(sequential.next_id(now) < sequential.next_id(now));
     }
