@@ -54,7 +54,7 @@ pub use context::{
 };
 pub use error::WalletError;
 pub use events::{DomainEvent, EventData, StoredEvent};
-pub use memory::InMemoryStore;
+pub use memory::{InMemoryStore, StoredPointAccount, StoredWallet};
 pub use money::{Currency, CurrencyCode, CurrencyTable, Money};
 pub use points::{
     EarnRequest, LotState, PointAccount, PointAccountView, PointLot, PointTransaction,

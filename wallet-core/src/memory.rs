@@ -36,6 +36,26 @@ pub struct InMemoryStore {
     state: RwLock<State>,
 }
 
+/// A wallet as the in-memory store keeps it; see [`InMemoryStore::stored_wallet`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredWallet {
+    pub wallet: Wallet,
+    /// Every hold, in creation order.
+    pub holds: Vec<Hold>,
+    /// The full log, by sequence.
+    pub transactions: Vec<WalletTransaction>,
+}
+
+/// A point account as the in-memory store keeps it; see
+/// [`InMemoryStore::stored_point_account`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPointAccount {
+    /// The aggregate with its live lots.
+    pub account: PointAccount,
+    /// The full log, by sequence.
+    pub transactions: Vec<PointTransaction>,
+}
+
 #[derive(Default)]
 struct State {
     /// Wallet aggregates by user, holding only their active holds.
@@ -73,6 +93,52 @@ impl InMemoryStore {
         self.state
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A copy of a user's stored wallet: the aggregate (with its active
+    /// holds), every hold it ever had, oldest first, and its full log. For
+    /// tests, invariant checks and tooling; it costs the size of the history.
+    pub fn stored_wallet(&self, user_id: Uuid) -> Option<StoredWallet> {
+        let state = self.read();
+        let wallet = state.wallets.get(&user_id)?.clone();
+        let holds = state
+            .holds_by_wallet
+            .get(&wallet.id)
+            .into_iter()
+            .flatten()
+            .filter_map(|(_, id)| state.holds.get(id).cloned())
+            .collect();
+        let transactions = state
+            .transactions
+            .get(&wallet.id)
+            .cloned()
+            .unwrap_or_default();
+        Some(StoredWallet {
+            wallet,
+            holds,
+            transactions,
+        })
+    }
+
+    /// A copy of a user's stored point account (with its live lots) and its
+    /// full log, oldest first.
+    pub fn stored_point_account(&self, user_id: Uuid) -> Option<StoredPointAccount> {
+        let state = self.read();
+        let account = state.accounts.get(&user_id)?.clone();
+        let transactions = state
+            .point_transactions
+            .get(&account.id)
+            .cloned()
+            .unwrap_or_default();
+        Some(StoredPointAccount {
+            account,
+            transactions,
+        })
+    }
+
+    /// A copy of the whole outbox, in sequence order.
+    pub fn stored_events(&self) -> Vec<StoredEvent> {
+        self.read().events.clone()
     }
 }
 
