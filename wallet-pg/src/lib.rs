@@ -1,1 +1,360 @@
-//! PostgreSQL store (in progress).
+//! # wallet-pg
+//!
+//! The store traits of `wallet-core` ([`WalletStore`], [`PointStore`],
+//! [`LedgerReader`], hence [`wallet_core::Store`]) over PostgreSQL, giving
+//! exactly the results of the in-memory store.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), wallet_core::WalletError> {
+//! use wallet_core::{Policy, WalletService};
+//! use wallet_pg::{PgConfig, PgStore};
+//!
+//! let store = PgStore::connect(&PgConfig::new("postgres://postgres@127.0.0.1:5432/wallet")).await?;
+//! store.migrate().await?;
+//! let service = WalletService::new(store, Policy::default());
+//! # let _ = service;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Design, in short (the README has the long form)
+//!
+//! - **Schema**: plain numbered SQL files in `migrations/`, embedded and
+//!   applied by [`PgStore::migrate`]. Money is `NUMERIC` (exact, keeping
+//!   each currency's scale; `BIGINT` minor units cannot hold the 10^15-unit
+//!   limit of a currency with more than 3 decimals), points `BIGINT`.
+//!   Named `CHECK` constraints repeat the aggregate invariants, and a
+//!   violated one comes back as the precise domain error.
+//! - **Units of work**: one database transaction per command. The
+//!   aggregate's row is locked (`SELECT ... FOR UPDATE`), the aggregate
+//!   loaded in one more statement, the mutation run, and every change (the
+//!   row, items, holds or lots, transactions, outbox events, the
+//!   idempotency record) written in one statement. Commands on one wallet
+//!   are serialised by the row lock; commands on different wallets never
+//!   wait for each other. The three steps are public functions over a
+//!   connection ([`wallets::lock_wallet`], [`wallets::write_wallet`] and
+//!   their point twins) so that a batching writer can reuse them.
+//! - **Idempotency**: the record is looked up under the row lock and
+//!   inserted with the changes; a concurrent unit of work with the same key
+//!   waits on the row lock or on the record's unique index, then replays
+//!   the committed record.
+//! - **Outbox order**: events are inserted unnumbered and numbered by
+//!   readers under an advisory lock (see [`outbox`]), so a reader following
+//!   the sequence never misses one.
+//! - **Read replica**: with [`PgConfig::read_url`], queries go to the
+//!   replica; commands, the sweep candidates and the outbox use the primary.
+
+pub mod codec;
+pub mod error;
+pub mod idempotency;
+pub mod outbox;
+pub mod points;
+mod reader;
+pub mod testing;
+pub mod wallets;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use uuid::Uuid;
+use wallet_core::store::{PointAccountFactory, PointMutation, WalletFactory, WalletMutation};
+use wallet_core::{
+    Applied, Claim, Hold, HoldStatus, LedgerReader, Page, PageRequest, PointAccountView,
+    PointStore, PointTransaction, Statistics, StoredEvent, TransactionFilter, WalletError,
+    WalletStatus, WalletStore, WalletTransaction, WalletView,
+};
+
+use crate::error::{map_error, map_migrate_error};
+
+/// How long idempotency records must be kept at least (the API promises
+/// 24 hours); [`PgStore::purge_expired_idempotency_records`] keeps this long.
+pub const IDEMPOTENCY_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+/// The default size of each connection pool.
+pub const MAX_CONNECTIONS_DEFAULT: u32 = 10;
+/// The default wait for a free connection before a command is `Unavailable`.
+pub const ACQUIRE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
+/// The default limit on one statement, so a stuck query cannot hold a
+/// wallet's lock forever.
+pub const STATEMENT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
+
+/// Where the database is and how to use it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgConfig {
+    /// The primary: commands, sweeps and the outbox.
+    pub database_url: String,
+    /// An optional read replica for queries (wallets, histories, holds,
+    /// points, listings, statistics). Replicas lag: a query may not yet
+    /// show a command that just returned.
+    pub read_url: Option<String>,
+    /// Connections per pool.
+    pub max_connections: u32,
+    /// Connections each pool keeps open when idle.
+    pub min_connections: u32,
+    /// The wait for a free connection before an operation is `Unavailable`.
+    pub acquire_timeout: Duration,
+    /// The longest a statement may run (`statement_timeout`); `None` for
+    /// the server's setting.
+    pub statement_timeout: Option<Duration>,
+    /// Idle connections above `min_connections` are closed after this long.
+    pub idle_timeout: Option<Duration>,
+    /// The `application_name` the connections report to the server.
+    pub application_name: String,
+}
+
+impl PgConfig {
+    /// A configuration with the defaults and no replica.
+    pub fn new(database_url: impl Into<String>) -> Self {
+        PgConfig {
+            database_url: database_url.into(),
+            read_url: None,
+            max_connections: MAX_CONNECTIONS_DEFAULT,
+            min_connections: 0,
+            acquire_timeout: ACQUIRE_TIMEOUT_DEFAULT,
+            statement_timeout: Some(STATEMENT_TIMEOUT_DEFAULT),
+            idle_timeout: Some(Duration::from_secs(600)),
+            application_name: "wallet-pg".to_owned(),
+        }
+    }
+
+    fn pool_options(&self) -> PgPoolOptions {
+        PgPoolOptions::new()
+            .max_connections(self.max_connections.max(1))
+            .min_connections(self.min_connections.min(self.max_connections))
+            .acquire_timeout(self.acquire_timeout)
+            .idle_timeout(self.idle_timeout)
+            // A connection the server dropped (restart, terminated backend)
+            // is found out before it is handed to a command.
+            .test_before_acquire(true)
+    }
+
+    fn connect_options(&self, url: &str) -> Result<PgConnectOptions, WalletError> {
+        let mut options: PgConnectOptions = url
+            .parse()
+            .map_err(|_| WalletError::Validation("the database URL does not parse".into()))?;
+        options = options.application_name(&self.application_name);
+        if let Some(timeout) = self.statement_timeout {
+            let millis = timeout.as_millis().max(1).to_string();
+            options = options.options([("statement_timeout", millis)]);
+        }
+        Ok(options)
+    }
+}
+
+/// The PostgreSQL store. Cheap to clone: clones share the pools.
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    primary: PgPool,
+    replica: Option<PgPool>,
+}
+
+impl PgStore {
+    /// Connects the pools (one connection each, at once, so that a wrong
+    /// address fails here): `Unavailable` if the server does not answer,
+    /// `Validation` if the URL does not parse.
+    pub async fn connect(config: &PgConfig) -> Result<Self, WalletError> {
+        let primary = config
+            .pool_options()
+            .connect_with(config.connect_options(&config.database_url)?)
+            .await
+            .map_err(map_error)?;
+        let replica = match &config.read_url {
+            Some(url) => Some(
+                config
+                    .pool_options()
+                    .connect_with(config.connect_options(url)?)
+                    .await
+                    .map_err(map_error)?,
+            ),
+            None => None,
+        };
+        Ok(PgStore { primary, replica })
+    }
+
+    /// A store over existing pools (the replica optional).
+    pub fn from_pools(primary: PgPool, replica: Option<PgPool>) -> Self {
+        PgStore { primary, replica }
+    }
+
+    /// Applies the migrations that are not applied yet. Idempotent, and
+    /// safe to run from several processes at once (the migrator holds an
+    /// advisory lock while it works).
+    pub async fn migrate(&self) -> Result<(), WalletError> {
+        MIGRATOR.run(&self.primary).await.map_err(map_migrate_error)
+    }
+
+    /// Deletes the idempotency records created before `older_than` and
+    /// returns how many. Callers keep at least [`IDEMPOTENCY_RETENTION`].
+    pub async fn purge_idempotency_records(
+        &self,
+        older_than: DateTime<Utc>,
+    ) -> Result<u64, WalletError> {
+        idempotency::purge(&self.primary, older_than).await
+    }
+
+    /// Deletes the idempotency records older than [`IDEMPOTENCY_RETENTION`]
+    /// at `now`.
+    pub async fn purge_expired_idempotency_records(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<u64, WalletError> {
+        let retention = chrono::Duration::from_std(IDEMPOTENCY_RETENTION)
+            .map_err(|_| WalletError::Internal("retention out of range".into()))?;
+        self.purge_idempotency_records(now - retention).await
+    }
+
+    /// The primary pool (commands, sweeps, the outbox).
+    pub fn pool(&self) -> &PgPool {
+        &self.primary
+    }
+
+    /// The pool queries use: the replica when configured, else the primary.
+    pub fn read_pool(&self) -> &PgPool {
+        self.replica.as_ref().unwrap_or(&self.primary)
+    }
+
+    /// Closes the pools, waiting for connections in use to come back.
+    pub async fn close(&self) {
+        self.primary.close().await;
+        if let Some(replica) = &self.replica {
+            replica.close().await;
+        }
+    }
+}
+
+/// The embedded migrations of `migrations/`.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+impl WalletStore for PgStore {
+    async fn create_wallet(
+        &self,
+        user_id: Uuid,
+        claim: Option<Claim>,
+        factory: WalletFactory,
+    ) -> Result<Applied, WalletError> {
+        self.create_wallet_unit(user_id, claim, factory).await
+    }
+
+    async fn update_wallet(
+        &self,
+        user_id: Uuid,
+        hold_id: Option<Uuid>,
+        claim: Option<Claim>,
+        mutation: WalletMutation,
+    ) -> Result<Applied, WalletError> {
+        self.update_wallet_unit(user_id, hold_id, claim, mutation)
+            .await
+    }
+
+    /// Candidates come from the primary. Several sweepers may get the same
+    /// user: each expiry runs in `update_wallet` under the wallet's row
+    /// lock, and the second finds nothing due and writes nothing.
+    async fn users_with_overdue_holds(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, WalletError> {
+        reader::users_with_overdue_holds(&self.primary, now, limit).await
+    }
+}
+
+impl PointStore for PgStore {
+    async fn create_point_account(
+        &self,
+        user_id: Uuid,
+        claim: Option<Claim>,
+        factory: PointAccountFactory,
+    ) -> Result<Applied, WalletError> {
+        self.create_point_account_unit(user_id, claim, factory)
+            .await
+    }
+
+    async fn update_point_account(
+        &self,
+        user_id: Uuid,
+        lot_id: Option<Uuid>,
+        claim: Option<Claim>,
+        mutation: PointMutation,
+    ) -> Result<Applied, WalletError> {
+        self.update_point_account_unit(user_id, lot_id, claim, mutation)
+            .await
+    }
+
+    async fn users_with_overdue_lots(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, WalletError> {
+        reader::users_with_overdue_lots(&self.primary, now, limit).await
+    }
+}
+
+impl LedgerReader for PgStore {
+    async fn wallet(&self, user_id: Uuid) -> Result<Option<WalletView>, WalletError> {
+        reader::wallet(self.read_pool(), user_id).await
+    }
+
+    async fn transactions(
+        &self,
+        user_id: Uuid,
+        filter: TransactionFilter,
+        page: PageRequest,
+    ) -> Result<Page<WalletTransaction>, WalletError> {
+        reader::transactions(self.read_pool(), user_id, filter, page).await
+    }
+
+    async fn holds(
+        &self,
+        user_id: Uuid,
+        status: Option<HoldStatus>,
+        page: PageRequest,
+    ) -> Result<Page<Hold>, WalletError> {
+        reader::holds(self.read_pool(), user_id, status, page).await
+    }
+
+    async fn hold(&self, user_id: Uuid, hold_id: Uuid) -> Result<Option<Hold>, WalletError> {
+        reader::hold(self.read_pool(), user_id, hold_id).await
+    }
+
+    async fn point_account(&self, user_id: Uuid) -> Result<Option<PointAccountView>, WalletError> {
+        reader::point_account(self.read_pool(), user_id).await
+    }
+
+    async fn point_transactions(
+        &self,
+        user_id: Uuid,
+        page: PageRequest,
+    ) -> Result<Page<PointTransaction>, WalletError> {
+        reader::point_transactions(self.read_pool(), user_id, page).await
+    }
+
+    async fn wallets(
+        &self,
+        status: Option<WalletStatus>,
+        page: PageRequest,
+    ) -> Result<Page<WalletView>, WalletError> {
+        reader::wallets(self.read_pool(), status, page).await
+    }
+
+    async fn statistics(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Statistics, WalletError> {
+        reader::statistics(self.read_pool(), from, to).await
+    }
+
+    /// Always from the primary: the sequencer writes (see [`outbox`]).
+    async fn events(&self, after: u64, limit: u32) -> Result<Vec<StoredEvent>, WalletError> {
+        outbox::read_events(&self.primary, after, limit).await
+    }
+
+    async fn ping(&self) -> Result<(), WalletError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.primary)
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,210 @@
+//! Conversions between rows and domain values, checked both ways: stored
+//! data that does not parse is an `Internal` error, never a panic.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use sqlx::postgres::PgRow;
+use sqlx::Row;
+use uuid::Uuid;
+use wallet_core::{
+    CurrencyCode, Decimal, Hold, PointTransaction, PointTransactionType, TransactionType, Wallet,
+    WalletError, WalletItem, WalletStatus, WalletTransaction, WalletView,
+};
+
+use crate::error::map_error;
+
+/// A stored value that does not parse.
+pub(crate) fn corrupt(what: &str) -> WalletError {
+    WalletError::Internal(format!("stored {what} does not parse"))
+}
+
+/// A column of a row.
+pub(crate) fn column<'r, T>(row: &'r PgRow, name: &str) -> Result<T, WalletError>
+where
+    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    row.try_get(name).map_err(map_error)
+}
+
+/// A non-negative `bigint` as `u64`.
+pub(crate) fn unsigned(value: i64, what: &str) -> Result<u64, WalletError> {
+    u64::try_from(value).map_err(|_| corrupt(what))
+}
+
+/// A `u64` as a `bigint`, for counters and versions (never near the limit).
+pub(crate) fn signed(value: u64, what: &str) -> Result<i64, WalletError> {
+    i64::try_from(value).map_err(|_| WalletError::Internal(format!("{what} is out of range")))
+}
+
+/// A `u64` bound from outside (a cursor, an events position), saturated to
+/// the `bigint` range: no stored sequence comes near it.
+pub(crate) fn saturate(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn currency(text: &str) -> Result<CurrencyCode, WalletError> {
+    CurrencyCode::parse(text).map_err(|_| corrupt("currency"))
+}
+
+pub(crate) fn parse<T: FromStr>(text: &str, what: &str) -> Result<T, WalletError> {
+    text.parse().map_err(|_| corrupt(what))
+}
+
+/// A JSON document built by the database (`json_agg`) as domain values.
+pub(crate) fn from_json<T: DeserializeOwned>(
+    value: serde_json::Value,
+    what: &str,
+) -> Result<T, WalletError> {
+    serde_json::from_value(value)
+        .map_err(|error| WalletError::Internal(format!("stored {what} does not parse: {error}")))
+}
+
+/// The columns of a wallet row, in the order [`wallet_from_row`] reads them.
+pub(crate) const WALLET_COLUMNS: &str = "w.id, w.user_id, w.status, w.default_currency, \
+     w.frozen_reason, w.version, w.transaction_count, w.created_at, w.updated_at";
+
+/// The wallet's items as a JSON array (amounts as text, so they keep their scale).
+pub(crate) const WALLET_ITEMS_JSON: &str = "coalesce((SELECT json_agg(json_build_object(\
+     'currency', i.currency, 'balance', i.balance::text, 'held', i.held::text)) \
+     FROM wallet_items i WHERE i.wallet_id = w.id), '[]'::json) AS items";
+
+/// A hold as a JSON object in the shape of [`Hold`] (amounts as text).
+pub(crate) const HOLD_JSON: &str = "json_build_object(\
+     'id', h.id, 'walletId', h.wallet_id, 'currency', h.currency, \
+     'originalAmount', h.original_amount::text, 'remainingAmount', h.remaining_amount::text, \
+     'executedAmount', h.executed_amount::text, 'releasedAmount', h.released_amount::text, \
+     'status', h.status, 'referenceType', h.reference_type, 'referenceId', h.reference_id, \
+     'description', h.description, 'expiresAt', h.expires_at, 'createdAt', h.created_at, \
+     'updatedAt', h.updated_at)";
+
+/// A wallet (without holds) from a row of [`WALLET_COLUMNS`], with the
+/// items of `items` (a JSON array) and the given holds.
+pub(crate) fn wallet_from_row(
+    row: &PgRow,
+    items: Vec<WalletItem>,
+    holds: Vec<Hold>,
+) -> Result<Wallet, WalletError> {
+    let status: String = column(row, "status")?;
+    let default_currency: String = column(row, "default_currency")?;
+    Ok(Wallet::restore(
+        column(row, "id")?,
+        column(row, "user_id")?,
+        parse::<WalletStatus>(&status, "wallet status")?,
+        currency(&default_currency)?,
+        column(row, "frozen_reason")?,
+        items,
+        holds,
+        unsigned(column(row, "version")?, "wallet version")?,
+        unsigned(column(row, "transaction_count")?, "transaction count")?,
+        column(row, "created_at")?,
+        column(row, "updated_at")?,
+    ))
+}
+
+/// A wallet view from a row of [`WALLET_COLUMNS`] plus [`WALLET_ITEMS_JSON`].
+pub(crate) fn wallet_view_from_row(row: &PgRow) -> Result<WalletView, WalletError> {
+    let items: Vec<WalletItem> = from_json(column(row, "items")?, "wallet items")?;
+    Ok(wallet_from_row(row, items, Vec::new())?.view())
+}
+
+/// The columns of a hold row, in the order [`hold_from_row`] reads them.
+pub(crate) const HOLD_COLUMNS: &str = "h.id, h.wallet_id, h.currency, h.original_amount, \
+     h.remaining_amount, h.executed_amount, h.released_amount, h.status, h.reference_type, \
+     h.reference_id, h.description, h.expires_at, h.created_at, h.updated_at";
+
+pub(crate) fn hold_from_row(row: &PgRow) -> Result<Hold, WalletError> {
+    let code: String = column(row, "currency")?;
+    let status: String = column(row, "status")?;
+    Ok(Hold {
+        id: column(row, "id")?,
+        wallet_id: column(row, "wallet_id")?,
+        currency: currency(&code)?,
+        original_amount: column(row, "original_amount")?,
+        remaining_amount: column(row, "remaining_amount")?,
+        executed_amount: column(row, "executed_amount")?,
+        released_amount: column(row, "released_amount")?,
+        status: parse(&status, "hold status")?,
+        reference_type: column(row, "reference_type")?,
+        reference_id: column(row, "reference_id")?,
+        description: column(row, "description")?,
+        expires_at: column(row, "expires_at")?,
+        created_at: column(row, "created_at")?,
+        updated_at: column(row, "updated_at")?,
+    })
+}
+
+/// The columns of a wallet transaction row.
+pub(crate) const TRANSACTION_COLUMNS: &str = "t.id, t.wallet_id, t.sequence, \
+     t.transaction_type, t.currency, t.amount, t.held_change, t.balance_after, t.held_after, \
+     t.description, t.reference, t.hold_id, t.idempotency_key, t.created_at";
+
+pub(crate) fn transaction_from_row(row: &PgRow) -> Result<WalletTransaction, WalletError> {
+    let code: String = column(row, "currency")?;
+    let kind: String = column(row, "transaction_type")?;
+    Ok(WalletTransaction {
+        id: column(row, "id")?,
+        wallet_id: column(row, "wallet_id")?,
+        sequence: unsigned(column(row, "sequence")?, "transaction sequence")?,
+        transaction_type: parse::<TransactionType>(&kind, "transaction type")?,
+        currency: currency(&code)?,
+        amount: column::<Decimal>(row, "amount")?,
+        held_change: column(row, "held_change")?,
+        balance_after: column(row, "balance_after")?,
+        held_after: column(row, "held_after")?,
+        description: column(row, "description")?,
+        reference: column(row, "reference")?,
+        hold_id: column::<Option<Uuid>>(row, "hold_id")?,
+        idempotency_key: column(row, "idempotency_key")?,
+        created_at: column::<DateTime<Utc>>(row, "created_at")?,
+    })
+}
+
+/// The columns of a point transaction row.
+pub(crate) const POINT_TRANSACTION_COLUMNS: &str = "t.id, t.account_id, t.sequence, \
+     t.transaction_type, t.points, t.balance_after, t.source, t.description, t.lot_id, \
+     t.expires_at, t.idempotency_key, t.created_at";
+
+pub(crate) fn point_transaction_from_row(row: &PgRow) -> Result<PointTransaction, WalletError> {
+    let kind: String = column(row, "transaction_type")?;
+    Ok(PointTransaction {
+        id: column(row, "id")?,
+        account_id: column(row, "account_id")?,
+        sequence: unsigned(column(row, "sequence")?, "point transaction sequence")?,
+        transaction_type: parse::<PointTransactionType>(&kind, "point transaction type")?,
+        points: column(row, "points")?,
+        balance_after: column(row, "balance_after")?,
+        source: column(row, "source")?,
+        description: column(row, "description")?,
+        lot_id: column(row, "lot_id")?,
+        expires_at: column(row, "expires_at")?,
+        idempotency_key: column(row, "idempotency_key")?,
+        created_at: column(row, "created_at")?,
+    })
+}
+
+/// The columns of a point account row.
+pub(crate) const POINT_ACCOUNT_COLUMNS: &str = "a.id, a.user_id, a.available_points, \
+     a.pending_points, a.lifetime_earned, a.version, a.transaction_count, a.created_at, \
+     a.updated_at";
+
+pub(crate) fn point_account_view_from_row(
+    row: &PgRow,
+) -> Result<wallet_core::PointAccountView, WalletError> {
+    let available: i64 = column(row, "available_points")?;
+    let pending: i64 = column(row, "pending_points")?;
+    Ok(wallet_core::PointAccountView {
+        id: column(row, "id")?,
+        user_id: column(row, "user_id")?,
+        total_points: available
+            .checked_add(pending)
+            .ok_or_else(|| corrupt("point totals"))?,
+        available_points: available,
+        pending_points: pending,
+        lifetime_earned: column(row, "lifetime_earned")?,
+        version: unsigned(column(row, "version")?, "point account version")?,
+        created_at: column(row, "created_at")?,
+        updated_at: column(row, "updated_at")?,
+    })
+}

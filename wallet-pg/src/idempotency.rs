@@ -1,0 +1,120 @@
+//! Idempotency records: stored in the same statement as the changes of the
+//! unit of work that earned them, looked up under the aggregate's row lock.
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::PgConnection;
+use uuid::Uuid;
+use wallet_core::{Applied, Claim, CommandOutput, IdempotencyRecord, WalletError};
+
+use crate::codec::{column, from_json};
+use crate::error::map_error;
+
+/// A record as a JSON object in the shape of [`IdempotencyRecord`].
+pub(crate) const RECORD_JSON: &str = "json_build_object('user_id', r.user_id, 'key', r.key, \
+     'fingerprint', r.fingerprint, 'output', r.output, 'created_at', r.created_at)";
+
+/// The record a successful unit of work stores for its claim.
+pub fn record_of(claim: Claim, output: &CommandOutput, now: DateTime<Utc>) -> IdempotencyRecord {
+    IdempotencyRecord {
+        user_id: claim.user_id,
+        key: claim.key,
+        fingerprint: claim.fingerprint,
+        output: output.clone(),
+        created_at: now,
+    }
+}
+
+/// The answer to a claim whose key already has a record.
+pub(crate) fn replay(record: &IdempotencyRecord, claim: &Claim) -> Result<Applied, WalletError> {
+    record.replay(claim).map(|output| Applied {
+        output,
+        replayed: true,
+    })
+}
+
+/// The stored record of a claim's key, if any.
+pub async fn find_record(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    key: &str,
+) -> Result<Option<IdempotencyRecord>, WalletError> {
+    let sql = format!("SELECT {RECORD_JSON} AS record FROM idempotency_records r WHERE r.user_id = $1 AND r.key = $2");
+    let row = sqlx::query(&sql)
+        .bind(user_id)
+        .bind(key)
+        .fetch_optional(conn)
+        .await
+        .map_err(map_error)?;
+    match row {
+        Some(row) => Ok(Some(from_json(
+            column(&row, "record")?,
+            "idempotency record",
+        )?)),
+        None => Ok(None),
+    }
+}
+
+/// Records as parallel arrays, for one `INSERT ... SELECT FROM UNNEST`.
+#[derive(Default)]
+pub(crate) struct RecordColumns<'a> {
+    pub user_ids: Vec<Uuid>,
+    pub keys: Vec<&'a str>,
+    pub fingerprints: Vec<&'a str>,
+    pub outputs: Vec<Json<&'a CommandOutput>>,
+    pub created_at: Vec<DateTime<Utc>>,
+}
+
+impl<'a> RecordColumns<'a> {
+    pub fn of(records: &'a [IdempotencyRecord]) -> Self {
+        let mut columns = RecordColumns::default();
+        for record in records {
+            columns.user_ids.push(record.user_id);
+            columns.keys.push(record.key.as_str());
+            columns.fingerprints.push(record.fingerprint.as_str());
+            columns.outputs.push(Json(&record.output));
+            columns.created_at.push(record.created_at);
+        }
+        columns
+    }
+}
+
+/// The insert of records, with its five array parameters from `$first`.
+pub(crate) fn insert_records_sql(first: usize) -> String {
+    let p = |offset: usize| first + offset;
+    format!(
+        "INSERT INTO idempotency_records (user_id, key, fingerprint, output, created_at) \
+         SELECT * FROM UNNEST(${}::uuid[], ${}::text[], ${}::text[], ${}::jsonb[], ${}::timestamptz[])",
+        p(0),
+        p(1),
+        p(2),
+        p(3),
+        p(4)
+    )
+}
+
+/// Deletes the records created before `older_than`, in bounded batches so
+/// that no single statement holds many row locks. Returns how many went.
+pub(crate) async fn purge(
+    pool: &sqlx::PgPool,
+    older_than: DateTime<Utc>,
+) -> Result<u64, WalletError> {
+    const PURGE_BATCH: i64 = 10_000;
+    let mut purged = 0u64;
+    loop {
+        let deleted = sqlx::query(
+            "DELETE FROM idempotency_records WHERE (user_id, key) IN \
+             (SELECT user_id, key FROM idempotency_records WHERE created_at < $1 LIMIT $2)",
+        )
+        .bind(older_than)
+        .bind(PURGE_BATCH)
+        .execute(pool)
+        .await
+        .map_err(map_error)?
+        .rows_affected();
+        purged += deleted;
+        if deleted < PURGE_BATCH as u64 {
+            return Ok(purged);
+        }
+    }
+}

@@ -1,0 +1,429 @@
+//! The point account unit of work, in the same three reusable steps as the
+//! wallet's: [`lock_point_account`], the mutation, [`write_point_account`].
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+use wallet_core::points::PointChanges;
+use wallet_core::store::{PointAccountFactory, PointMutation};
+use wallet_core::{
+    Applied, Claim, IdempotencyRecord, LotState, PointAccount, PointLot, WalletError,
+};
+
+use crate::codec::{column, from_json, signed, unsigned};
+use crate::error::map_error;
+use crate::idempotency::{
+    find_record, insert_records_sql, record_of, replay, RecordColumns, RECORD_JSON,
+};
+use crate::outbox::{insert_events_sql, EventColumns};
+use crate::wallets::{classify_write_error, replay_taken_key, Failure};
+use crate::PgStore;
+
+/// A point account loaded under its row lock, with the idempotency records
+/// found for the keys asked about.
+#[derive(Debug)]
+pub struct LockedPointAccount {
+    pub account: PointAccount,
+    pub records: Vec<IdempotencyRecord>,
+}
+
+impl LockedPointAccount {
+    /// The record stored for `key`, if any.
+    pub fn record(&self, key: &str) -> Option<&IdempotencyRecord> {
+        self.records.iter().find(|r| r.key.as_str() == key)
+    }
+}
+
+/// Locks the user's point account row and loads the aggregate with its
+/// live lots (pending, or available with points left). Each lot of
+/// `lot_ids` that is the account's is remembered on the aggregate
+/// ([`PointAccount::remember_lot`]), so a command naming a lot that is no
+/// longer live answers `lot_not_pending`. Loads the user's idempotency
+/// records for `keys`. `None` if there is no account. Must run inside a
+/// transaction.
+pub async fn lock_point_account(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    lot_ids: &[Uuid],
+    keys: &[&str],
+) -> Result<Option<LockedPointAccount>, WalletError> {
+    let Some(account_row) = sqlx::query(
+        "SELECT id, user_id, lifetime_earned, version, transaction_count, created_at, updated_at \
+         FROM point_accounts WHERE user_id = $1 FOR UPDATE",
+    )
+    .bind(user_id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_error)?
+    else {
+        return Ok(None);
+    };
+    let account_id: Uuid = column(&account_row, "id")?;
+    let row = sqlx::query(load_sql())
+        .bind(account_id)
+        .bind(lot_ids)
+        .bind(user_id)
+        .bind(keys)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_error)?;
+    let lots: Vec<PointLot> = from_json(column(&row, "lots")?, "point lots")?;
+    let known: Vec<Uuid> = column(&row, "known_lots")?;
+    let records: Vec<IdempotencyRecord> =
+        from_json(column(&row, "records")?, "idempotency records")?;
+    let mut account = PointAccount::restore(
+        account_id,
+        column(&account_row, "user_id")?,
+        lots,
+        column(&account_row, "lifetime_earned")?,
+        unsigned(column(&account_row, "version")?, "point account version")?,
+        unsigned(
+            column(&account_row, "transaction_count")?,
+            "point transaction count",
+        )?,
+        column(&account_row, "created_at")?,
+        column(&account_row, "updated_at")?,
+    );
+    for lot_id in known {
+        account.remember_lot(lot_id);
+    }
+    Ok(Some(LockedPointAccount { account, records }))
+}
+
+fn load_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "SELECT \
+             coalesce((SELECT json_agg(json_build_object('id', l.id, 'accountId', l.account_id, \
+                 'points', l.points, 'remaining', l.remaining, 'state', l.state, \
+                 'source', l.source, 'earnedAt', l.earned_at, 'expiresAt', l.expires_at)) \
+                 FROM point_lots l WHERE l.account_id = $1 AND l.remaining > 0), \
+                 '[]'::json) AS lots, \
+             ARRAY(SELECT l.id FROM point_lots l WHERE l.id = ANY($2) AND l.account_id = $1) \
+                 AS known_lots, \
+             coalesce((SELECT json_agg({RECORD_JSON}) FROM idempotency_records r \
+                 WHERE r.user_id = $3 AND r.key = ANY($4)), '[]'::json) AS records"
+        )
+    })
+}
+
+/// Persists a point account's changes and the given idempotency records in
+/// one statement (see [`crate::wallets::write_wallet`]).
+pub async fn write_point_account(
+    conn: &mut PgConnection,
+    account: &PointAccount,
+    changes: &PointChanges,
+    records: &[IdempotencyRecord],
+) -> Result<(), WalletError> {
+    let sql = write_sql(changes.created);
+    // A lot may be touched more than once by one command; its last picture
+    // is its state now.
+    let mut order: Vec<Uuid> = Vec::new();
+    let mut latest: HashMap<Uuid, &PointLot> = HashMap::new();
+    for lot in &changes.touched_lots {
+        if latest.insert(lot.id, lot).is_none() {
+            order.push(lot.id);
+        }
+    }
+    let lots: Vec<&PointLot> = order
+        .iter()
+        .filter_map(|id| latest.get(id).copied())
+        .collect();
+    let transactions = &changes.transactions;
+    let events = EventColumns::of(&changes.events)?;
+    let records = RecordColumns::of(records);
+    let mut sequences = Vec::with_capacity(transactions.len());
+    for transaction in transactions {
+        sequences.push(signed(transaction.sequence, "point transaction sequence")?);
+    }
+    let view = account.view();
+    let written: i64 = sqlx::query_scalar(sql)
+        // The account row: $1 ..= $10.
+        .bind(account.id)
+        .bind(account.user_id)
+        .bind(view.available_points)
+        .bind(view.pending_points)
+        .bind(account.lifetime_earned)
+        .bind(signed(account.version, "point account version")?)
+        .bind(signed(
+            account.transaction_count,
+            "point transaction count",
+        )?)
+        .bind(account.created_at)
+        .bind(account.updated_at)
+        .bind(signed(changes.expected_version, "point account version")?)
+        // Lots: $11 ..= $17.
+        .bind(lots.iter().map(|l| l.id).collect::<Vec<_>>())
+        .bind(lots.iter().map(|l| l.points).collect::<Vec<_>>())
+        .bind(lots.iter().map(|l| l.remaining).collect::<Vec<_>>())
+        .bind(lots.iter().map(|l| lot_state(l.state)).collect::<Vec<_>>())
+        .bind(lots.iter().map(|l| l.source.as_str()).collect::<Vec<_>>())
+        .bind(lots.iter().map(|l| l.earned_at).collect::<Vec<_>>())
+        .bind(lots.iter().map(|l| l.expires_at).collect::<Vec<_>>())
+        // Transactions: $18 ..= $28.
+        .bind(transactions.iter().map(|t| t.id).collect::<Vec<_>>())
+        .bind(sequences)
+        .bind(
+            transactions
+                .iter()
+                .map(|t| t.transaction_type.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(transactions.iter().map(|t| t.points).collect::<Vec<_>>())
+        .bind(
+            transactions
+                .iter()
+                .map(|t| t.balance_after)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            transactions
+                .iter()
+                .map(|t| t.source.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            transactions
+                .iter()
+                .map(|t| t.description.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(transactions.iter().map(|t| t.lot_id).collect::<Vec<_>>())
+        .bind(
+            transactions
+                .iter()
+                .map(|t| t.expires_at)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            transactions
+                .iter()
+                .map(|t| t.idempotency_key.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            transactions
+                .iter()
+                .map(|t| t.created_at)
+                .collect::<Vec<_>>(),
+        )
+        // Events: $29 ..= $35.
+        .bind(events.ids)
+        .bind(events.types)
+        .bind(events.aggregate_ids)
+        .bind(events.aggregate_versions)
+        .bind(events.user_ids)
+        .bind(events.occurred_at)
+        .bind(events.data)
+        // Idempotency records: $36 ..= $40.
+        .bind(records.user_ids)
+        .bind(records.keys)
+        .bind(records.fingerprints)
+        .bind(records.outputs)
+        .bind(records.created_at)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_error)?;
+    if written != 1 {
+        return Err(WalletError::ConcurrencyConflict);
+    }
+    Ok(())
+}
+
+fn lot_state(state: LotState) -> &'static str {
+    match state {
+        LotState::Pending => "Pending",
+        LotState::Available => "Available",
+    }
+}
+
+fn write_sql(created: bool) -> &'static str {
+    static INSERT: OnceLock<String> = OnceLock::new();
+    static UPDATE: OnceLock<String> = OnceLock::new();
+    let account_row = if created {
+        "INSERT INTO point_accounts (id, user_id, available_points, pending_points, \
+         lifetime_earned, version, transaction_count, created_at, updated_at) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 WHERE $10::bigint = 0 RETURNING 1"
+    } else {
+        "UPDATE point_accounts SET available_points = $3, pending_points = $4, \
+         lifetime_earned = $5, version = $6, transaction_count = $7, updated_at = $9 \
+         WHERE id = $1 AND user_id = $2 AND created_at = $8 AND version = $10 RETURNING 1"
+    };
+    let cell = if created { &INSERT } else { &UPDATE };
+    cell.get_or_init(|| {
+        format!(
+            "WITH account_row AS ({account_row}), \
+             lots AS (INSERT INTO point_lots (id, account_id, points, remaining, state, source, \
+                 earned_at, expires_at) \
+                 SELECT u.id, $1, u.points, u.remaining, u.state, u.source, u.earned_at, \
+                 u.expires_at \
+                 FROM UNNEST($11::uuid[], $12::bigint[], $13::bigint[], $14::text[], \
+                 $15::text[], $16::timestamptz[], $17::timestamptz[]) \
+                 AS u(id, points, remaining, state, source, earned_at, expires_at) \
+                 ON CONFLICT (id) DO UPDATE SET remaining = EXCLUDED.remaining, \
+                 state = EXCLUDED.state WHERE point_lots.account_id = EXCLUDED.account_id), \
+             transactions AS (INSERT INTO point_transactions (account_id, sequence, id, \
+                 transaction_type, points, balance_after, source, description, lot_id, \
+                 expires_at, idempotency_key, created_at) \
+                 SELECT $1, u.sequence, u.id, u.transaction_type, u.points, u.balance_after, \
+                 u.source, u.description, u.lot_id, u.expires_at, u.idempotency_key, \
+                 u.created_at \
+                 FROM UNNEST($18::uuid[], $19::bigint[], $20::text[], $21::bigint[], \
+                 $22::bigint[], $23::text[], $24::text[], $25::uuid[], $26::timestamptz[], \
+                 $27::text[], $28::timestamptz[]) \
+                 AS u(id, sequence, transaction_type, points, balance_after, source, \
+                 description, lot_id, expires_at, idempotency_key, created_at)), \
+             events AS ({events}), \
+             records AS ({records}) \
+             SELECT count(*) FROM account_row",
+            events = insert_events_sql(29),
+            records = insert_records_sql(36),
+        )
+    })
+}
+
+impl PgStore {
+    pub(crate) async fn create_point_account_unit(
+        &self,
+        user_id: Uuid,
+        claim: Option<Claim>,
+        factory: PointAccountFactory,
+    ) -> Result<Applied, WalletError> {
+        let mut conn = self.primary.acquire().await.map_err(map_error)?;
+        let row = sqlx::query(
+            "SELECT EXISTS (SELECT 1 FROM point_accounts WHERE user_id = $1) AS taken, \
+             (SELECT json_build_object('user_id', r.user_id, 'key', r.key, \
+                 'fingerprint', r.fingerprint, 'output', r.output, 'created_at', r.created_at) \
+              FROM idempotency_records r WHERE r.user_id = $2 AND r.key = $3) AS record",
+        )
+        .bind(user_id)
+        .bind(claim.as_ref().map(|c| c.user_id))
+        .bind(claim.as_ref().map(|c| c.key.as_str()))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_error)?;
+        let record: Option<serde_json::Value> = column(&row, "record")?;
+        if let (Some(record), Some(claim)) = (record, claim.as_ref()) {
+            let record: IdempotencyRecord = from_json(record, "idempotency record")?;
+            return replay(&record, claim);
+        }
+        if column::<bool>(&row, "taken")? {
+            return Err(WalletError::PointAccountExists);
+        }
+        let (mut account, output) = factory()?;
+        if account.user_id != user_id {
+            return Err(WalletError::Internal(
+                "factory made an account for another user".into(),
+            ));
+        }
+        let changes = account.take_changes();
+        let records: Vec<IdempotencyRecord> = claim
+            .clone()
+            .map(|c| record_of(c, &output, account.created_at))
+            .into_iter()
+            .collect();
+        match write_point_account(&mut conn, &account, &changes, &records).await {
+            Ok(()) => Ok(Applied {
+                output,
+                replayed: false,
+            }),
+            Err(WalletError::PointAccountExists) => match claim.as_ref() {
+                Some(claim) => {
+                    match find_record(&mut conn, claim.user_id, claim.key.as_str()).await? {
+                        Some(record) => replay(&record, claim),
+                        None => Err(WalletError::PointAccountExists),
+                    }
+                }
+                None => Err(WalletError::PointAccountExists),
+            },
+            Err(error) => match classify_write_error(error) {
+                Failure::KeyTaken => replay_taken_key(&mut conn, claim.as_ref()).await,
+                Failure::Error(error) => Err(error),
+            },
+        }
+    }
+
+    pub(crate) async fn update_point_account_unit(
+        &self,
+        user_id: Uuid,
+        lot_id: Option<Uuid>,
+        claim: Option<Claim>,
+        mutation: PointMutation,
+    ) -> Result<Applied, WalletError> {
+        let mut conn = self.primary.acquire().await.map_err(map_error)?;
+        let mut transaction = sqlx::Connection::begin(&mut *conn)
+            .await
+            .map_err(map_error)?;
+        let result =
+            update_point_account_in(&mut transaction, user_id, lot_id, claim.as_ref(), &mutation)
+                .await;
+        match result {
+            Ok((applied, true)) => {
+                transaction.commit().await.map_err(map_error)?;
+                Ok(applied)
+            }
+            Ok((applied, false)) => {
+                transaction.rollback().await.map_err(map_error)?;
+                Ok(applied)
+            }
+            Err(Failure::KeyTaken) => {
+                let _ = transaction.rollback().await;
+                replay_taken_key(&mut conn, claim.as_ref()).await
+            }
+            Err(Failure::Error(error)) => {
+                let _ = transaction.rollback().await;
+                Err(error)
+            }
+        }
+    }
+}
+
+/// The body of a point unit of work inside a transaction. Returns the
+/// result and whether anything was written.
+async fn update_point_account_in(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    lot_id: Option<Uuid>,
+    claim: Option<&Claim>,
+    mutation: &PointMutation,
+) -> Result<(Applied, bool), Failure> {
+    let lot_ids: Vec<Uuid> = lot_id.into_iter().collect();
+    let keys: Vec<&str> = claim.iter().map(|c| c.key.as_str()).collect();
+    let mut locked = lock_point_account(conn, user_id, &lot_ids, &keys)
+        .await?
+        .ok_or(WalletError::PointAccountNotFound)?;
+    if let Some(claim) = claim {
+        if let Some(record) = locked.record(claim.key.as_str()) {
+            return Ok((replay(record, claim)?, false));
+        }
+    }
+    let output = mutation(&mut locked.account)?;
+    if locked.account.changes().is_empty() {
+        return Ok((
+            Applied {
+                output,
+                replayed: false,
+            },
+            false,
+        ));
+    }
+    let changes = locked.account.take_changes();
+    let records: Vec<IdempotencyRecord> = claim
+        .cloned()
+        .map(|c| record_of(c, &output, locked.account.updated_at))
+        .into_iter()
+        .collect();
+    write_point_account(conn, &locked.account, &changes, &records)
+        .await
+        .map_err(classify_write_error)?;
+    Ok((
+        Applied {
+            output,
+            replayed: false,
+        },
+        true,
+    ))
+}

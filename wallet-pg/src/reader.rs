@@ -1,0 +1,392 @@
+//! The read side: keyset pages that match the in-memory store item for
+//! item, statistics, and the sweep candidates.
+//!
+//! Pages are newest first and fetch `limit + 1` rows so that
+//! [`Page::from_overfetch`] can tell whether there is a next page. Wallet
+//! and point transactions page by their sequence in their log; holds and
+//! wallets by `(created_at, id)`, compared as a row so that an index on
+//! those columns serves the walk.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+use wallet_core::memory::accumulate_point_flow;
+use wallet_core::query::{CurrencyStatistics, PointStatistics, Statistics, TransactionStatistics};
+use wallet_core::{
+    CurrencyCode, Cursor, Decimal, Hold, HoldStatus, Page, PageRequest, PointAccountView,
+    PointTransaction, PointTransactionType, TransactionFilter, TransactionType, WalletError,
+    WalletStatus, WalletTransaction, WalletView,
+};
+
+use crate::codec::{
+    column, corrupt, currency, hold_from_row, parse, point_account_view_from_row,
+    point_transaction_from_row, saturate, transaction_from_row, unsigned, wallet_view_from_row,
+    HOLD_COLUMNS, POINT_ACCOUNT_COLUMNS, POINT_TRANSACTION_COLUMNS, TRANSACTION_COLUMNS,
+    WALLET_COLUMNS, WALLET_ITEMS_JSON,
+};
+use crate::error::map_error;
+
+/// The rows to fetch for a page: one more than asked for.
+fn overfetch(page: &PageRequest) -> i64 {
+    i64::from(page.limit) + 1
+}
+
+/// The sequence below which a sequence-paged walk continues.
+fn before_sequence(page: &PageRequest) -> Result<Option<i64>, WalletError> {
+    Ok(match page.cursor {
+        Some(cursor) => Some(saturate(cursor.sequence()?)),
+        None => None,
+    })
+}
+
+/// The position below which a position-paged walk continues.
+fn before_position(page: &PageRequest) -> Result<Option<(DateTime<Utc>, Uuid)>, WalletError> {
+    page.cursor.map(|cursor| cursor.position()).transpose()
+}
+
+async fn wallet_id(pool: &PgPool, user_id: Uuid) -> Result<Uuid, WalletError> {
+    sqlx::query_scalar("SELECT id FROM wallets WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(map_error)?
+        .ok_or(WalletError::WalletNotFound)
+}
+
+pub(crate) async fn wallet(
+    pool: &PgPool,
+    user_id: Uuid,
+) -> Result<Option<WalletView>, WalletError> {
+    let sql =
+        format!("SELECT {WALLET_COLUMNS}, {WALLET_ITEMS_JSON} FROM wallets w WHERE w.user_id = $1");
+    let row = sqlx::query(&sql)
+        .bind(user_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(map_error)?;
+    row.as_ref().map(wallet_view_from_row).transpose()
+}
+
+pub(crate) async fn transactions(
+    pool: &PgPool,
+    user_id: Uuid,
+    filter: TransactionFilter,
+    page: PageRequest,
+) -> Result<Page<WalletTransaction>, WalletError> {
+    let wallet_id = wallet_id(pool, user_id).await?;
+    let before = before_sequence(&page)?;
+    let sql = format!(
+        "SELECT {TRANSACTION_COLUMNS} FROM wallet_transactions t \
+         WHERE t.wallet_id = $1 AND ($2::bigint IS NULL OR t.sequence < $2) \
+         AND ($3::text IS NULL OR t.currency = $3) \
+         AND ($4::text IS NULL OR t.transaction_type = $4) \
+         ORDER BY t.sequence DESC LIMIT $5"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(wallet_id)
+        .bind(before)
+        .bind(filter.currency.as_ref().map(CurrencyCode::as_str))
+        .bind(filter.transaction_type.map(|t| t.as_str()))
+        .bind(overfetch(&page))
+        .fetch_all(pool)
+        .await
+        .map_err(map_error)?;
+    let items = rows
+        .iter()
+        .map(transaction_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Page::from_overfetch(items, page.limit, |t| {
+        Cursor::Sequence(t.sequence)
+    }))
+}
+
+pub(crate) async fn holds(
+    pool: &PgPool,
+    user_id: Uuid,
+    status: Option<HoldStatus>,
+    page: PageRequest,
+) -> Result<Page<Hold>, WalletError> {
+    let wallet_id = wallet_id(pool, user_id).await?;
+    let before = before_position(&page)?;
+    let sql = format!(
+        "SELECT {HOLD_COLUMNS} FROM holds h \
+         WHERE h.wallet_id = $1 AND ($2::text IS NULL OR h.status = $2) \
+         AND ($3::timestamptz IS NULL OR (h.created_at, h.id) < ($3, $4::uuid)) \
+         ORDER BY h.created_at DESC, h.id DESC LIMIT $5"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(wallet_id)
+        .bind(status.map(|s| s.as_str()))
+        .bind(before.map(|(at, _)| at))
+        .bind(before.map(|(_, id)| id))
+        .bind(overfetch(&page))
+        .fetch_all(pool)
+        .await
+        .map_err(map_error)?;
+    let items = rows
+        .iter()
+        .map(hold_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Page::from_overfetch(items, page.limit, |h| {
+        Cursor::Position {
+            at: h.created_at,
+            id: h.id,
+        }
+    }))
+}
+
+pub(crate) async fn hold(
+    pool: &PgPool,
+    user_id: Uuid,
+    hold_id: Uuid,
+) -> Result<Option<Hold>, WalletError> {
+    let wallet_id = wallet_id(pool, user_id).await?;
+    let sql = format!("SELECT {HOLD_COLUMNS} FROM holds h WHERE h.id = $1 AND h.wallet_id = $2");
+    let row = sqlx::query(&sql)
+        .bind(hold_id)
+        .bind(wallet_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(map_error)?;
+    row.as_ref().map(hold_from_row).transpose()
+}
+
+pub(crate) async fn point_account(
+    pool: &PgPool,
+    user_id: Uuid,
+) -> Result<Option<PointAccountView>, WalletError> {
+    let sql = format!("SELECT {POINT_ACCOUNT_COLUMNS} FROM point_accounts a WHERE a.user_id = $1");
+    let row = sqlx::query(&sql)
+        .bind(user_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(map_error)?;
+    row.as_ref().map(point_account_view_from_row).transpose()
+}
+
+pub(crate) async fn point_transactions(
+    pool: &PgPool,
+    user_id: Uuid,
+    page: PageRequest,
+) -> Result<Page<PointTransaction>, WalletError> {
+    let account_id: Uuid = sqlx::query_scalar("SELECT id FROM point_accounts WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(map_error)?
+        .ok_or(WalletError::PointAccountNotFound)?;
+    let before = before_sequence(&page)?;
+    let sql = format!(
+        "SELECT {POINT_TRANSACTION_COLUMNS} FROM point_transactions t \
+         WHERE t.account_id = $1 AND ($2::bigint IS NULL OR t.sequence < $2) \
+         ORDER BY t.sequence DESC LIMIT $3"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(account_id)
+        .bind(before)
+        .bind(overfetch(&page))
+        .fetch_all(pool)
+        .await
+        .map_err(map_error)?;
+    let items = rows
+        .iter()
+        .map(point_transaction_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Page::from_overfetch(items, page.limit, |t| {
+        Cursor::Sequence(t.sequence)
+    }))
+}
+
+pub(crate) async fn wallets(
+    pool: &PgPool,
+    status: Option<WalletStatus>,
+    page: PageRequest,
+) -> Result<Page<WalletView>, WalletError> {
+    let before = before_position(&page)?;
+    let sql = format!(
+        "SELECT {WALLET_COLUMNS}, {WALLET_ITEMS_JSON} FROM wallets w \
+         WHERE ($1::text IS NULL OR w.status = $1) \
+         AND ($2::timestamptz IS NULL OR (w.created_at, w.id) < ($2, $3::uuid)) \
+         ORDER BY w.created_at DESC, w.id DESC LIMIT $4"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(status.map(|s| s.as_str()))
+        .bind(before.map(|(at, _)| at))
+        .bind(before.map(|(_, id)| id))
+        .bind(overfetch(&page))
+        .fetch_all(pool)
+        .await
+        .map_err(map_error)?;
+    let items = rows
+        .iter()
+        .map(wallet_view_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Page::from_overfetch(items, page.limit, |w| {
+        Cursor::Position {
+            at: w.created_at,
+            id: w.id,
+        }
+    }))
+}
+
+/// A `numeric` sum of `bigint` points as `i64`.
+fn points_sum(value: Option<Decimal>) -> Result<i64, WalletError> {
+    let value = value.unwrap_or(Decimal::ZERO);
+    i64::try_from(value).map_err(|_| corrupt("point total"))
+}
+
+pub(crate) async fn statistics(
+    pool: &PgPool,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Statistics, WalletError> {
+    let mut wallets: BTreeMap<WalletStatus, u64> =
+        WalletStatus::ALL.iter().map(|s| (*s, 0)).collect();
+    let rows = sqlx::query("SELECT status, count(*) AS wallets FROM wallets GROUP BY status")
+        .fetch_all(pool)
+        .await
+        .map_err(map_error)?;
+    for row in &rows {
+        let status: String = column(row, "status")?;
+        let count = unsigned(column(row, "wallets")?, "wallet count")?;
+        *wallets
+            .entry(parse::<WalletStatus>(&status, "wallet status")?)
+            .or_default() += count;
+    }
+
+    let rows = sqlx::query(
+        "SELECT currency, sum(balance) AS balance, sum(held) AS held, count(*) AS wallets \
+         FROM wallet_items GROUP BY currency",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(map_error)?;
+    let mut currencies: BTreeMap<CurrencyCode, CurrencyStatistics> = BTreeMap::new();
+    for row in &rows {
+        let code = currency(&column::<String>(row, "currency")?)?;
+        currencies.insert(
+            code,
+            CurrencyStatistics {
+                currency: code,
+                balance: column(row, "balance")?,
+                held: column(row, "held")?,
+                wallets: unsigned(column(row, "wallets")?, "wallet count")?,
+            },
+        );
+    }
+
+    // Volume: the absolute change of the balance, or of the held amount
+    // for the types that move only held money (the in-memory store's rule).
+    let rows = sqlx::query(
+        "SELECT transaction_type, currency, count(*) AS transactions, \
+         sum(CASE WHEN amount = 0 THEN abs(held_change) ELSE abs(amount) END) AS volume \
+         FROM wallet_transactions WHERE created_at >= $1 AND created_at <= $2 \
+         GROUP BY transaction_type, currency",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await
+    .map_err(map_error)?;
+    let mut transactions: BTreeMap<(TransactionType, CurrencyCode), TransactionStatistics> =
+        BTreeMap::new();
+    for row in &rows {
+        let kind = parse::<TransactionType>(
+            &column::<String>(row, "transaction_type")?,
+            "transaction type",
+        )?;
+        let code = currency(&column::<String>(row, "currency")?)?;
+        transactions.insert(
+            (kind, code),
+            TransactionStatistics {
+                transaction_type: kind,
+                currency: code,
+                count: unsigned(column(row, "transactions")?, "transaction count")?,
+                volume: column(row, "volume")?,
+            },
+        );
+    }
+
+    let row = sqlx::query(
+        "SELECT sum(available_points) AS available, sum(pending_points) AS pending \
+         FROM point_accounts",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(map_error)?;
+    let mut points = PointStatistics {
+        available: points_sum(column(&row, "available")?)?,
+        pending: points_sum(column(&row, "pending")?)?,
+        ..PointStatistics::default()
+    };
+    // Each type's gains and losses summed apart, then counted the shared way.
+    let rows = sqlx::query(
+        "SELECT transaction_type, sum(points) FILTER (WHERE points > 0) AS gained, \
+         sum(points) FILTER (WHERE points < 0) AS lost \
+         FROM point_transactions WHERE created_at >= $1 AND created_at <= $2 \
+         GROUP BY transaction_type",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await
+    .map_err(map_error)?;
+    for row in &rows {
+        let kind = parse::<PointTransactionType>(
+            &column::<String>(row, "transaction_type")?,
+            "point transaction type",
+        )?;
+        for change in ["gained", "lost"] {
+            let sum: Option<Decimal> = column(row, change)?;
+            if sum.is_some() {
+                accumulate_point_flow(&mut points, kind, points_sum(sum)?);
+            }
+        }
+    }
+
+    Ok(Statistics {
+        from,
+        to,
+        wallets,
+        currencies: currencies.into_values().collect(),
+        transactions: transactions.into_values().collect(),
+        points,
+    })
+}
+
+pub(crate) async fn users_with_overdue_holds(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<Uuid>, WalletError> {
+    sqlx::query_scalar(
+        "SELECT w.user_id FROM wallets w WHERE w.id IN \
+         (SELECT h.wallet_id FROM holds h WHERE h.status = 'Active' AND h.expires_at <= $1) \
+         LIMIT $2",
+    )
+    .bind(now)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(map_error)
+}
+
+pub(crate) async fn users_with_overdue_lots(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<Uuid>, WalletError> {
+    sqlx::query_scalar(
+        "SELECT a.user_id FROM point_accounts a WHERE a.id IN \
+         (SELECT l.account_id FROM point_lots l \
+          WHERE l.remaining > 0 AND l.expires_at IS NOT NULL AND l.expires_at <= $1) \
+         LIMIT $2",
+    )
+    .bind(now)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(map_error)
+}

@@ -1,0 +1,530 @@
+//! The wallet unit of work, in three steps that a batching writer can reuse
+//! on one connection: [`lock_wallet`] (load the aggregate under its row
+//! lock), the caller's mutation, and [`write_wallet`] (persist the changes,
+//! the transactions, the outbox events and the idempotency records in one
+//! statement).
+
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+use wallet_core::store::{WalletFactory, WalletMutation};
+use wallet_core::wallet::WalletChanges;
+use wallet_core::{
+    Applied, Claim, CommandOutput, CurrencyCode, Decimal, Hold, IdempotencyRecord, Wallet,
+    WalletError, WalletItem,
+};
+
+use crate::codec::{column, from_json, signed, wallet_from_row, HOLD_JSON, WALLET_COLUMNS};
+use crate::error::map_error;
+use crate::idempotency::RECORD_JSON;
+use crate::idempotency::{find_record, insert_records_sql, record_of, replay, RecordColumns};
+use crate::outbox::{insert_events_sql, EventColumns};
+use crate::PgStore;
+
+/// A wallet loaded under its row lock, with the idempotency records found
+/// for the keys asked about.
+#[derive(Debug)]
+pub struct LockedWallet {
+    pub wallet: Wallet,
+    pub records: Vec<IdempotencyRecord>,
+}
+
+impl LockedWallet {
+    /// The record stored for `key`, if any.
+    pub fn record(&self, key: &str) -> Option<&IdempotencyRecord> {
+        self.records.iter().find(|r| r.key.as_str() == key)
+    }
+}
+
+/// Locks the user's wallet row (`FOR UPDATE`, so units of work on one
+/// wallet run one after another) and loads the aggregate: its items, its
+/// active holds, the holds `hold_ids` (of this wallet, in any status), and
+/// the user's idempotency records for `keys`. `None` if there is no wallet.
+///
+/// Must run inside a transaction; the lock lasts until it ends. The loads
+/// run in a statement after the lock is granted, so they see everything a
+/// unit of work that held the lock before has committed.
+pub async fn lock_wallet(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    hold_ids: &[Uuid],
+    keys: &[&str],
+) -> Result<Option<LockedWallet>, WalletError> {
+    let lock_sql =
+        format!("SELECT {WALLET_COLUMNS} FROM wallets w WHERE w.user_id = $1 FOR UPDATE");
+    let Some(wallet_row) = sqlx::query(&lock_sql)
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_error)?
+    else {
+        return Ok(None);
+    };
+    let wallet_id: Uuid = column(&wallet_row, "id")?;
+    let row = sqlx::query(load_sql())
+        .bind(wallet_id)
+        .bind(hold_ids)
+        .bind(user_id)
+        .bind(keys)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_error)?;
+    let items: Vec<WalletItem> = from_json(column(&row, "items")?, "wallet items")?;
+    let holds: Vec<Hold> = from_json(column(&row, "holds")?, "holds")?;
+    let records: Vec<IdempotencyRecord> =
+        from_json(column(&row, "records")?, "idempotency records")?;
+    let wallet = wallet_from_row(&wallet_row, items, holds)?;
+    Ok(Some(LockedWallet { wallet, records }))
+}
+
+fn load_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "SELECT \
+             coalesce((SELECT json_agg(json_build_object('currency', i.currency, \
+                 'balance', i.balance::text, 'held', i.held::text)) \
+                 FROM wallet_items i WHERE i.wallet_id = $1), '[]'::json) AS items, \
+             coalesce((SELECT json_agg({HOLD_JSON}) FROM holds h \
+                 WHERE h.wallet_id = $1 AND (h.status = 'Active' OR h.id = ANY($2))), \
+                 '[]'::json) AS holds, \
+             coalesce((SELECT json_agg({RECORD_JSON}) FROM idempotency_records r \
+                 WHERE r.user_id = $3 AND r.key = ANY($4)), '[]'::json) AS records"
+        )
+    })
+}
+
+/// Persists a wallet's changes (taken with `take_changes`) and the given
+/// idempotency records in one statement: the wallet row (inserted when the
+/// changes say it is new, else updated from `changes.expected_version`,
+/// which the row must still have), the touched items and holds, the new
+/// transactions and the outbox events. The caller holds the row lock (or
+/// is inserting the wallet).
+pub async fn write_wallet(
+    conn: &mut PgConnection,
+    wallet: &Wallet,
+    changes: &WalletChanges,
+    records: &[IdempotencyRecord],
+) -> Result<(), WalletError> {
+    let sql = if changes.created {
+        write_sql(true)
+    } else {
+        write_sql(false)
+    };
+    // Items of every currency a transaction touched, as they are now.
+    let currencies: BTreeSet<CurrencyCode> =
+        changes.transactions.iter().map(|t| t.currency).collect();
+    let items: Vec<&WalletItem> = currencies
+        .iter()
+        .filter_map(|c| wallet.items.get(c))
+        .collect();
+    let holds: Vec<&Hold> = changes
+        .touched_holds
+        .iter()
+        .filter_map(|id| wallet.holds.get(id))
+        .collect();
+    let transactions = &changes.transactions;
+    let events = EventColumns::of(&changes.events)?;
+    let records = RecordColumns::of(records);
+    let mut sequences = Vec::with_capacity(transactions.len());
+    for transaction in transactions {
+        sequences.push(signed(transaction.sequence, "transaction sequence")?);
+    }
+    let written: i64 = sqlx::query_scalar(sql)
+        // The wallet row: $1 ..= $10.
+        .bind(wallet.id)
+        .bind(wallet.user_id)
+        .bind(wallet.status.as_str())
+        .bind(wallet.default_currency.as_str())
+        .bind(wallet.frozen_reason.as_deref())
+        .bind(signed(wallet.version, "wallet version")?)
+        .bind(signed(wallet.transaction_count, "transaction count")?)
+        .bind(wallet.created_at)
+        .bind(wallet.updated_at)
+        .bind(signed(changes.expected_version, "wallet version")?)
+        // Items: $11 ..= $13.
+        .bind(
+            items
+                .iter()
+                .map(|i| i.currency.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(items.iter().map(|i| i.balance).collect::<Vec<Decimal>>())
+        .bind(items.iter().map(|i| i.held).collect::<Vec<Decimal>>())
+        // Holds: $14 ..= $26.
+        .bind(holds.iter().map(|h| h.id).collect::<Vec<_>>())
+        .bind(
+            holds
+                .iter()
+                .map(|h| h.currency.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(holds.iter().map(|h| h.original_amount).collect::<Vec<_>>())
+        .bind(holds.iter().map(|h| h.remaining_amount).collect::<Vec<_>>())
+        .bind(holds.iter().map(|h| h.executed_amount).collect::<Vec<_>>())
+        .bind(holds.iter().map(|h| h.released_amount).collect::<Vec<_>>())
+        .bind(holds.iter().map(|h| h.status.as_str()).collect::<Vec<_>>())
+        .bind(
+            holds
+                .iter()
+                .map(|h| h.reference_type.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(holds.iter().map(|h| h.reference_id).collect::<Vec<_>>())
+        .bind(
+            holds
+                .iter()
+                .map(|h| h.description.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(holds.iter().map(|h| h.expires_at).collect::<Vec<_>>())
+        .bind(holds.iter().map(|h| h.created_at).collect::<Vec<_>>())
+        .bind(holds.iter().map(|h| h.updated_at).collect::<Vec<_>>())
+        // Transactions: $27 ..= $39.
+        .bind(transactions.iter().map(|t| t.id).collect::<Vec<_>>())
+        .bind(sequences)
+        .bind(
+            transactions
+                .iter()
+                .map(|t| t.transaction_type.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            transactions
+                .iter()
+                .map(|t| t.currency.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(transactions.iter().map(|t| t.amount).collect::<Vec<_>>())
+        .bind(
+            transactions
+                .iter()
+                .map(|t| t.held_change)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            transactions
+                .iter()
+                .map(|t| t.balance_after)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            transactions
+                .iter()
+                .map(|t| t.held_after)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            transactions
+                .iter()
+                .map(|t| t.description.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            transactions
+                .iter()
+                .map(|t| t.reference.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(transactions.iter().map(|t| t.hold_id).collect::<Vec<_>>())
+        .bind(
+            transactions
+                .iter()
+                .map(|t| t.idempotency_key.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            transactions
+                .iter()
+                .map(|t| t.created_at)
+                .collect::<Vec<DateTime<Utc>>>(),
+        )
+        // Events: $40 ..= $46.
+        .bind(events.ids)
+        .bind(events.types)
+        .bind(events.aggregate_ids)
+        .bind(events.aggregate_versions)
+        .bind(events.user_ids)
+        .bind(events.occurred_at)
+        .bind(events.data)
+        // Idempotency records: $47 ..= $51.
+        .bind(records.user_ids)
+        .bind(records.keys)
+        .bind(records.fingerprints)
+        .bind(records.outputs)
+        .bind(records.created_at)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_error)?;
+    if written != 1 {
+        // The row lock makes this impossible; if it happens anyway, the
+        // version check kept us from overwriting a newer state.
+        return Err(WalletError::ConcurrencyConflict);
+    }
+    Ok(())
+}
+
+fn write_sql(created: bool) -> &'static str {
+    static INSERT: OnceLock<String> = OnceLock::new();
+    static UPDATE: OnceLock<String> = OnceLock::new();
+    let wallet_row = if created {
+        "INSERT INTO wallets (id, user_id, status, default_currency, frozen_reason, version, \
+         transaction_count, created_at, updated_at) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 WHERE $10::bigint = 0 RETURNING 1"
+    } else {
+        "UPDATE wallets SET status = $3, frozen_reason = $5, version = $6, \
+         transaction_count = $7, updated_at = $9 \
+         WHERE id = $1 AND user_id = $2 AND default_currency = $4 AND created_at = $8 \
+         AND version = $10 RETURNING 1"
+    };
+    let cell = if created { &INSERT } else { &UPDATE };
+    cell.get_or_init(|| {
+        format!(
+            "WITH wallet_row AS ({wallet_row}), \
+             items AS (INSERT INTO wallet_items (wallet_id, currency, balance, held) \
+                 SELECT $1, u.currency, u.balance, u.held \
+                 FROM UNNEST($11::text[], $12::numeric[], $13::numeric[]) AS u(currency, balance, held) \
+                 ON CONFLICT (wallet_id, currency) \
+                 DO UPDATE SET balance = EXCLUDED.balance, held = EXCLUDED.held), \
+             holds_written AS (INSERT INTO holds (id, wallet_id, currency, original_amount, \
+                 remaining_amount, executed_amount, released_amount, status, reference_type, \
+                 reference_id, description, expires_at, created_at, updated_at) \
+                 SELECT u.id, $1, u.currency, u.original_amount, u.remaining_amount, \
+                 u.executed_amount, u.released_amount, u.status, u.reference_type, \
+                 u.reference_id, u.description, u.expires_at, u.created_at, u.updated_at \
+                 FROM UNNEST($14::uuid[], $15::text[], $16::numeric[], $17::numeric[], \
+                 $18::numeric[], $19::numeric[], $20::text[], $21::text[], $22::uuid[], \
+                 $23::text[], $24::timestamptz[], $25::timestamptz[], $26::timestamptz[]) \
+                 AS u(id, currency, original_amount, remaining_amount, executed_amount, \
+                 released_amount, status, reference_type, reference_id, description, \
+                 expires_at, created_at, updated_at) \
+                 ON CONFLICT (id) DO UPDATE SET remaining_amount = EXCLUDED.remaining_amount, \
+                 executed_amount = EXCLUDED.executed_amount, \
+                 released_amount = EXCLUDED.released_amount, status = EXCLUDED.status, \
+                 updated_at = EXCLUDED.updated_at \
+                 WHERE holds.wallet_id = EXCLUDED.wallet_id), \
+             transactions AS (INSERT INTO wallet_transactions (wallet_id, sequence, id, \
+                 transaction_type, currency, amount, held_change, balance_after, held_after, \
+                 description, reference, hold_id, idempotency_key, created_at) \
+                 SELECT $1, u.sequence, u.id, u.transaction_type, u.currency, u.amount, \
+                 u.held_change, u.balance_after, u.held_after, u.description, u.reference, \
+                 u.hold_id, u.idempotency_key, u.created_at \
+                 FROM UNNEST($27::uuid[], $28::bigint[], $29::text[], $30::text[], \
+                 $31::numeric[], $32::numeric[], $33::numeric[], $34::numeric[], $35::text[], \
+                 $36::text[], $37::uuid[], $38::text[], $39::timestamptz[]) \
+                 AS u(id, sequence, transaction_type, currency, amount, held_change, \
+                 balance_after, held_after, description, reference, hold_id, idempotency_key, \
+                 created_at)), \
+             events AS ({events}), \
+             records AS ({records}) \
+             SELECT count(*) FROM wallet_row",
+            events = insert_events_sql(40),
+            records = insert_records_sql(47),
+        )
+    })
+}
+
+impl PgStore {
+    pub(crate) async fn create_wallet_unit(
+        &self,
+        user_id: Uuid,
+        claim: Option<Claim>,
+        factory: WalletFactory,
+    ) -> Result<Applied, WalletError> {
+        let mut conn = self.primary.acquire().await.map_err(map_error)?;
+        // Writing the new wallet is one statement, atomic by itself, so no
+        // explicit transaction is needed: a race with another creator ends
+        // on the unique index of the wallet or of the idempotency key.
+        let row = sqlx::query(
+            "SELECT EXISTS (SELECT 1 FROM wallets WHERE user_id = $1) AS taken, \
+             (SELECT json_build_object('user_id', r.user_id, 'key', r.key, \
+                 'fingerprint', r.fingerprint, 'output', r.output, 'created_at', r.created_at) \
+              FROM idempotency_records r WHERE r.user_id = $2 AND r.key = $3) AS record",
+        )
+        .bind(user_id)
+        .bind(claim.as_ref().map(|c| c.user_id))
+        .bind(claim.as_ref().map(|c| c.key.as_str()))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_error)?;
+        let record: Option<serde_json::Value> = column(&row, "record")?;
+        if let (Some(record), Some(claim)) = (record, claim.as_ref()) {
+            let record: IdempotencyRecord = from_json(record, "idempotency record")?;
+            return replay(&record, claim);
+        }
+        if column::<bool>(&row, "taken")? {
+            return Err(WalletError::WalletExists);
+        }
+        let (mut wallet, output) = factory()?;
+        if wallet.user_id != user_id {
+            return Err(WalletError::Internal(
+                "factory made a wallet for another user".into(),
+            ));
+        }
+        let changes = wallet.take_changes();
+        let records: Vec<IdempotencyRecord> = claim
+            .clone()
+            .map(|c| record_of(c, &output, wallet.created_at))
+            .into_iter()
+            .collect();
+        match write_wallet(&mut conn, &wallet, &changes, &records).await {
+            Ok(()) => Ok(Applied {
+                output,
+                replayed: false,
+            }),
+            // Another creator won the race: replay its record when it used
+            // the same key, else the wallet exists.
+            Err(WalletError::WalletExists) => match claim.as_ref() {
+                Some(claim) => {
+                    match find_record(&mut conn, claim.user_id, claim.key.as_str()).await? {
+                        Some(record) => replay(&record, claim),
+                        None => Err(WalletError::WalletExists),
+                    }
+                }
+                None => Err(WalletError::WalletExists),
+            },
+            Err(error) => match classify_write_error(error) {
+                Failure::KeyTaken => replay_taken_key(&mut conn, claim.as_ref()).await,
+                Failure::Error(error) => Err(error),
+            },
+        }
+    }
+
+    pub(crate) async fn update_wallet_unit(
+        &self,
+        user_id: Uuid,
+        hold_id: Option<Uuid>,
+        claim: Option<Claim>,
+        mutation: WalletMutation,
+    ) -> Result<Applied, WalletError> {
+        let mut conn = self.primary.acquire().await.map_err(map_error)?;
+        let mut transaction = sqlx::Connection::begin(&mut *conn)
+            .await
+            .map_err(map_error)?;
+        let result = update_wallet_in(
+            &mut transaction,
+            user_id,
+            hold_id,
+            claim.as_ref(),
+            &mutation,
+        )
+        .await;
+        match result {
+            Ok((applied, true)) => {
+                transaction.commit().await.map_err(map_error)?;
+                Ok(applied)
+            }
+            Ok((applied, false)) => {
+                transaction.rollback().await.map_err(map_error)?;
+                Ok(applied)
+            }
+            Err(Failure::KeyTaken) => {
+                let _ = transaction.rollback().await;
+                replay_taken_key(&mut conn, claim.as_ref()).await
+            }
+            Err(Failure::Error(error)) => {
+                let _ = transaction.rollback().await;
+                Err(error)
+            }
+        }
+    }
+}
+
+/// Why a unit of work did not commit.
+pub(crate) enum Failure {
+    /// A concurrent unit of work (on the user's other aggregate) stored a
+    /// record for the same key first.
+    KeyTaken,
+    Error(WalletError),
+}
+
+impl From<WalletError> for Failure {
+    fn from(error: WalletError) -> Self {
+        Failure::Error(error)
+    }
+}
+
+/// Classifies a write error: a violation of the idempotency key's unique
+/// index (the only source of `IdempotencyKeyInFlight` in this store, see
+/// [`crate::error::CONSTRAINT_ERRORS`]) is not an error but a replay.
+pub(crate) fn classify_write_error(error: WalletError) -> Failure {
+    match error {
+        WalletError::IdempotencyKeyInFlight => Failure::KeyTaken,
+        other => Failure::Error(other),
+    }
+}
+
+/// After [`Failure::KeyTaken`]: the record that took the key.
+pub(crate) async fn replay_taken_key(
+    conn: &mut PgConnection,
+    claim: Option<&Claim>,
+) -> Result<Applied, WalletError> {
+    let Some(claim) = claim else {
+        return Err(WalletError::ConcurrencyConflict);
+    };
+    match find_record(conn, claim.user_id, claim.key.as_str()).await? {
+        Some(record) => replay(&record, claim),
+        // The record went away again (purged): let the service retry.
+        None => Err(WalletError::ConcurrencyConflict),
+    }
+}
+
+/// The body of a wallet unit of work inside a transaction. Returns the
+/// result and whether anything was written.
+async fn update_wallet_in(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    hold_id: Option<Uuid>,
+    claim: Option<&Claim>,
+    mutation: &WalletMutation,
+) -> Result<(Applied, bool), Failure> {
+    let hold_ids: Vec<Uuid> = hold_id.into_iter().collect();
+    let keys: Vec<&str> = claim.iter().map(|c| c.key.as_str()).collect();
+    let mut locked = lock_wallet(conn, user_id, &hold_ids, &keys)
+        .await?
+        .ok_or(WalletError::WalletNotFound)?;
+    if let Some(claim) = claim {
+        if let Some(record) = locked.record(claim.key.as_str()) {
+            return Ok((replay(record, claim)?, false));
+        }
+    }
+    let output: CommandOutput = mutation(&mut locked.wallet)?;
+    if locked.wallet.changes().is_empty() {
+        return Ok((
+            Applied {
+                output,
+                replayed: false,
+            },
+            false,
+        ));
+    }
+    let changes = locked.wallet.take_changes();
+    let records: Vec<IdempotencyRecord> = claim
+        .cloned()
+        .map(|c| record_of(c, &output, locked.wallet.updated_at))
+        .into_iter()
+        .collect();
+    write_wallet_classified(conn, &locked.wallet, &changes, &records).await?;
+    Ok((
+        Applied {
+            output,
+            replayed: false,
+        },
+        true,
+    ))
+}
+
+/// [`write_wallet`], with a taken idempotency key told apart.
+async fn write_wallet_classified(
+    conn: &mut PgConnection,
+    wallet: &Wallet,
+    changes: &WalletChanges,
+    records: &[IdempotencyRecord],
+) -> Result<(), Failure> {
+    write_wallet(conn, wallet, changes, records)
+        .await
+        .map_err(classify_write_error)
+}
