@@ -267,6 +267,9 @@ impl PointAccount {
         };
         for lot in lots {
             match lot.state {
+                // A pending lot that was cancelled or expired has nothing
+                // left; a store that hands it back anyway must not count it.
+                LotState::Pending if lot.remaining == 0 => {}
                 LotState::Pending => {
                     account.pending_points += lot.points;
                     account.pending.insert(lot.id, lot);
@@ -392,13 +395,15 @@ impl PointAccount {
         let points = validate_points(request.points)?;
         let source = required_text("source", request.source, SOURCE_LENGTH_MAX)?;
         let description = bounded_text("description", request.description, DESCRIPTION_LENGTH_MAX)?;
-        let expires_at = match request.expires_at {
+        // Truncated first, to the precision stores keep, so that a lot is
+        // never stored already overdue.
+        let expires_at = match request.expires_at.map(crate::context::truncate_to_micros) {
             Some(at) if at <= ctx.now => {
                 return Err(WalletError::Validation(
                     "expiresAt must be in the future".into(),
                 ))
             }
-            other => other.map(crate::context::truncate_to_micros),
+            other => other,
         };
         let total = self.available_points + self.pending_points;
         if total
@@ -407,6 +412,11 @@ impl PointAccount {
         {
             return Err(WalletError::BalanceLimitExceeded);
         }
+        let lifetime_earned = if request.pending {
+            self.lifetime_earned
+        } else {
+            self.lifetime_after(points)?
+        };
         let state = if request.pending {
             LotState::Pending
         } else {
@@ -429,7 +439,7 @@ impl PointAccount {
             PointTransactionType::EarnPending
         } else {
             self.available_points += points;
-            self.lifetime_earned += points;
+            self.lifetime_earned = lifetime_earned;
             self.available.insert(SpendOrder::of(&lot), lot.clone());
             PointTransactionType::Earn
         };
@@ -503,6 +513,7 @@ impl PointAccount {
             {
                 return Err(WalletError::BalanceLimitExceeded);
             }
+            let lifetime_earned = self.lifetime_after(delta)?;
             let lot = PointLot {
                 id: ctx.new_id(),
                 account_id: self.id,
@@ -515,7 +526,7 @@ impl PointAccount {
             };
             lot_id = Some(lot.id);
             self.available_points += delta;
-            self.lifetime_earned += delta;
+            self.lifetime_earned = lifetime_earned;
             self.changes.touched_lots.push(lot.clone());
             self.available.insert(SpendOrder::of(&lot), lot);
         } else {
@@ -541,12 +552,16 @@ impl PointAccount {
         lot_id: Uuid,
         ctx: &Ctx<'_>,
     ) -> Result<PointTransaction, WalletError> {
+        let lifetime_earned = match self.pending.get(&lot_id) {
+            Some(lot) => self.lifetime_after(lot.points)?,
+            None => self.lifetime_earned,
+        };
         let mut lot = self.take_pending(lot_id)?;
         lot.state = LotState::Available;
         let points = lot.points;
         self.pending_points -= points;
         self.available_points += points;
-        self.lifetime_earned += points;
+        self.lifetime_earned = lifetime_earned;
         let (source, expires_at) = (lot.source.clone(), lot.expires_at);
         self.changes.touched_lots.push(lot.clone());
         self.available.insert(SpendOrder::of(&lot), lot);
@@ -585,6 +600,14 @@ impl PointAccount {
     }
 
     // ---- helpers ---------------------------------------------------------
+
+    /// The lifetime total after making `points` more available; it only
+    /// grows, so it is the one figure that could overflow in a long life.
+    fn lifetime_after(&self, points: i64) -> Result<i64, WalletError> {
+        self.lifetime_earned
+            .checked_add(points)
+            .ok_or(WalletError::BalanceLimitExceeded)
+    }
 
     /// A pending lot, or why not: `lot_not_pending` for a lot of this account
     /// that is no longer pending (confirmed, cancelled, expired),
@@ -701,4 +724,127 @@ pub struct EarnRequest {
     pub description: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
     pub pending: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::{Policy, SequentialIdGenerator};
+    use chrono::{Duration, TimeZone};
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0)
+            .single()
+            .expect("time")
+    }
+
+    fn lot(id: u128, points: i64, state: LotState, expires_in_days: Option<i64>) -> PointLot {
+        PointLot {
+            id: Uuid::from_u128(id),
+            account_id: Uuid::nil(),
+            points,
+            remaining: points,
+            state,
+            source: "shop".into(),
+            earned_at: now() + Duration::seconds(id as i64),
+            expires_at: expires_in_days.map(|days| now() + Duration::days(days)),
+        }
+    }
+
+    fn restored(lots: Vec<PointLot>, lifetime_earned: i64) -> PointAccount {
+        PointAccount::restore(
+            Uuid::nil(),
+            Uuid::nil(),
+            lots,
+            lifetime_earned,
+            5,
+            5,
+            now(),
+            now(),
+        )
+    }
+
+    #[test]
+    fn restore_orders_lots_for_spending_whatever_order_they_come_in() {
+        let mut account = restored(
+            vec![
+                lot(1, 10, LotState::Available, None),
+                lot(2, 10, LotState::Available, Some(9)),
+                lot(3, 10, LotState::Available, Some(2)),
+                lot(4, 10, LotState::Pending, Some(1)),
+            ],
+            30,
+        );
+        assert_eq!(
+            (account.available_points(), account.pending_points()),
+            (30, 10)
+        );
+        let order: Vec<u128> = account.lots().map(|l| l.id.as_u128()).collect();
+        assert_eq!(order, [3, 2, 1, 4]);
+        let policy = Policy::default();
+        let ids = SequentialIdGenerator::new();
+        let ctx = Ctx {
+            now: now(),
+            ids: &ids,
+            policy: &policy,
+            idempotency_key: None,
+        };
+        account.spend(15, "shop".into(), None, &ctx).expect("spend");
+        let left: Vec<(u128, i64)> = account
+            .lots()
+            .map(|l| (l.id.as_u128(), l.remaining))
+            .collect();
+        assert_eq!(left, [(2, 5), (1, 10), (4, 10)]);
+        assert_eq!(account.take_changes().expected_version, 5);
+        assert_eq!(account.version, 6);
+    }
+
+    #[test]
+    fn restore_ignores_pending_lots_that_have_ended() {
+        let mut ended = lot(1, 10, LotState::Pending, None);
+        ended.remaining = 0;
+        let account = restored(vec![ended, lot(2, 7, LotState::Pending, None)], 0);
+        assert_eq!(account.pending_points(), 7);
+        assert_eq!(account.lots().count(), 1);
+    }
+
+    #[test]
+    fn a_lifetime_total_that_would_overflow_is_refused_and_changes_nothing() {
+        let policy = Policy::default();
+        let ids = SequentialIdGenerator::new();
+        let ctx = Ctx {
+            now: now(),
+            ids: &ids,
+            policy: &policy,
+            idempotency_key: None,
+        };
+        let mut account = restored(vec![lot(1, 5, LotState::Pending, None)], i64::MAX - 1);
+        let before = account.clone();
+        let earn = EarnRequest {
+            points: 2,
+            source: "shop".into(),
+            description: None,
+            expires_at: None,
+            pending: false,
+        };
+        assert_eq!(
+            account.earn(earn, &ctx).map(|_| ()),
+            Err(WalletError::BalanceLimitExceeded)
+        );
+        assert_eq!(
+            account.adjust(2, "admin".into(), None, &ctx).map(|_| ()),
+            Err(WalletError::BalanceLimitExceeded)
+        );
+        assert_eq!(
+            account
+                .confirm_pending(Uuid::from_u128(1), &ctx)
+                .map(|_| ()),
+            Err(WalletError::BalanceLimitExceeded)
+        );
+        assert_eq!(account, before);
+        account
+            .adjust(1, "admin".into(), None, &ctx)
+            .expect("one more point fits");
+        assert_eq!(account.lifetime_earned, i64::MAX);
+    }
 }

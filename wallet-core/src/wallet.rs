@@ -529,19 +529,29 @@ impl Wallet {
             REFERENCE_TYPE_LENGTH_MAX,
         )?;
         let description = bounded_text("description", request.description, DESCRIPTION_LENGTH_MAX)?;
-        let expires_at = match request.expires_at {
-            None => ctx.now + ctx.policy.hold_lifetime_default,
+        // Truncated first, to the precision stores keep: an expiry less than
+        // a microsecond ahead would be stored as `now`, already overdue.
+        let expires_at = match request.expires_at.map(crate::context::truncate_to_micros) {
+            None => ctx
+                .now
+                .checked_add_signed(ctx.policy.hold_lifetime_default)
+                .ok_or_else(|| WalletError::Validation("expiresAt is out of range".into()))?,
             Some(at) if at <= ctx.now => {
                 return Err(WalletError::Validation(
                     "expiresAt must be in the future".into(),
                 ))
             }
-            Some(at) if at > ctx.now + ctx.policy.hold_lifetime_max => {
+            Some(at)
+                if ctx
+                    .now
+                    .checked_add_signed(ctx.policy.hold_lifetime_max)
+                    .is_some_and(|latest| at > latest) =>
+            {
                 return Err(WalletError::Validation(
                     "expiresAt is beyond the maximum hold lifetime".into(),
                 ))
             }
-            Some(at) => crate::context::truncate_to_micros(at),
+            Some(at) => at,
         };
         let money = request.money;
         let currency = money.currency();
@@ -891,4 +901,146 @@ pub struct Exchange {
     pub rate: Decimal,
     /// The `ExchangeOut` leg, then the `ExchangeIn` leg.
     pub transactions: [WalletTransaction; 2],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::{Policy, SequentialIdGenerator};
+    use chrono::{Duration, TimeZone};
+
+    fn usd() -> CurrencyCode {
+        CurrencyCode::parse("USD").expect("code")
+    }
+
+    fn setup() -> (Policy, SequentialIdGenerator, DateTime<Utc>) {
+        let now = Utc
+            .with_ymd_and_hms(2030, 1, 1, 0, 0, 0)
+            .single()
+            .expect("time");
+        (Policy::default(), SequentialIdGenerator::new(), now)
+    }
+
+    fn ctx<'a>(policy: &'a Policy, ids: &'a SequentialIdGenerator, now: DateTime<Utc>) -> Ctx<'a> {
+        Ctx {
+            now,
+            ids,
+            policy,
+            idempotency_key: None,
+        }
+    }
+
+    fn money(policy: &Policy, units: i64) -> Money {
+        policy
+            .currencies
+            .money(Decimal::from(units), usd())
+            .expect("money")
+    }
+
+    fn request(policy: &Policy, units: i64, expires_at: Option<DateTime<Utc>>) -> HoldRequest {
+        HoldRequest {
+            money: money(policy, units),
+            reference_type: "order".into(),
+            reference_id: Uuid::nil(),
+            description: None,
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn a_failed_operation_leaves_the_aggregate_exactly_as_it_was() {
+        let (policy, ids, now) = setup();
+        let ctx = ctx(&policy, &ids, now);
+        let mut wallet = Wallet::open(Uuid::nil(), usd(), &ctx).expect("open");
+        wallet
+            .deposit(money(&policy, 10), None, None, &ctx)
+            .expect("deposit");
+        let hold = wallet.hold(request(&policy, 4, None), &ctx).expect("hold");
+        let before = wallet.clone();
+        let failures: Vec<Result<(), WalletError>> = vec![
+            wallet
+                .withdraw(money(&policy, 7), None, None, &ctx)
+                .map(|_| ()),
+            wallet.hold(request(&policy, 7, None), &ctx).map(|_| ()),
+            wallet
+                .hold(request(&policy, 1, Some(now)), &ctx)
+                .map(|_| ()),
+            wallet
+                .execute_hold(hold.id, Some(Decimal::from(5)), None, &ctx)
+                .map(|_| ()),
+            wallet
+                .release_hold(hold.id, Some(Decimal::new(1, 3)), &ctx)
+                .map(|_| ()),
+            wallet.unfreeze(&ctx),
+            wallet.close(&ctx),
+            wallet.freeze(" ".into(), &ctx),
+            wallet
+                .deposit(money(&policy, 1), Some("x".repeat(501)), None, &ctx)
+                .map(|_| ()),
+        ];
+        assert!(failures.iter().all(Result::is_err), "{failures:?}");
+        assert_eq!(wallet, before);
+    }
+
+    #[test]
+    fn one_command_bumps_the_version_once_and_its_events_share_it() {
+        let (policy, ids, now) = setup();
+        let ctx = ctx(&policy, &ids, now);
+        let mut wallet = Wallet::open(Uuid::nil(), usd(), &ctx).expect("open");
+        assert_eq!(wallet.version, 1);
+        let created = wallet.take_changes();
+        assert!(created.created);
+        wallet
+            .deposit(money(&policy, 10), None, None, &ctx)
+            .expect("deposit");
+        wallet.take_changes();
+        let hold = wallet.hold(request(&policy, 4, None), &ctx).expect("hold");
+        wallet.take_changes();
+        assert_eq!(wallet.version, 3);
+        wallet
+            .execute_hold(hold.id, None, None, &ctx)
+            .expect("execute");
+        let changes = wallet.take_changes();
+        assert_eq!(changes.expected_version, 3);
+        assert_eq!(wallet.version, 4);
+        let versions: Vec<u64> = changes.events.iter().map(|e| e.aggregate_version).collect();
+        assert_eq!(versions, [4, 4]);
+        assert_eq!(changes.touched_holds, [hold.id]);
+        assert_eq!(changes.transactions[0].sequence, 3);
+        assert!(wallet.take_changes().is_empty());
+    }
+
+    #[test]
+    fn expiry_releases_only_holds_that_are_due() {
+        let (policy, ids, now) = setup();
+        let ctx_then = ctx(&policy, &ids, now);
+        let mut wallet = Wallet::open(Uuid::nil(), usd(), &ctx_then).expect("open");
+        wallet
+            .deposit(money(&policy, 10), None, None, &ctx_then)
+            .expect("deposit");
+        let due = wallet
+            .hold(
+                request(&policy, 3, Some(now + Duration::hours(1))),
+                &ctx_then,
+            )
+            .expect("hold");
+        let later = wallet
+            .hold(
+                request(&policy, 2, Some(now + Duration::hours(2))),
+                &ctx_then,
+            )
+            .expect("hold");
+        wallet.take_changes();
+        let ctx_later = ctx(&policy, &ids, now + Duration::hours(1));
+        assert_eq!(wallet.next_hold_expiry(), Some(now + Duration::hours(1)));
+        assert_eq!(wallet.expire_overdue_holds(&ctx_later), Ok(1));
+        assert_eq!(wallet.holds[&due.id].status, HoldStatus::Expired);
+        assert_eq!(wallet.holds[&later.id].status, HoldStatus::Active);
+        assert_eq!(
+            wallet.item(usd()).map(|i| i.held),
+            Some(Decimal::new(200, 2))
+        );
+        assert_eq!(wallet.available(usd()), Decimal::new(800, 2));
+        assert_eq!(wallet.expire_overdue_holds(&ctx_later), Ok(0));
+    }
 }

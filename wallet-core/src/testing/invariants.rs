@@ -33,8 +33,8 @@ use uuid::Uuid;
 
 use crate::events::StoredEvent;
 use crate::money::CurrencyCode;
-use crate::points::{LotState, PointAccount, PointAccountView, PointLot, PointTransaction};
 use crate::points::PointTransactionType as PointType;
+use crate::points::{LotState, PointAccount, PointAccountView, PointLot, PointTransaction};
 use crate::wallet::{Hold, HoldStatus, TransactionType, Wallet, WalletTransaction, WalletView};
 
 /// Runs every wallet check: invariants 1 to 5 of the domain rules, the
@@ -358,7 +358,9 @@ pub fn check_holds_match_log(
         }
     }
     if let Some(hold_id) = sums.keys().next() {
-        return Err(format!("transactions name hold {hold_id}, which is not stored"));
+        return Err(format!(
+            "transactions name hold {hold_id}, which is not stored"
+        ));
     }
     Ok(())
 }
@@ -378,7 +380,8 @@ pub fn check_money_conserved(
         match transaction.transaction_type {
             TransactionType::Deposit | TransactionType::ExchangeIn => *flow += size,
             TransactionType::Withdraw | TransactionType::ExchangeOut => *flow -= size,
-            TransactionType::Hold | TransactionType::HoldExecute | TransactionType::HoldRelease => {}
+            TransactionType::Hold | TransactionType::HoldExecute | TransactionType::HoldRelease => {
+            }
         }
     }
     for hold in holds {
@@ -394,7 +397,9 @@ pub fn check_money_conserved(
         }
     }
     if let Some((currency, flow)) = flows.into_iter().find(|(_, f)| !f.is_zero()) {
-        return Err(format!("{currency}: money moved ({flow}) but the wallet has no such item"));
+        return Err(format!(
+            "{currency}: money moved ({flow}) but the wallet has no such item"
+        ));
     }
     Ok(())
 }
@@ -746,15 +751,25 @@ mod tests {
         let policy = Policy::default();
         let ids = SequentialIdGenerator::new();
         let ctx = Ctx {
-            now: Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).single().expect("time"),
+            now: Utc
+                .with_ymd_and_hms(2030, 1, 1, 0, 0, 0)
+                .single()
+                .expect("time"),
             ids: &ids,
             policy: &policy,
             idempotency_key: None,
         };
         let usd = CurrencyCode::parse("USD").expect("code");
-        let money = |a: i64| policy.currencies.money(Decimal::from(a), usd).expect("money");
+        let money = |a: i64| {
+            policy
+                .currencies
+                .money(Decimal::from(a), usd)
+                .expect("money")
+        };
         let mut wallet = Wallet::open(Uuid::from_u128(1), usd, &ctx).expect("open");
-        wallet.deposit(money(100), None, None, &ctx).expect("deposit");
+        wallet
+            .deposit(money(100), None, None, &ctx)
+            .expect("deposit");
         let hold = wallet
             .hold(
                 HoldRequest {
@@ -822,7 +837,10 @@ mod tests {
         let policy = Policy::default();
         let ids = SequentialIdGenerator::new();
         let ctx = Ctx {
-            now: Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).single().expect("time"),
+            now: Utc
+                .with_ymd_and_hms(2030, 1, 1, 0, 0, 0)
+                .single()
+                .expect("time"),
             ids: &ids,
             policy: &policy,
             idempotency_key: None,

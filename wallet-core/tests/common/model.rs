@@ -1,0 +1,1499 @@
+//! A reference model of one user's wallet and point account, and the
+//! driver that runs random steps through the real service and the model
+//! side by side.
+//!
+//! The model is plain integers (minor units per currency, points as `i64`)
+//! and a list of holds and lots; it predicts, for every command, either the
+//! exact error code or the exact outcome: balances, hold and lot states, and
+//! the types of the transactions and events the command appends (lazy expiry
+//! included). After every step the driver checks every invariant on the
+//! stored state, compares it with the model, and for a failed command or an
+//! idempotent replay checks that nothing at all changed.
+//!
+//! Steps derive `Arbitrary`, so the fuzz target decodes raw bytes into the
+//! same steps and runs the same driver.
+
+use std::collections::{BTreeMap, HashMap};
+
+use arbitrary::Arbitrary;
+use chrono::{DateTime, Duration, Utc};
+use wallet_core::{
+    Applied, Command, CommandOutput, CurrencyCode, Decimal, HoldStatus, LotState,
+    PointTransactionType, TransactionType, Uuid, WalletStatus,
+};
+
+use super::{code, Harness, Snapshot};
+
+/// The one user every step acts on.
+pub const USER: Uuid = Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+/// How many distinct idempotency keys steps draw from.
+pub const KEY_COUNT: u8 = 4;
+/// The most steps one run takes (fuzz input beyond it is ignored).
+pub const STEPS_MAX: usize = 64;
+
+const AMOUNT_MAX_UNITS: i128 = 1_000_000_000_000_000;
+const POINTS_MAX: i64 = 1_000_000_000_000;
+const POINTS_BALANCE_MAX: i64 = 1_000_000_000_000_000;
+const TEXT_MAX: usize = 500;
+
+// ---- steps ---------------------------------------------------------------
+
+/// A currency: the three configured ones and one that is not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
+pub enum Cur {
+    Vnd,
+    Usd,
+    Ppoint,
+    Eur,
+}
+
+impl Cur {
+    pub fn code(self) -> CurrencyCode {
+        code(match self {
+            Cur::Vnd => "VND",
+            Cur::Usd => "USD",
+            Cur::Ppoint => "PPOINT",
+            Cur::Eur => "EUR",
+        })
+    }
+}
+
+/// An amount, valid or not, given in the scale of the currency it is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
+pub enum Amount {
+    /// This many minor units (0 is invalid).
+    Minor(u8),
+    /// This many whole units (0 is invalid).
+    Units(u16),
+    /// A larger number of minor units.
+    Big(u32),
+    Zero,
+    Negative,
+    /// One digit more than the currency's scale.
+    TooPrecise,
+    /// Exactly the largest amount, 10^15 units.
+    Max,
+    /// One minor unit over the largest amount.
+    OverMax,
+}
+
+impl Amount {
+    /// The decimal sent for `currency` (an unknown currency gets scale 2).
+    pub fn decimal(self, currency: CurrencyCode) -> Decimal {
+        let scale = scale_of(currency).unwrap_or(2);
+        let max_minor = AMOUNT_MAX_UNITS * 10i128.pow(scale);
+        match self {
+            Amount::Minor(n) => Decimal::new(i64::from(n), scale),
+            Amount::Units(n) => Decimal::from(n),
+            Amount::Big(n) => Decimal::new(i64::from(n), scale),
+            Amount::Zero => Decimal::ZERO,
+            Amount::Negative => Decimal::new(-1, scale),
+            Amount::TooPrecise => Decimal::new(1, scale + 1),
+            Amount::Max => Decimal::from_i128_with_scale(max_minor, scale),
+            Amount::OverMax => Decimal::from_i128_with_scale(max_minor + 1, scale),
+        }
+    }
+}
+
+/// When a hold expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
+pub enum HoldLife {
+    Default,
+    Minutes(u16),
+    Hours(u8),
+    Past,
+    /// Exactly the longest lifetime.
+    Max,
+    /// One second over the longest lifetime.
+    TooLong,
+}
+
+/// When a lot expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
+pub enum LotLife {
+    Never,
+    Minutes(u16),
+    Days(u8),
+    Past,
+}
+
+/// A number of points, valid or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
+pub enum Points {
+    Small(u16),
+    Zero,
+    Max,
+    OverMax,
+    Extreme,
+}
+
+impl Points {
+    pub fn value(self, negative: bool) -> i64 {
+        let value = match self {
+            Points::Small(n) => i64::from(n),
+            Points::Zero => 0,
+            Points::Max => POINTS_MAX,
+            Points::OverMax => POINTS_MAX + 1,
+            Points::Extreme => i64::MAX,
+        };
+        match (negative, self) {
+            (true, Points::Extreme) => i64::MIN,
+            (true, _) => -value,
+            (false, _) => value,
+        }
+    }
+}
+
+/// A jump of the clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
+pub enum Jump {
+    Seconds(u16),
+    Hours(u8),
+    Days(u8),
+}
+
+impl Jump {
+    pub fn duration(self) -> Duration {
+        match self {
+            Jump::Seconds(n) => Duration::seconds(i64::from(n)),
+            Jump::Hours(n) => Duration::hours(i64::from(n)),
+            Jump::Days(n) => Duration::days(i64::from(n % 40)),
+        }
+    }
+}
+
+/// One command, before its holds, lots and times are resolved. `hold` and
+/// `lot` pick a known id by index, or an unknown id past the end.
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+pub enum Op {
+    CreateWallet {
+        currency: Option<Cur>,
+    },
+    Deposit {
+        amount: Amount,
+        currency: Cur,
+        long_text: bool,
+    },
+    Withdraw {
+        amount: Amount,
+        currency: Cur,
+        long_text: bool,
+    },
+    Exchange {
+        amount: Amount,
+        from: Cur,
+        to: Cur,
+    },
+    Hold {
+        amount: Amount,
+        currency: Cur,
+        life: HoldLife,
+    },
+    Execute {
+        hold: u8,
+        amount: Option<Amount>,
+    },
+    Release {
+        hold: u8,
+        amount: Option<Amount>,
+    },
+    Cancel {
+        hold: u8,
+    },
+    Freeze {
+        blank_reason: bool,
+    },
+    Unfreeze,
+    Close,
+    CreatePointAccount,
+    Earn {
+        points: Points,
+        life: LotLife,
+        pending: bool,
+    },
+    Spend {
+        points: Points,
+    },
+    Adjust {
+        points: Points,
+        negative: bool,
+    },
+    Confirm {
+        lot: u8,
+    },
+    CancelPending {
+        lot: u8,
+    },
+}
+
+/// One step of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+pub enum Step {
+    /// A command, with one of [`KEY_COUNT`] idempotency keys or none.
+    Command {
+        op: Op,
+        key: Option<u8>,
+    },
+    /// Sends an earlier command again, with the key it had: `back` counts
+    /// from the latest.
+    Repeat {
+        back: u8,
+    },
+    Advance(Jump),
+    Sweep,
+}
+
+// ---- the model -----------------------------------------------------------
+
+fn scale_of(currency: CurrencyCode) -> Option<u32> {
+    match currency.as_str() {
+        "VND" | "PPOINT" => Some(0),
+        "USD" => Some(2),
+        _ => None,
+    }
+}
+
+fn base_rate_of(currency: CurrencyCode) -> i128 {
+    match currency.as_str() {
+        "USD" => 25_000,
+        _ => 1,
+    }
+}
+
+fn limit_minor(currency: CurrencyCode) -> i128 {
+    AMOUNT_MAX_UNITS * 10i128.pow(scale_of(currency).unwrap_or(0))
+}
+
+fn to_decimal(minor: i128, currency: CurrencyCode) -> Decimal {
+    Decimal::from_i128_with_scale(minor, scale_of(currency).unwrap_or(0))
+}
+
+type Expected<T> = Result<T, &'static str>;
+
+/// A valid amount in minor units, or why not.
+fn minor_units(amount: Decimal, currency: CurrencyCode) -> Expected<i128> {
+    let scale = scale_of(currency).ok_or("unsupported_currency")?;
+    if amount <= Decimal::ZERO || amount > Decimal::from(AMOUNT_MAX_UNITS as i64) {
+        return Err("invalid_amount");
+    }
+    let mut value = amount.normalize();
+    if value.scale() > scale {
+        return Err("invalid_amount");
+    }
+    value.rescale(scale);
+    Ok(value.mantissa())
+}
+
+fn valid_points(points: i64) -> Expected<i64> {
+    if (1..=POINTS_MAX).contains(&points) {
+        Ok(points)
+    } else {
+        Err("validation_error")
+    }
+}
+
+fn text_ok(text: &Option<String>) -> Expected<()> {
+    match text {
+        Some(t) if t.chars().count() > TEXT_MAX || t.trim().is_empty() => Err("validation_error"),
+        _ => Ok(()),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelHold {
+    pub currency: CurrencyCode,
+    pub original: i128,
+    pub remaining: i128,
+    pub executed: i128,
+    pub released: i128,
+    pub status: HoldStatus,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelWallet {
+    pub status: WalletStatus,
+    /// Balance and held, in minor units.
+    pub items: BTreeMap<CurrencyCode, (i128, i128)>,
+    pub holds: BTreeMap<Uuid, ModelHold>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelLot {
+    pub id: Uuid,
+    pub points: i64,
+    pub remaining: i64,
+    pub pending: bool,
+    /// Pending, or available with points left.
+    pub alive: bool,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub earned_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelPoints {
+    /// Every lot, in creation order.
+    pub lots: Vec<ModelLot>,
+    pub lifetime: i64,
+}
+
+impl ModelPoints {
+    fn available(&self) -> i64 {
+        self.lots
+            .iter()
+            .filter(|l| l.alive && !l.pending)
+            .map(|l| l.remaining)
+            .sum()
+    }
+
+    fn pending(&self) -> i64 {
+        self.lots
+            .iter()
+            .filter(|l| l.alive && l.pending)
+            .map(|l| l.points)
+            .sum()
+    }
+
+    /// Takes points from available lots: soonest expiry first,
+    /// non-expiring last, ties by earn time then creation order.
+    fn consume(&mut self, mut points: i64) {
+        let mut order: Vec<usize> = (0..self.lots.len())
+            .filter(|&i| self.lots[i].alive && !self.lots[i].pending)
+            .collect();
+        order.sort_by_key(|&i| {
+            let lot = &self.lots[i];
+            (lot.expires_at.is_none(), lot.expires_at, lot.earned_at, i)
+        });
+        for i in order {
+            if points == 0 {
+                break;
+            }
+            let lot = &mut self.lots[i];
+            let taken = lot.remaining.min(points);
+            lot.remaining -= taken;
+            points -= taken;
+            lot.alive = lot.remaining > 0;
+        }
+    }
+}
+
+/// What a successful command is predicted to append, and the hold or lot
+/// it creates (whose id the store picks).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub events: Vec<&'static str>,
+    pub wallet_transactions: Vec<TransactionType>,
+    pub point_transactions: Vec<PointTransactionType>,
+    pub new_hold: Option<ModelHold>,
+    pub new_lot: Option<ModelLot>,
+}
+
+/// The model's prediction for a command.
+#[derive(Debug, Clone)]
+pub enum Prediction {
+    Fails(&'static str),
+    Replays(CommandOutput),
+    Succeeds(Box<Model>, Outcome),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    pub now: DateTime<Utc>,
+    pub wallet: Option<ModelWallet>,
+    pub points: Option<ModelPoints>,
+    /// Keys of successful commands: the command and its output.
+    pub keys: HashMap<String, (Command, CommandOutput)>,
+    /// Every hold ever made, in creation order.
+    pub hold_ids: Vec<Uuid>,
+    /// Every lot ever made, in creation order.
+    pub lot_ids: Vec<Uuid>,
+}
+
+impl Model {
+    pub fn new(now: DateTime<Utc>) -> Self {
+        Model {
+            now,
+            wallet: None,
+            points: None,
+            keys: HashMap::new(),
+            hold_ids: Vec::new(),
+            lot_ids: Vec::new(),
+        }
+    }
+
+    /// Checks of parameters alone, made before the idempotency key.
+    fn precheck(command: &Command) -> Expected<()> {
+        match command {
+            Command::CreateWallet {
+                default_currency: Some(currency),
+                ..
+            } => scale_of(*currency)
+                .map(|_| ())
+                .ok_or("unsupported_currency"),
+            Command::Deposit {
+                amount, currency, ..
+            }
+            | Command::Withdraw {
+                amount, currency, ..
+            }
+            | Command::CreateHold {
+                amount, currency, ..
+            } => minor_units(*amount, *currency).map(|_| ()),
+            Command::Exchange {
+                amount,
+                from_currency,
+                to_currency,
+                ..
+            } => {
+                scale_of(*from_currency).ok_or("unsupported_currency")?;
+                scale_of(*to_currency).ok_or("unsupported_currency")?;
+                if from_currency == to_currency {
+                    return Err("same_currency");
+                }
+                minor_units(*amount, *from_currency).map(|_| ())
+            }
+            Command::EarnPoints { points, .. } | Command::SpendPoints { points, .. } => {
+                valid_points(*points).map(|_| ())
+            }
+            Command::AdjustPoints { delta, .. } => {
+                if *delta == 0 {
+                    return Err("validation_error");
+                }
+                valid_points(delta.checked_abs().unwrap_or(i64::MAX)).map(|_| ())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// What the command will do.
+    pub fn predict(&self, command: &Command, key: Option<&str>) -> Prediction {
+        if let Err(code) = Self::precheck(command) {
+            return Prediction::Fails(code);
+        }
+        if let Some((first, output)) = key.and_then(|k| self.keys.get(k)) {
+            return if first == command {
+                Prediction::Replays(output.clone())
+            } else {
+                Prediction::Fails("idempotency_key_reused")
+            };
+        }
+        let mut next = self.clone();
+        let mut outcome = Outcome::default();
+        match next.apply(command, &mut outcome) {
+            Ok(()) => Prediction::Succeeds(Box::new(next), outcome),
+            Err(code) => Prediction::Fails(code),
+        }
+    }
+
+    fn apply(&mut self, command: &Command, outcome: &mut Outcome) -> Expected<()> {
+        match command {
+            Command::CreateWallet { .. } => {
+                if self.wallet.is_some() {
+                    return Err("wallet_exists");
+                }
+                self.wallet = Some(ModelWallet {
+                    status: WalletStatus::Active,
+                    items: BTreeMap::new(),
+                    holds: BTreeMap::new(),
+                });
+                outcome.events.push("WalletCreated");
+                Ok(())
+            }
+            Command::CreatePointAccount { .. } => {
+                if self.points.is_some() {
+                    return Err("point_account_exists");
+                }
+                self.points = Some(ModelPoints {
+                    lots: Vec::new(),
+                    lifetime: 0,
+                });
+                outcome.events.push("PointAccountCreated");
+                Ok(())
+            }
+            Command::EarnPoints { .. }
+            | Command::SpendPoints { .. }
+            | Command::AdjustPoints { .. }
+            | Command::ConfirmPendingPoints { .. }
+            | Command::CancelPendingPoints { .. } => {
+                let now = self.now;
+                let points = self.points.as_mut().ok_or("point_account_not_found")?;
+                expire_lots(points, now, outcome);
+                apply_points(points, command, now, outcome)
+            }
+            _ => {
+                let now = self.now;
+                let wallet = self.wallet.as_mut().ok_or("wallet_not_found")?;
+                expire_holds(wallet, now, outcome);
+                apply_wallet(wallet, command, now, outcome)
+            }
+        }
+    }
+
+    /// The sweep: expires overdue holds and lots; returns how many wallets
+    /// and accounts it touched.
+    pub fn sweep(&mut self, outcome: &mut Outcome) -> (usize, usize) {
+        let now = self.now;
+        let mut swept = (0, 0);
+        if let Some(wallet) = self.wallet.as_mut() {
+            if expire_holds(wallet, now, outcome) > 0 {
+                swept.0 = 1;
+            }
+        }
+        if let Some(points) = self.points.as_mut() {
+            if expire_lots(points, now, outcome) > 0 {
+                swept.1 = 1;
+            }
+        }
+        swept
+    }
+}
+
+fn expire_holds(wallet: &mut ModelWallet, now: DateTime<Utc>, outcome: &mut Outcome) -> usize {
+    let mut expired = 0;
+    for hold in wallet.holds.values_mut() {
+        if hold.status == HoldStatus::Active && hold.expires_at <= now {
+            let item = wallet.items.entry(hold.currency).or_default();
+            item.1 -= hold.remaining;
+            hold.released += hold.remaining;
+            hold.remaining = 0;
+            hold.status = HoldStatus::Expired;
+            outcome.events.push("EscrowReleased");
+            outcome
+                .wallet_transactions
+                .push(TransactionType::HoldRelease);
+            expired += 1;
+        }
+    }
+    expired
+}
+
+fn expire_lots(points: &mut ModelPoints, now: DateTime<Utc>, outcome: &mut Outcome) -> usize {
+    let mut expired = 0;
+    for lot in points.lots.iter_mut() {
+        if lot.alive && lot.expires_at.is_some_and(|at| at <= now) {
+            lot.alive = false;
+            lot.remaining = 0;
+            outcome.events.push("PointsExpired");
+            outcome
+                .point_transactions
+                .push(PointTransactionType::Expire);
+            expired += 1;
+        }
+    }
+    expired
+}
+
+fn ensure_active(wallet: &ModelWallet) -> Expected<()> {
+    match wallet.status {
+        WalletStatus::Active => Ok(()),
+        WalletStatus::Frozen => Err("wallet_frozen"),
+        WalletStatus::Closed => Err("wallet_closed"),
+    }
+}
+
+fn ensure_not_closed(wallet: &ModelWallet) -> Expected<()> {
+    match wallet.status {
+        WalletStatus::Closed => Err("wallet_closed"),
+        _ => Ok(()),
+    }
+}
+
+/// The amount an execute or release settles, or why not.
+fn settlement(wallet: &ModelWallet, hold_id: Uuid, amount: Option<Decimal>) -> Expected<i128> {
+    let hold = wallet.holds.get(&hold_id).ok_or("hold_not_found")?;
+    if hold.status != HoldStatus::Active {
+        return Err("hold_not_active");
+    }
+    let amount = match amount {
+        None => hold.remaining,
+        Some(value) => minor_units(value, hold.currency)?,
+    };
+    if amount > hold.remaining {
+        return Err("amount_exceeds_hold");
+    }
+    Ok(amount)
+}
+
+fn apply_wallet(
+    wallet: &mut ModelWallet,
+    command: &Command,
+    now: DateTime<Utc>,
+    outcome: &mut Outcome,
+) -> Expected<()> {
+    match command {
+        Command::Deposit {
+            amount,
+            currency,
+            description,
+            reference,
+            ..
+        } => {
+            let minor = minor_units(*amount, *currency)?;
+            ensure_not_closed(wallet)?;
+            text_ok(description)?;
+            text_ok(reference)?;
+            let item = wallet.items.entry(*currency).or_default();
+            if item.0 + minor > limit_minor(*currency) {
+                return Err("balance_limit_exceeded");
+            }
+            item.0 += minor;
+            outcome.events.push("WalletBalanceChanged");
+            outcome.wallet_transactions.push(TransactionType::Deposit);
+        }
+        Command::Withdraw {
+            amount,
+            currency,
+            description,
+            reference,
+            ..
+        } => {
+            let minor = minor_units(*amount, *currency)?;
+            ensure_active(wallet)?;
+            text_ok(description)?;
+            text_ok(reference)?;
+            let item = wallet.items.get(currency).copied().unwrap_or_default();
+            if item.0 - item.1 < minor {
+                return Err("insufficient_funds");
+            }
+            wallet.items.insert(*currency, (item.0 - minor, item.1));
+            outcome.events.push("WalletBalanceChanged");
+            outcome.wallet_transactions.push(TransactionType::Withdraw);
+        }
+        Command::Exchange {
+            amount,
+            from_currency: from,
+            to_currency: to,
+            ..
+        } => {
+            let minor = minor_units(*amount, *from)?;
+            ensure_active(wallet)?;
+            let source = wallet.items.get(from).copied().unwrap_or_default();
+            if source.0 - source.1 < minor {
+                return Err("insufficient_funds");
+            }
+            let (scale_from, scale_to) = (scale_of(*from).unwrap_or(0), scale_of(*to).unwrap_or(0));
+            let converted = minor * base_rate_of(*from) * 10i128.pow(scale_to)
+                / (10i128.pow(scale_from) * base_rate_of(*to));
+            if converted > limit_minor(*to) {
+                return Err("balance_limit_exceeded");
+            }
+            if converted == 0 {
+                return Err("amount_too_small");
+            }
+            let target = wallet.items.get(to).copied().unwrap_or_default();
+            if target.0 + converted > limit_minor(*to) {
+                return Err("balance_limit_exceeded");
+            }
+            wallet.items.insert(*from, (source.0 - minor, source.1));
+            wallet.items.insert(*to, (target.0 + converted, target.1));
+            outcome.events.push("WalletExchanged");
+            outcome
+                .wallet_transactions
+                .extend([TransactionType::ExchangeOut, TransactionType::ExchangeIn]);
+        }
+        Command::CreateHold {
+            amount,
+            currency,
+            expires_at,
+            ..
+        } => {
+            let minor = minor_units(*amount, *currency)?;
+            ensure_active(wallet)?;
+            let expires_at = match expires_at {
+                None => now + Duration::days(7),
+                Some(at) if *at <= now || *at > now + Duration::days(30) => {
+                    return Err("validation_error")
+                }
+                Some(at) => *at,
+            };
+            let item = wallet.items.get(currency).copied().unwrap_or_default();
+            if item.0 - item.1 < minor {
+                return Err("insufficient_funds");
+            }
+            wallet.items.insert(*currency, (item.0, item.1 + minor));
+            outcome.new_hold = Some(ModelHold {
+                currency: *currency,
+                original: minor,
+                remaining: minor,
+                executed: 0,
+                released: 0,
+                status: HoldStatus::Active,
+                expires_at,
+            });
+            outcome.events.push("EscrowHeld");
+            outcome.wallet_transactions.push(TransactionType::Hold);
+        }
+        Command::ExecuteHold {
+            hold_id, amount, ..
+        } => {
+            ensure_active(wallet)?;
+            let minor = settlement(wallet, *hold_id, *amount)?;
+            let hold = wallet.holds.get_mut(hold_id).ok_or("hold_not_found")?;
+            hold.remaining -= minor;
+            hold.executed += minor;
+            if hold.remaining == 0 {
+                hold.status = HoldStatus::Executed;
+            }
+            let item = wallet.items.entry(hold.currency).or_default();
+            item.0 -= minor;
+            item.1 -= minor;
+            outcome
+                .events
+                .extend(["WalletBalanceChanged", "EscrowExecuted"]);
+            outcome
+                .wallet_transactions
+                .push(TransactionType::HoldExecute);
+        }
+        Command::ReleaseHold {
+            hold_id, amount, ..
+        } => {
+            ensure_not_closed(wallet)?;
+            let minor = settlement(wallet, *hold_id, *amount)?;
+            release(wallet, *hold_id, minor, HoldStatus::Released, outcome)?;
+        }
+        Command::CancelHold { hold_id, .. } => {
+            ensure_not_closed(wallet)?;
+            let minor = settlement(wallet, *hold_id, None)?;
+            release(wallet, *hold_id, minor, HoldStatus::Cancelled, outcome)?;
+        }
+        Command::FreezeWallet { reason, .. } => {
+            ensure_active(wallet)?;
+            text_ok(&Some(reason.clone()))?;
+            wallet.status = WalletStatus::Frozen;
+            outcome.events.push("WalletFrozen");
+        }
+        Command::UnfreezeWallet { .. } => {
+            ensure_not_closed(wallet)?;
+            if wallet.status != WalletStatus::Frozen {
+                return Err("wallet_not_frozen");
+            }
+            wallet.status = WalletStatus::Active;
+            outcome.events.push("WalletUnfrozen");
+        }
+        Command::CloseWallet { .. } => {
+            ensure_not_closed(wallet)?;
+            let has_money = wallet.items.values().any(|(b, h)| *b != 0 || *h != 0);
+            let has_hold = wallet
+                .holds
+                .values()
+                .any(|h| h.status == HoldStatus::Active);
+            if has_money || has_hold {
+                return Err("wallet_not_empty");
+            }
+            wallet.status = WalletStatus::Closed;
+            outcome.events.push("WalletClosed");
+        }
+        _ => return Err("internal_error"),
+    }
+    Ok(())
+}
+
+fn release(
+    wallet: &mut ModelWallet,
+    hold_id: Uuid,
+    minor: i128,
+    final_status: HoldStatus,
+    outcome: &mut Outcome,
+) -> Expected<()> {
+    let hold = wallet.holds.get_mut(&hold_id).ok_or("hold_not_found")?;
+    hold.remaining -= minor;
+    hold.released += minor;
+    if hold.remaining == 0 {
+        hold.status = final_status;
+    }
+    wallet.items.entry(hold.currency).or_default().1 -= minor;
+    outcome.events.push("EscrowReleased");
+    outcome
+        .wallet_transactions
+        .push(TransactionType::HoldRelease);
+    Ok(())
+}
+
+fn apply_points(
+    points: &mut ModelPoints,
+    command: &Command,
+    now: DateTime<Utc>,
+    outcome: &mut Outcome,
+) -> Expected<()> {
+    match command {
+        Command::EarnPoints {
+            points: earned,
+            source,
+            description,
+            expires_at,
+            pending,
+            ..
+        } => {
+            let earned = valid_points(*earned)?;
+            text_ok(&Some(source.clone()))?;
+            text_ok(description)?;
+            if expires_at.is_some_and(|at| at <= now) {
+                return Err("validation_error");
+            }
+            if points.available() + points.pending() + earned > POINTS_BALANCE_MAX {
+                return Err("balance_limit_exceeded");
+            }
+            if !pending {
+                points.lifetime += earned;
+            }
+            outcome.new_lot = Some(ModelLot {
+                id: Uuid::nil(),
+                points: earned,
+                remaining: earned,
+                pending: *pending,
+                alive: true,
+                expires_at: *expires_at,
+                earned_at: now,
+            });
+            outcome.events.push("PointsEarned");
+            outcome.point_transactions.push(if *pending {
+                PointTransactionType::EarnPending
+            } else {
+                PointTransactionType::Earn
+            });
+        }
+        Command::SpendPoints {
+            points: spent,
+            source,
+            description,
+            ..
+        } => {
+            let spent = valid_points(*spent)?;
+            text_ok(&Some(source.clone()))?;
+            text_ok(description)?;
+            if points.available() < spent {
+                return Err("insufficient_points");
+            }
+            points.consume(spent);
+            outcome.events.push("PointsSpent");
+            outcome.point_transactions.push(PointTransactionType::Spend);
+        }
+        Command::AdjustPoints {
+            delta,
+            source,
+            description,
+            ..
+        } => {
+            valid_points(delta.checked_abs().unwrap_or(i64::MAX))?;
+            text_ok(&Some(source.clone()))?;
+            text_ok(description)?;
+            if *delta > 0 {
+                if points.available() + points.pending() + delta > POINTS_BALANCE_MAX {
+                    return Err("balance_limit_exceeded");
+                }
+                points.lifetime += delta;
+                outcome.new_lot = Some(ModelLot {
+                    id: Uuid::nil(),
+                    points: *delta,
+                    remaining: *delta,
+                    pending: false,
+                    alive: true,
+                    expires_at: None,
+                    earned_at: now,
+                });
+            } else {
+                if points.available() < -delta {
+                    return Err("insufficient_points");
+                }
+                points.consume(-delta);
+            }
+            outcome.events.push("PointsAdjusted");
+            outcome
+                .point_transactions
+                .push(PointTransactionType::Adjust);
+        }
+        Command::ConfirmPendingPoints { lot_id, .. }
+        | Command::CancelPendingPoints { lot_id, .. } => {
+            let lot = points
+                .lots
+                .iter_mut()
+                .find(|l| l.id == *lot_id)
+                .ok_or("lot_not_found")?;
+            if !(lot.alive && lot.pending) {
+                return Err("lot_not_pending");
+            }
+            if matches!(command, Command::ConfirmPendingPoints { .. }) {
+                lot.pending = false;
+                points.lifetime += lot.points;
+                outcome.events.push("PendingPointsConfirmed");
+                outcome
+                    .point_transactions
+                    .push(PointTransactionType::PendingConfirmed);
+            } else {
+                lot.alive = false;
+                lot.remaining = 0;
+                outcome.events.push("PendingPointsCancelled");
+                outcome
+                    .point_transactions
+                    .push(PointTransactionType::PendingCancelled);
+            }
+        }
+        _ => return Err("internal_error"),
+    }
+    Ok(())
+}
+
+// ---- the driver ----------------------------------------------------------
+
+/// A wallet with 1,000.00 USD (100.00 of it held) and 5,000,000 VND, and a
+/// point account with 500 points, 30 more expiring in an hour and 50 pending
+/// for three days, as the first steps of a run.
+pub fn prologue() -> Vec<Step> {
+    let command = |op| Step::Command { op, key: None };
+    let earn = |points, life, pending| {
+        command(Op::Earn {
+            points: Points::Small(points),
+            life,
+            pending,
+        })
+    };
+    vec![
+        command(Op::CreateWallet { currency: None }),
+        command(Op::Deposit {
+            amount: Amount::Big(100_000),
+            currency: Cur::Usd,
+            long_text: false,
+        }),
+        command(Op::Deposit {
+            amount: Amount::Big(5_000_000),
+            currency: Cur::Vnd,
+            long_text: false,
+        }),
+        command(Op::Hold {
+            amount: Amount::Units(100),
+            currency: Cur::Usd,
+            life: HoldLife::Default,
+        }),
+        command(Op::CreatePointAccount),
+        earn(500, LotLife::Never, false),
+        earn(30, LotLife::Minutes(60), false),
+        earn(50, LotLife::Days(3), true),
+    ]
+}
+
+/// Runs steps through the service and the model side by side.
+pub struct Driver {
+    pub harness: Harness,
+    pub model: Model,
+    /// Commands sent so far, with their keys, for [`Step::Repeat`].
+    history: Vec<(Command, Option<String>)>,
+    /// How often each command ended how (`"Deposit ok"`, `"Withdraw
+    /// insufficient_funds"`, `"Cancel replayed"`, `"hold expired"`...), to
+    /// tell that runs reach deep states.
+    pub outcomes: BTreeMap<String, usize>,
+}
+
+impl Default for Driver {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Driver {
+    pub fn new() -> Self {
+        let harness = Harness::new();
+        let model = Model::new(harness.now());
+        Driver {
+            harness,
+            model,
+            history: Vec::new(),
+            outcomes: BTreeMap::new(),
+        }
+    }
+
+    /// Runs every step, checking after each one.
+    /// The error names the step and what went wrong.
+    pub fn run(&mut self, steps: &[Step]) -> Result<(), String> {
+        for (index, step) in steps.iter().enumerate() {
+            self.step(step)
+                .map_err(|problem| format!("step {index} {step:?}: {problem}"))?;
+        }
+        Ok(())
+    }
+
+    /// Decodes raw bytes into steps and runs them: the fuzz body. Unless the
+    /// first byte is odd, the run starts from a funded wallet and point
+    /// account ([`prologue`]), so short inputs reach deep states.
+    pub fn run_bytes(bytes: &[u8]) -> Result<(), String> {
+        let mut driver = Driver::new();
+        driver.run_decoded(bytes)?;
+        Ok(())
+    }
+
+    /// [`Driver::run_bytes`] on this driver, which it returns for inspection.
+    pub fn run_decoded(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let mut steps = match bytes.first() {
+            Some(first) if first % 2 == 1 => Vec::new(),
+            _ => prologue(),
+        };
+        let mut input = arbitrary::Unstructured::new(bytes.get(1..).unwrap_or(&[]));
+        while steps.len() < STEPS_MAX && !input.is_empty() {
+            match Step::arbitrary(&mut input) {
+                Ok(step) => steps.push(step),
+                Err(_) => break,
+            }
+            if input.is_empty() {
+                break;
+            }
+        }
+        self.run(&steps)
+    }
+
+    pub fn step(&mut self, step: &Step) -> Result<(), String> {
+        match step {
+            Step::Command { op, key } => {
+                let command = self.resolve(op);
+                let key = key.map(|k| format!("key-{}", k % KEY_COUNT));
+                self.command(command, key)
+            }
+            Step::Repeat { back } => {
+                if self.history.is_empty() {
+                    return Ok(());
+                }
+                let index = self.history.len() - 1 - usize::from(*back) % self.history.len();
+                let (command, key) = self.history[index].clone();
+                self.command(command, key)
+            }
+            Step::Advance(jump) => {
+                self.harness.advance(jump.duration());
+                self.model.now = self.harness.now();
+                self.harness.check(USER)
+            }
+            Step::Sweep => self.sweep(),
+        }
+    }
+
+    /// Turns an op into a command: picks holds and lots, converts amounts,
+    /// sets times from the clock.
+    pub fn resolve(&self, op: &Op) -> Command {
+        let user_id = USER;
+        let now = self.model.now;
+        let long_text = |long: bool| long.then(|| "x".repeat(TEXT_MAX + 1));
+        let pick = |ids: &[Uuid], index: u8| {
+            let index = usize::from(index) % (ids.len() + 1);
+            ids.get(index)
+                .copied()
+                .unwrap_or(Uuid::from_u128(0xdead_0000 + u128::from(index as u32)))
+        };
+        let hold_currency = |hold_id: Uuid| {
+            self.model
+                .wallet
+                .as_ref()
+                .and_then(|w| w.holds.get(&hold_id))
+                .map_or(code("USD"), |h| h.currency)
+        };
+        match *op {
+            Op::CreateWallet { currency } => Command::CreateWallet {
+                user_id,
+                default_currency: currency.map(Cur::code),
+            },
+            Op::Deposit {
+                amount,
+                currency,
+                long_text: long,
+            } => Command::Deposit {
+                user_id,
+                amount: amount.decimal(currency.code()),
+                currency: currency.code(),
+                description: long_text(long),
+                reference: Some("ref".into()),
+            },
+            Op::Withdraw {
+                amount,
+                currency,
+                long_text: long,
+            } => Command::Withdraw {
+                user_id,
+                amount: amount.decimal(currency.code()),
+                currency: currency.code(),
+                description: None,
+                reference: long_text(long),
+            },
+            Op::Exchange { amount, from, to } => Command::Exchange {
+                user_id,
+                amount: amount.decimal(from.code()),
+                from_currency: from.code(),
+                to_currency: to.code(),
+            },
+            Op::Hold {
+                amount,
+                currency,
+                life,
+            } => Command::CreateHold {
+                user_id,
+                amount: amount.decimal(currency.code()),
+                currency: currency.code(),
+                reference_type: "order".into(),
+                reference_id: Uuid::from_u128(7),
+                description: None,
+                expires_at: match life {
+                    HoldLife::Default => None,
+                    HoldLife::Minutes(n) => Some(now + Duration::minutes(i64::from(n))),
+                    HoldLife::Hours(n) => Some(now + Duration::hours(i64::from(n))),
+                    HoldLife::Past => Some(now - Duration::seconds(1)),
+                    HoldLife::Max => Some(now + Duration::days(30)),
+                    HoldLife::TooLong => Some(now + Duration::days(30) + Duration::seconds(1)),
+                },
+            },
+            Op::Execute { hold, amount } => {
+                let hold_id = pick(&self.model.hold_ids, hold);
+                Command::ExecuteHold {
+                    user_id,
+                    hold_id,
+                    amount: amount.map(|a| a.decimal(hold_currency(hold_id))),
+                    reference: None,
+                }
+            }
+            Op::Release { hold, amount } => {
+                let hold_id = pick(&self.model.hold_ids, hold);
+                Command::ReleaseHold {
+                    user_id,
+                    hold_id,
+                    amount: amount.map(|a| a.decimal(hold_currency(hold_id))),
+                }
+            }
+            Op::Cancel { hold } => Command::CancelHold {
+                user_id,
+                hold_id: pick(&self.model.hold_ids, hold),
+            },
+            Op::Freeze { blank_reason } => Command::FreezeWallet {
+                user_id,
+                reason: if blank_reason { "  " } else { "review" }.into(),
+            },
+            Op::Unfreeze => Command::UnfreezeWallet { user_id },
+            Op::Close => Command::CloseWallet { user_id },
+            Op::CreatePointAccount => Command::CreatePointAccount { user_id },
+            Op::Earn {
+                points,
+                life,
+                pending,
+            } => Command::EarnPoints {
+                user_id,
+                points: points.value(false),
+                source: "shop".into(),
+                description: None,
+                expires_at: match life {
+                    LotLife::Never => None,
+                    LotLife::Minutes(n) => Some(now + Duration::minutes(i64::from(n))),
+                    LotLife::Days(n) => Some(now + Duration::days(i64::from(n % 60))),
+                    LotLife::Past => Some(now - Duration::seconds(1)),
+                },
+                pending,
+            },
+            Op::Spend { points } => Command::SpendPoints {
+                user_id,
+                points: points.value(false),
+                source: "shop".into(),
+                description: None,
+            },
+            Op::Adjust { points, negative } => Command::AdjustPoints {
+                user_id,
+                delta: points.value(negative),
+                source: "admin".into(),
+                description: Some("correction".into()),
+            },
+            Op::Confirm { lot } => Command::ConfirmPendingPoints {
+                user_id,
+                lot_id: pick(&self.model.lot_ids, lot),
+            },
+            Op::CancelPending { lot } => Command::CancelPendingPoints {
+                user_id,
+                lot_id: pick(&self.model.lot_ids, lot),
+            },
+        }
+    }
+
+    fn command(&mut self, command: Command, key: Option<String>) -> Result<(), String> {
+        self.history.push((command.clone(), key.clone()));
+        let prediction = self.model.predict(&command, key.as_deref());
+        let before = self.harness.snapshot(USER);
+        let result = match &key {
+            Some(k) => self.harness.run_keyed(command.clone(), k),
+            None => self.harness.run(command.clone()),
+        };
+        let after = self.harness.snapshot(USER);
+        after.check()?;
+        let outcome = match (&prediction, &result) {
+            (Prediction::Fails(expected), _) => expected.to_string(),
+            (Prediction::Replays(_), _) => "replayed".into(),
+            (Prediction::Succeeds(_, outcome), _) => {
+                let expired = outcome
+                    .events
+                    .iter()
+                    .filter(|e| **e == "EscrowReleased")
+                    .count();
+                let lots = outcome
+                    .events
+                    .iter()
+                    .filter(|e| **e == "PointsExpired")
+                    .count();
+                self.count("hold expired", expired);
+                self.count("lot expired", lots);
+                "ok".into()
+            }
+        };
+        self.count(&format!("{} {outcome}", command.name()), 1);
+        match (prediction, result) {
+            (Prediction::Fails(expected), Err(error)) => {
+                if error.code() != expected {
+                    return Err(format!("expected {expected}, got {error:?}"));
+                }
+                unchanged(&before, &after)
+            }
+            (Prediction::Replays(output), Ok(applied)) => {
+                if !applied.replayed || applied.output != output {
+                    return Err(format!("expected a replay of {output:?}, got {applied:?}"));
+                }
+                unchanged(&before, &after)
+            }
+            (Prediction::Succeeds(next, outcome), Ok(applied)) => {
+                self.accept(*next, outcome, &command, key, applied, &before, &after)
+            }
+            (prediction, result) => Err(format!(
+                "the model predicted {prediction:?}, the service answered {result:?}"
+            )),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn accept(
+        &mut self,
+        mut next: Model,
+        outcome: Outcome,
+        command: &Command,
+        key: Option<String>,
+        applied: Applied,
+        before: &Snapshot,
+        after: &Snapshot,
+    ) -> Result<(), String> {
+        if applied.replayed {
+            return Err("a first command came back as a replay".into());
+        }
+        check_appended(before, after, &outcome)?;
+        if let Some(hold) = outcome.new_hold {
+            let CommandOutput::Hold { hold: created } = &applied.output else {
+                return Err(format!("a hold command answered {:?}", applied.output));
+            };
+            next.hold_ids.push(created.id);
+            if let Some(wallet) = next.wallet.as_mut() {
+                wallet.holds.insert(created.id, hold);
+            }
+        }
+        if let Some(mut lot) = outcome.new_lot {
+            let CommandOutput::Points {
+                lot_id: Some(lot_id),
+                ..
+            } = &applied.output
+            else {
+                return Err(format!("an earn answered {:?}", applied.output));
+            };
+            lot.id = *lot_id;
+            next.lot_ids.push(*lot_id);
+            if let Some(points) = next.points.as_mut() {
+                points.lots.push(lot);
+            }
+        }
+        if let Some(key) = key {
+            next.keys.insert(key, (command.clone(), applied.output));
+        }
+        self.model = next;
+        compare(&self.model, after)
+    }
+
+    fn count(&mut self, what: &str, times: usize) {
+        if times > 0 {
+            *self.outcomes.entry(what.to_string()).or_default() += times;
+        }
+    }
+
+    fn sweep(&mut self) -> Result<(), String> {
+        let mut next = self.model.clone();
+        let mut outcome = Outcome::default();
+        let (wallets, accounts) = next.sweep(&mut outcome);
+        let before = self.harness.snapshot(USER);
+        let report = futures::executor::block_on(self.harness.service.sweep_expired(100))
+            .map_err(|e| format!("sweep failed: {e:?}"))?;
+        let after = self.harness.snapshot(USER);
+        after.check()?;
+        if (report.wallets, report.point_accounts, report.failures) != (wallets, accounts, 0) {
+            return Err(format!(
+                "sweep report {report:?}, expected {wallets} wallets and {accounts} accounts"
+            ));
+        }
+        check_appended(&before, &after, &outcome)?;
+        self.count("sweep swept", wallets + accounts);
+        self.model = next;
+        compare(&self.model, &after)
+    }
+}
+
+/// A failed command or a replay left everything as it was.
+fn unchanged(before: &Snapshot, after: &Snapshot) -> Result<(), String> {
+    if before == after {
+        Ok(())
+    } else {
+        Err(format!(
+            "state changed although nothing should have:\nbefore {before:?}\nafter {after:?}"
+        ))
+    }
+}
+
+/// The transactions and events appended are the predicted ones, and every
+/// new event carries its aggregate's new version.
+fn check_appended(before: &Snapshot, after: &Snapshot, outcome: &Outcome) -> Result<(), String> {
+    let new_events = &after.events[before.events.len().min(after.events.len())..];
+    let mut actual: Vec<&str> = new_events.iter().map(|e| e.event.event_type()).collect();
+    let mut expected = outcome.events.clone();
+    actual.sort_unstable();
+    expected.sort_unstable();
+    if actual != expected {
+        return Err(format!("events {actual:?}, expected {expected:?}"));
+    }
+    let wallet_log = |s: &Snapshot| s.wallet.as_ref().map_or(0, |w| w.transactions.len());
+    let point_log = |s: &Snapshot| s.points.as_ref().map_or(0, |p| p.transactions.len());
+    let mut wallet_types: Vec<TransactionType> = after
+        .wallet
+        .iter()
+        .flat_map(|w| w.transactions[wallet_log(before)..].iter())
+        .map(|t| t.transaction_type)
+        .collect();
+    let mut expected_types = outcome.wallet_transactions.clone();
+    wallet_types.sort_unstable();
+    expected_types.sort_unstable();
+    if wallet_types != expected_types {
+        return Err(format!(
+            "wallet transactions {wallet_types:?}, expected {expected_types:?}"
+        ));
+    }
+    let mut point_types: Vec<PointTransactionType> = after
+        .points
+        .iter()
+        .flat_map(|p| p.transactions[point_log(before)..].iter())
+        .map(|t| t.transaction_type)
+        .collect();
+    let mut expected_point_types = outcome.point_transactions.clone();
+    point_types.sort_unstable();
+    expected_point_types.sort_unstable();
+    if point_types != expected_point_types {
+        return Err(format!(
+            "point transactions {point_types:?}, expected {expected_point_types:?}"
+        ));
+    }
+    for stored in new_events {
+        let event = &stored.event;
+        let version = if after
+            .wallet
+            .as_ref()
+            .is_some_and(|w| w.wallet.id == event.aggregate_id)
+        {
+            after.wallet.as_ref().map(|w| w.wallet.version)
+        } else {
+            after.points.as_ref().map(|p| p.account.version)
+        };
+        if Some(event.aggregate_version) != version {
+            return Err(format!(
+                "event {} has version {}, the aggregate is at {version:?}",
+                event.event_type(),
+                event.aggregate_version
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The stored state equals the model.
+fn compare(model: &Model, after: &Snapshot) -> Result<(), String> {
+    match (&model.wallet, &after.wallet) {
+        (None, None) => {}
+        (Some(expected), Some(stored)) => {
+            let view = stored.wallet.view();
+            if view.status != expected.status {
+                return Err(format!(
+                    "status {:?}, expected {:?}",
+                    view.status, expected.status
+                ));
+            }
+            let items: BTreeMap<CurrencyCode, (Decimal, Decimal)> = view
+                .balances
+                .iter()
+                .map(|i| (i.currency, (i.balance, i.held)))
+                .collect();
+            let modelled: BTreeMap<CurrencyCode, (Decimal, Decimal)> = expected
+                .items
+                .iter()
+                .map(|(c, (b, h))| (*c, (to_decimal(*b, *c), to_decimal(*h, *c))))
+                .collect();
+            if items != modelled {
+                return Err(format!("balances {items:?}, expected {modelled:?}"));
+            }
+            for (id, hold) in &expected.holds {
+                let stored_hold = stored
+                    .holds
+                    .iter()
+                    .find(|h| h.id == *id)
+                    .ok_or_else(|| format!("hold {id} is not stored"))?;
+                let c = hold.currency;
+                let same = stored_hold.status == hold.status
+                    && stored_hold.original_amount == to_decimal(hold.original, c)
+                    && stored_hold.remaining_amount == to_decimal(hold.remaining, c)
+                    && stored_hold.executed_amount == to_decimal(hold.executed, c)
+                    && stored_hold.released_amount == to_decimal(hold.released, c)
+                    && stored_hold.expires_at == hold.expires_at;
+                if !same {
+                    return Err(format!("hold {stored_hold:?}, expected {hold:?}"));
+                }
+            }
+            if stored.holds.len() != expected.holds.len() {
+                return Err(format!(
+                    "{} holds stored, {} expected",
+                    stored.holds.len(),
+                    expected.holds.len()
+                ));
+            }
+        }
+        (expected, stored) => {
+            return Err(format!(
+                "wallet {:?}, expected {expected:?}",
+                stored.as_ref().map(|s| s.wallet.view())
+            ))
+        }
+    }
+    match (&model.points, &after.points) {
+        (None, None) => Ok(()),
+        (Some(expected), Some(stored)) => {
+            let view = stored.account.view();
+            let figures = (
+                view.available_points,
+                view.pending_points,
+                view.lifetime_earned,
+            );
+            let modelled = (expected.available(), expected.pending(), expected.lifetime);
+            if figures != modelled {
+                return Err(format!(
+                    "points (available, pending, lifetime) {figures:?}, expected {modelled:?}"
+                ));
+            }
+            let mut live: Vec<(Uuid, i64, bool)> = stored
+                .account
+                .lots()
+                .map(|l| (l.id, l.remaining, l.state == LotState::Pending))
+                .collect();
+            let mut modelled_live: Vec<(Uuid, i64, bool)> = expected
+                .lots
+                .iter()
+                .filter(|l| l.alive)
+                .map(|l| (l.id, l.remaining, l.pending))
+                .collect();
+            live.sort_unstable();
+            modelled_live.sort_unstable();
+            if live != modelled_live {
+                return Err(format!("lots {live:?}, expected {modelled_live:?}"));
+            }
+            Ok(())
+        }
+        (expected, stored) => Err(format!(
+            "point account {:?}, expected {expected:?}",
+            stored.as_ref().map(|s| s.account.view())
+        )),
+    }
+}
