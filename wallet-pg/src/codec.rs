@@ -52,6 +52,26 @@ pub(crate) fn parse<T: FromStr>(text: &str, what: &str) -> Result<T, WalletError
     text.parse().map_err(|_| corrupt(what))
 }
 
+/// An amount read as text (`column::text`), so that it keeps its scale.
+///
+/// The binary `NUMERIC` codec drops the scale of zero (`0.00` comes back as
+/// `0`), so amounts travel as text both ways: bound as text and cast to
+/// `numeric` in SQL, read with `::text`.
+pub(crate) fn amount(row: &PgRow, name: &str) -> Result<Decimal, WalletError> {
+    let text: String = column(row, name)?;
+    decimal(&text)
+}
+
+/// Parses a stored decimal.
+pub(crate) fn decimal(text: &str) -> Result<Decimal, WalletError> {
+    Decimal::from_str_exact(text).map_err(|_| corrupt("amount"))
+}
+
+/// An amount as the text that is bound for a `numeric` column.
+pub(crate) fn amount_text(value: &Decimal) -> String {
+    value.to_string()
+}
+
 /// A JSON document built by the database (`json_agg`) as domain values.
 pub(crate) fn from_json<T: DeserializeOwned>(
     value: serde_json::Value,
@@ -110,9 +130,11 @@ pub(crate) fn wallet_view_from_row(row: &PgRow) -> Result<WalletView, WalletErro
 }
 
 /// The columns of a hold row, in the order [`hold_from_row`] reads them.
-pub(crate) const HOLD_COLUMNS: &str = "h.id, h.wallet_id, h.currency, h.original_amount, \
-     h.remaining_amount, h.executed_amount, h.released_amount, h.status, h.reference_type, \
-     h.reference_id, h.description, h.expires_at, h.created_at, h.updated_at";
+pub(crate) const HOLD_COLUMNS: &str = "h.id, h.wallet_id, h.currency, \
+     h.original_amount::text AS original_amount, h.remaining_amount::text AS remaining_amount, \
+     h.executed_amount::text AS executed_amount, h.released_amount::text AS released_amount, \
+     h.status, h.reference_type, h.reference_id, h.description, h.expires_at, h.created_at, \
+     h.updated_at";
 
 pub(crate) fn hold_from_row(row: &PgRow) -> Result<Hold, WalletError> {
     let code: String = column(row, "currency")?;
@@ -121,10 +143,10 @@ pub(crate) fn hold_from_row(row: &PgRow) -> Result<Hold, WalletError> {
         id: column(row, "id")?,
         wallet_id: column(row, "wallet_id")?,
         currency: currency(&code)?,
-        original_amount: column(row, "original_amount")?,
-        remaining_amount: column(row, "remaining_amount")?,
-        executed_amount: column(row, "executed_amount")?,
-        released_amount: column(row, "released_amount")?,
+        original_amount: amount(row, "original_amount")?,
+        remaining_amount: amount(row, "remaining_amount")?,
+        executed_amount: amount(row, "executed_amount")?,
+        released_amount: amount(row, "released_amount")?,
         status: parse(&status, "hold status")?,
         reference_type: column(row, "reference_type")?,
         reference_id: column(row, "reference_id")?,
@@ -137,8 +159,10 @@ pub(crate) fn hold_from_row(row: &PgRow) -> Result<Hold, WalletError> {
 
 /// The columns of a wallet transaction row.
 pub(crate) const TRANSACTION_COLUMNS: &str = "t.id, t.wallet_id, t.sequence, \
-     t.transaction_type, t.currency, t.amount, t.held_change, t.balance_after, t.held_after, \
-     t.description, t.reference, t.hold_id, t.idempotency_key, t.created_at";
+     t.transaction_type, t.currency, t.amount::text AS amount, \
+     t.held_change::text AS held_change, t.balance_after::text AS balance_after, \
+     t.held_after::text AS held_after, t.description, t.reference, t.hold_id, \
+     t.idempotency_key, t.created_at";
 
 pub(crate) fn transaction_from_row(row: &PgRow) -> Result<WalletTransaction, WalletError> {
     let code: String = column(row, "currency")?;
@@ -149,10 +173,10 @@ pub(crate) fn transaction_from_row(row: &PgRow) -> Result<WalletTransaction, Wal
         sequence: unsigned(column(row, "sequence")?, "transaction sequence")?,
         transaction_type: parse::<TransactionType>(&kind, "transaction type")?,
         currency: currency(&code)?,
-        amount: column::<Decimal>(row, "amount")?,
-        held_change: column(row, "held_change")?,
-        balance_after: column(row, "balance_after")?,
-        held_after: column(row, "held_after")?,
+        amount: amount(row, "amount")?,
+        held_change: amount(row, "held_change")?,
+        balance_after: amount(row, "balance_after")?,
+        held_after: amount(row, "held_after")?,
         description: column(row, "description")?,
         reference: column(row, "reference")?,
         hold_id: column::<Option<Uuid>>(row, "hold_id")?,

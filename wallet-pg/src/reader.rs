@@ -21,7 +21,7 @@ use wallet_core::{
 };
 
 use crate::codec::{
-    column, corrupt, currency, hold_from_row, parse, point_account_view_from_row,
+    amount, column, corrupt, currency, hold_from_row, parse, point_account_view_from_row,
     point_transaction_from_row, saturate, transaction_from_row, unsigned, wallet_view_from_row,
     HOLD_COLUMNS, POINT_ACCOUNT_COLUMNS, POINT_TRANSACTION_COLUMNS, TRANSACTION_COLUMNS,
     WALLET_COLUMNS, WALLET_ITEMS_JSON,
@@ -257,7 +257,8 @@ pub(crate) async fn statistics(
     }
 
     let rows = sqlx::query(
-        "SELECT currency, sum(balance) AS balance, sum(held) AS held, count(*) AS wallets \
+        "SELECT currency, sum(balance)::text AS balance, sum(held)::text AS held, \
+         count(*) AS wallets \
          FROM wallet_items GROUP BY currency",
     )
     .fetch_all(pool)
@@ -270,8 +271,8 @@ pub(crate) async fn statistics(
             code,
             CurrencyStatistics {
                 currency: code,
-                balance: column(row, "balance")?,
-                held: column(row, "held")?,
+                balance: amount(row, "balance")?,
+                held: amount(row, "held")?,
                 wallets: unsigned(column(row, "wallets")?, "wallet count")?,
             },
         );
@@ -281,7 +282,7 @@ pub(crate) async fn statistics(
     // for the types that move only held money (the in-memory store's rule).
     let rows = sqlx::query(
         "SELECT transaction_type, currency, count(*) AS transactions, \
-         sum(CASE WHEN amount = 0 THEN abs(held_change) ELSE abs(amount) END) AS volume \
+         sum(CASE WHEN amount = 0 THEN abs(held_change) ELSE abs(amount) END)::text AS volume \
          FROM wallet_transactions WHERE created_at >= $1 AND created_at <= $2 \
          GROUP BY transaction_type, currency",
     )
@@ -304,7 +305,7 @@ pub(crate) async fn statistics(
                 transaction_type: kind,
                 currency: code,
                 count: unsigned(column(row, "transactions")?, "transaction count")?,
-                volume: column(row, "volume")?,
+                volume: amount(row, "volume")?,
             },
         );
     }

@@ -13,11 +13,13 @@ use uuid::Uuid;
 use wallet_core::store::{WalletFactory, WalletMutation};
 use wallet_core::wallet::WalletChanges;
 use wallet_core::{
-    Applied, Claim, CommandOutput, CurrencyCode, Decimal, Hold, IdempotencyRecord, Wallet,
-    WalletError, WalletItem,
+    Applied, Claim, CommandOutput, CurrencyCode, Hold, IdempotencyRecord, Wallet, WalletError,
+    WalletItem,
 };
 
-use crate::codec::{column, from_json, signed, wallet_from_row, HOLD_JSON, WALLET_COLUMNS};
+use crate::codec::{
+    amount_text, column, from_json, signed, wallet_from_row, HOLD_JSON, WALLET_COLUMNS,
+};
 use crate::error::map_error;
 use crate::idempotency::RECORD_JSON;
 use crate::idempotency::{find_record, insert_records_sql, record_of, replay, RecordColumns};
@@ -152,8 +154,18 @@ pub async fn write_wallet(
                 .map(|i| i.currency.as_str())
                 .collect::<Vec<_>>(),
         )
-        .bind(items.iter().map(|i| i.balance).collect::<Vec<Decimal>>())
-        .bind(items.iter().map(|i| i.held).collect::<Vec<Decimal>>())
+        .bind(
+            items
+                .iter()
+                .map(|i| amount_text(&i.balance))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            items
+                .iter()
+                .map(|i| amount_text(&i.held))
+                .collect::<Vec<_>>(),
+        )
         // Holds: $14 ..= $26.
         .bind(holds.iter().map(|h| h.id).collect::<Vec<_>>())
         .bind(
@@ -162,10 +174,30 @@ pub async fn write_wallet(
                 .map(|h| h.currency.as_str())
                 .collect::<Vec<_>>(),
         )
-        .bind(holds.iter().map(|h| h.original_amount).collect::<Vec<_>>())
-        .bind(holds.iter().map(|h| h.remaining_amount).collect::<Vec<_>>())
-        .bind(holds.iter().map(|h| h.executed_amount).collect::<Vec<_>>())
-        .bind(holds.iter().map(|h| h.released_amount).collect::<Vec<_>>())
+        .bind(
+            holds
+                .iter()
+                .map(|h| amount_text(&h.original_amount))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            holds
+                .iter()
+                .map(|h| amount_text(&h.remaining_amount))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            holds
+                .iter()
+                .map(|h| amount_text(&h.executed_amount))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            holds
+                .iter()
+                .map(|h| amount_text(&h.released_amount))
+                .collect::<Vec<_>>(),
+        )
         .bind(holds.iter().map(|h| h.status.as_str()).collect::<Vec<_>>())
         .bind(
             holds
@@ -198,7 +230,12 @@ pub async fn write_wallet(
                 .map(|t| t.currency.as_str())
                 .collect::<Vec<_>>(),
         )
-        .bind(transactions.iter().map(|t| t.amount).collect::<Vec<_>>())
+        .bind(
+            transactions
+                .iter()
+                .map(|t| amount_text(&t.amount))
+                .collect::<Vec<_>>(),
+        )
         .bind(
             transactions
                 .iter()
@@ -286,7 +323,7 @@ fn write_sql(created: bool) -> &'static str {
             "WITH wallet_row AS ({wallet_row}), \
              items AS (INSERT INTO wallet_items (wallet_id, currency, balance, held) \
                  SELECT $1, u.currency, u.balance, u.held \
-                 FROM UNNEST($11::text[], $12::numeric[], $13::numeric[]) AS u(currency, balance, held) \
+                 FROM UNNEST($11::text[], $12::text[]::numeric[], $13::text[]::numeric[]) AS u(currency, balance, held) \
                  ON CONFLICT (wallet_id, currency) \
                  DO UPDATE SET balance = EXCLUDED.balance, held = EXCLUDED.held), \
              holds_written AS (INSERT INTO holds (id, wallet_id, currency, original_amount, \
@@ -295,8 +332,8 @@ fn write_sql(created: bool) -> &'static str {
                  SELECT u.id, $1, u.currency, u.original_amount, u.remaining_amount, \
                  u.executed_amount, u.released_amount, u.status, u.reference_type, \
                  u.reference_id, u.description, u.expires_at, u.created_at, u.updated_at \
-                 FROM UNNEST($14::uuid[], $15::text[], $16::numeric[], $17::numeric[], \
-                 $18::numeric[], $19::numeric[], $20::text[], $21::text[], $22::uuid[], \
+                 FROM UNNEST($14::uuid[], $15::text[], $16::text[]::numeric[], $17::text[]::numeric[], \
+                 $18::text[]::numeric[], $19::text[]::numeric[], $20::text[], $21::text[], $22::uuid[], \
                  $23::text[], $24::timestamptz[], $25::timestamptz[], $26::timestamptz[]) \
                  AS u(id, currency, original_amount, remaining_amount, executed_amount, \
                  released_amount, status, reference_type, reference_id, description, \
@@ -313,7 +350,8 @@ fn write_sql(created: bool) -> &'static str {
                  u.held_change, u.balance_after, u.held_after, u.description, u.reference, \
                  u.hold_id, u.idempotency_key, u.created_at \
                  FROM UNNEST($27::uuid[], $28::bigint[], $29::text[], $30::text[], \
-                 $31::numeric[], $32::numeric[], $33::numeric[], $34::numeric[], $35::text[], \
+                 $31::text[]::numeric[], $32::text[]::numeric[], $33::text[]::numeric[], \
+                 $34::text[]::numeric[], $35::text[], \
                  $36::text[], $37::uuid[], $38::text[], $39::timestamptz[]) \
                  AS u(id, sequence, transaction_type, currency, amount, held_change, \
                  balance_after, held_after, description, reference, hold_id, idempotency_key, \
