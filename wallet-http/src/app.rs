@@ -1,0 +1,243 @@
+//! The application: shared state, the caller extractor, the router built
+//! from the route table, and the layer every request passes through
+//! (request id, tracing span, timeout, metrics, problem documents).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tracing::Instrument;
+use uuid::Uuid;
+use wallet_core::{Actor, WalletService};
+
+use crate::auth::{bearer_token, TokenVerifier};
+use crate::backend::Backend;
+use crate::metrics::Metrics;
+use crate::problem::{Problem, ProblemCode, PROBLEM_CONTENT_TYPE};
+use crate::routes;
+
+/// The header carrying the request id.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// The longest request id taken from a caller, in characters.
+pub const REQUEST_ID_LENGTH_MAX: usize = 128;
+
+/// Knobs of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// How long a request may take before it is answered with 503.
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What every handler shares.
+pub struct AppState<S> {
+    inner: Arc<Inner<S>>,
+}
+
+struct Inner<S> {
+    service: WalletService<S>,
+    verifier: Arc<dyn TokenVerifier>,
+    metrics: Metrics,
+    options: HttpOptions,
+    openapi: Bytes,
+}
+
+impl<S> Clone for AppState<S> {
+    fn clone(&self) -> Self {
+        AppState {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<S: Backend> AppState<S> {
+    /// The state of one application instance.
+    pub fn new(
+        service: WalletService<S>,
+        verifier: Arc<dyn TokenVerifier>,
+        metrics: Metrics,
+        options: HttpOptions,
+    ) -> Self {
+        let specs: Vec<_> = routes::table::<S>().into_iter().map(|r| r.spec).collect();
+        let openapi = serde_json::to_vec(&crate::openapi::document(&specs)).unwrap_or_default();
+        AppState {
+            inner: Arc::new(Inner {
+                service,
+                verifier,
+                metrics,
+                options,
+                openapi: Bytes::from(openapi),
+            }),
+        }
+    }
+
+    /// The application service.
+    pub fn service(&self) -> &WalletService<S> {
+        &self.inner.service
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The OpenAPI document, serialised.
+    pub fn openapi(&self) -> Bytes {
+        self.inner.openapi.clone()
+    }
+}
+
+/// The authenticated caller.
+pub struct Caller(pub Actor);
+
+impl<S: Backend> FromRequestParts<AppState<S>> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState<S>,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(&parts.headers)?;
+        let actor = state.inner.verifier.verify(token).await?;
+        Ok(Caller(actor))
+    }
+}
+
+/// A request body of at most [`crate::BODY_LIMIT_BYTES`], read whole.
+pub struct Body(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(request, state)
+            .await
+            .map(Body)
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    Problem::payload_too_large(crate::BODY_LIMIT_BYTES)
+                } else {
+                    Problem::validation("the request body could not be read")
+                }
+            })
+    }
+}
+
+/// The router of the whole service.
+pub fn router<S: Backend>(state: AppState<S>) -> Router {
+    let mut router = Router::new();
+    for route in routes::table::<S>() {
+        router = router.route(route.spec.path, route.handler);
+    }
+    router
+        .fallback(|| async { Problem::not_found() })
+        .layer(DefaultBodyLimit::max(crate::BODY_LIMIT_BYTES))
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                tracing::error!("a handler panicked");
+                Problem::internal().into_response()
+            },
+        ))
+        .layer(middleware::from_fn_with_state(state.clone(), observe::<S>))
+        .with_state(state)
+}
+
+/// The layer around every request: request id, span, timeout, metrics,
+/// and problem documents for whatever error left the router without one.
+async fn observe<S: Backend>(
+    State(state): State<AppState<S>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| acceptable_request_id(id))
+        .map(str::to_owned)
+        .unwrap_or_else(|| Uuid::now_v7().to_string());
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        request.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let span =
+        tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
+    let timeout = state.inner.options.request_timeout;
+    let outcome = tokio::time::timeout(timeout, next.run(request))
+        .instrument(span.clone())
+        .await;
+    let mut response = match outcome {
+        Ok(response) => response,
+        Err(_) => {
+            let _entered = span.enter();
+            tracing::warn!(timeout_seconds = timeout.as_secs(), "request timed out");
+            Problem::unavailable("the request took too long; retry later").into_response()
+        }
+    };
+    if response.status().as_u16() >= 400 && !is_json(&response) {
+        let status = response.status();
+        let headers = response.headers().clone();
+        response = Problem::from_status(status).into_response();
+        for (name, value) in headers.iter() {
+            if name == header::ALLOW {
+                response.headers_mut().insert(name, value.clone());
+            }
+        }
+    }
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    let status = response.status().as_u16();
+    let seconds = started.elapsed().as_secs_f64();
+    let metrics = state.metrics();
+    metrics.observe_request(&method, &route, status, seconds);
+    if let Some(ProblemCode(code)) = response.extensions().get::<ProblemCode>() {
+        metrics.observe_error(code);
+    }
+    let _entered = span.enter();
+    let duration_ms = (seconds * 1000.0).round() as u64;
+    if status >= 500 {
+        tracing::warn!(status, duration_ms, "request answered");
+    } else {
+        tracing::info!(status, duration_ms, "request answered");
+    }
+    response
+}
+
+fn acceptable_request_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= REQUEST_ID_LENGTH_MAX
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+fn is_json(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.starts_with("application/json") || ct.starts_with(PROBLEM_CONTENT_TYPE)
+        })
+}

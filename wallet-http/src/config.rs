@@ -1,0 +1,430 @@
+//! Configuration: command-line flags, each with an environment variable of
+//! the same name, checked as a whole at start-up with a clear message.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+use wallet_core::{CurrencyTable, Policy};
+
+/// The default currency table.
+pub const DEFAULT_CURRENCIES: &str = "VND:0:1,USD:2:25000,PPOINT:0:1";
+/// The shortest time idempotency records are kept.
+pub const IDEMPOTENCY_RETENTION_MIN: Duration = Duration::from_secs(24 * 60 * 60);
+/// The bounds of the sweep interval.
+pub const SWEEP_INTERVAL_MIN: Duration = Duration::from_millis(100);
+pub const SWEEP_INTERVAL_MAX: Duration = Duration::from_secs(60 * 60);
+/// The bounds of the request timeout.
+pub const REQUEST_TIMEOUT_MIN: Duration = Duration::from_secs(1);
+pub const REQUEST_TIMEOUT_MAX: Duration = Duration::from_secs(10 * 60);
+/// The most database connections per pool.
+pub const DATABASE_CONNECTIONS_MAX: u32 = 1000;
+
+/// The wallet ledger's HTTP service.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "wallet-http", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<CliCommand>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+/// What to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum CliCommand {
+    /// Serve the API (the default).
+    Serve,
+    /// Apply the database migrations and exit.
+    Migrate,
+}
+
+/// Every setting, as a flag and as an environment variable.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// PostgreSQL URL. Absent: an in-memory store that keeps nothing.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// PostgreSQL URL of a read replica for queries.
+    #[arg(long, env = "DATABASE_READ_URL", global = true, hide_env_values = true)]
+    pub database_read_url: Option<String>,
+    /// Most connections per database pool.
+    #[arg(
+        long = "wallet-database-max-connections",
+        env = "WALLET_DATABASE_MAX_CONNECTIONS",
+        default_value_t = 16,
+        global = true
+    )]
+    pub database_max_connections: u32,
+    /// Issuer URL of the identity provider (its keys are read from
+    /// `{JWT_AUTHORITY}/.well-known/openid-configuration`).
+    #[arg(long, env = "JWT_AUTHORITY", global = true)]
+    pub jwt_authority: Option<String>,
+    /// Required `aud` of tokens, when set.
+    #[arg(long, env = "JWT_AUDIENCE", global = true)]
+    pub jwt_audience: Option<String>,
+    /// Address to listen on.
+    #[arg(
+        long = "wallet-bind",
+        visible_alias = "bind",
+        env = "WALLET_BIND",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub bind: String,
+    /// Currency table, CODE:scale:base-rate separated by commas.
+    #[arg(
+        long = "wallet-currencies",
+        env = "WALLET_CURRENCIES",
+        default_value = DEFAULT_CURRENCIES,
+        global = true
+    )]
+    pub currencies: String,
+    /// Hold lifetime when a hold names no `expiresAt` (such as 7d, 12h).
+    #[arg(
+        long = "wallet-hold-lifetime-default",
+        env = "WALLET_HOLD_LIFETIME_DEFAULT",
+        default_value = "7d",
+        global = true
+    )]
+    pub hold_lifetime_default: String,
+    /// Longest hold lifetime.
+    #[arg(
+        long = "wallet-hold-lifetime-max",
+        env = "WALLET_HOLD_LIFETIME_MAX",
+        default_value = "30d",
+        global = true
+    )]
+    pub hold_lifetime_max: String,
+    /// Time between two expiry sweeps (such as 5s, 500ms).
+    #[arg(
+        long = "wallet-sweep-interval",
+        env = "WALLET_SWEEP_INTERVAL",
+        default_value = "5s",
+        global = true
+    )]
+    pub sweep_interval: String,
+    /// How long idempotency records are kept (at least 24h).
+    #[arg(
+        long = "wallet-idempotency-retention",
+        env = "WALLET_IDEMPOTENCY_RETENTION",
+        default_value = "24h",
+        global = true
+    )]
+    pub idempotency_retention: String,
+    /// Longest time a request may take before it is answered with 503.
+    #[arg(
+        long = "wallet-request-timeout",
+        env = "WALLET_REQUEST_TIMEOUT",
+        default_value = "30s",
+        global = true
+    )]
+    pub request_timeout: String,
+    /// Log filter, such as `info` or `wallet_http=debug,info`.
+    #[arg(
+        long = "rust-log",
+        env = "RUST_LOG",
+        default_value = "info",
+        global = true
+    )]
+    pub log_filter: String,
+    /// Log format.
+    #[arg(
+        long = "log-format",
+        env = "LOG_FORMAT",
+        default_value = "pretty",
+        value_parser = ["json", "pretty"],
+        global = true
+    )]
+    pub log_format: String,
+    /// Apply the database migrations before serving.
+    #[arg(
+        long,
+        env = "WALLET_MIGRATE",
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_value = "false",
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        global = true
+    )]
+    pub migrate: bool,
+    /// Development mode: sign and print tokens with a key made at start-up,
+    /// in-memory store unless DATABASE_URL is set. Loopback addresses only.
+    #[arg(long, global = true)]
+    pub dev: bool,
+}
+
+/// How callers are authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Tokens of the identity provider at `authority`.
+    Provider {
+        authority: String,
+        audience: Option<String>,
+    },
+    /// Development mode: self-signed tokens.
+    Development,
+}
+
+/// The database, when there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub read_url: Option<String>,
+    pub max_connections: u32,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// Settings after validation.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub command: CliCommand,
+    pub bind: SocketAddr,
+    pub database: Option<DatabaseSettings>,
+    pub auth: AuthMode,
+    pub policy: Policy,
+    pub sweep_interval: Duration,
+    pub idempotency_retention: Duration,
+    pub request_timeout: Duration,
+    pub log_filter: String,
+    pub log_format: LogFormat,
+    pub migrate: bool,
+}
+
+impl Cli {
+    /// Checks every setting; the error says what is wrong and how to fix it.
+    pub fn validate(&self) -> Result<Config, String> {
+        let s = &self.settings;
+        let command = self.command.unwrap_or(CliCommand::Serve);
+        let bind = parse_bind(&s.bind)?;
+        let database = match s.database_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(url) => {
+                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                    return Err("DATABASE_URL must be a postgres:// URL".into());
+                }
+                if s.database_max_connections == 0
+                    || s.database_max_connections > DATABASE_CONNECTIONS_MAX
+                {
+                    return Err(format!(
+                        "WALLET_DATABASE_MAX_CONNECTIONS must be 1 to {DATABASE_CONNECTIONS_MAX}"
+                    ));
+                }
+                Some(DatabaseSettings {
+                    url: url.to_owned(),
+                    read_url: s
+                        .database_read_url
+                        .as_deref()
+                        .map(str::trim)
+                        .filter(|u| !u.is_empty())
+                        .map(str::to_owned),
+                    max_connections: s.database_max_connections,
+                })
+            }
+        };
+        if command == CliCommand::Migrate && database.is_none() {
+            return Err("`migrate` needs DATABASE_URL (or --database-url)".into());
+        }
+        let auth = if s.dev {
+            if !bind.ip().is_loopback() {
+                return Err(format!(
+                    "--dev signs its own tokens, so it only listens on a loopback address; \
+                     WALLET_BIND is {bind}. Use 127.0.0.1:PORT, or drop --dev and set JWT_AUTHORITY"
+                ));
+            }
+            AuthMode::Development
+        } else {
+            let authority = s
+                .jwt_authority
+                .as_deref()
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .ok_or_else(|| {
+                    "JWT_AUTHORITY is not set, so no caller could be authenticated. Set it to the \
+                     issuer URL of your identity provider (its keys are read from \
+                     {JWT_AUTHORITY}/.well-known/openid-configuration), or run with --dev to try \
+                     the service locally with tokens it signs itself"
+                        .to_owned()
+                })?;
+            if !(authority.starts_with("https://") || authority.starts_with("http://")) {
+                return Err("JWT_AUTHORITY must be an http:// or https:// URL".into());
+            }
+            AuthMode::Provider {
+                authority: authority.to_owned(),
+                audience: s
+                    .jwt_audience
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_owned),
+            }
+        };
+        let currencies =
+            CurrencyTable::parse(&s.currencies).map_err(|e| format!("WALLET_CURRENCIES: {e}"))?;
+        let hold_default =
+            parse_duration("WALLET_HOLD_LIFETIME_DEFAULT", &s.hold_lifetime_default)?;
+        let hold_max = parse_duration("WALLET_HOLD_LIFETIME_MAX", &s.hold_lifetime_max)?;
+        let policy = Policy::new(
+            currencies,
+            chrono::Duration::from_std(hold_default).map_err(|_| "hold lifetime too long")?,
+            chrono::Duration::from_std(hold_max).map_err(|_| "hold lifetime too long")?,
+        )
+        .map_err(|e| format!("WALLET_HOLD_LIFETIME_DEFAULT / _MAX: {e}"))?;
+        let sweep_interval = parse_duration("WALLET_SWEEP_INTERVAL", &s.sweep_interval)?;
+        if !(SWEEP_INTERVAL_MIN..=SWEEP_INTERVAL_MAX).contains(&sweep_interval) {
+            return Err("WALLET_SWEEP_INTERVAL must be between 100ms and 1h".into());
+        }
+        let idempotency_retention =
+            parse_duration("WALLET_IDEMPOTENCY_RETENTION", &s.idempotency_retention)?;
+        if idempotency_retention < IDEMPOTENCY_RETENTION_MIN {
+            return Err("WALLET_IDEMPOTENCY_RETENTION must be at least 24h".into());
+        }
+        let request_timeout = parse_duration("WALLET_REQUEST_TIMEOUT", &s.request_timeout)?;
+        if !(REQUEST_TIMEOUT_MIN..=REQUEST_TIMEOUT_MAX).contains(&request_timeout) {
+            return Err("WALLET_REQUEST_TIMEOUT must be between 1s and 10m".into());
+        }
+        let log_format = match s.log_format.as_str() {
+            "json" => LogFormat::Json,
+            _ => LogFormat::Pretty,
+        };
+        Ok(Config {
+            command,
+            bind,
+            database,
+            auth,
+            policy,
+            sweep_interval,
+            idempotency_retention,
+            request_timeout,
+            log_filter: s.log_filter.clone(),
+            log_format,
+            migrate: s.migrate,
+        })
+    }
+}
+
+fn parse_bind(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(address) = text.parse::<SocketAddr>() {
+        return Ok(address);
+    }
+    if let Some(port) = text.strip_prefix("localhost:") {
+        if let Ok(port) = port.parse::<u16>() {
+            return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+        }
+    }
+    Err(format!(
+        "WALLET_BIND `{text}` is not an address such as 127.0.0.1:8080 or 0.0.0.0:8080"
+    ))
+}
+
+/// Parses `500ms`, `5s`, `10m`, `12h`, `7d`.
+pub fn parse_duration(name: &str, text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let bad = || format!("{name} `{text}` is not a duration such as 500ms, 5s, 10m, 12h or 7d");
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let unit_ms: u64 = match unit {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60 * 1000,
+        "h" => 60 * 60 * 1000,
+        "d" => 24 * 60 * 60 * 1000,
+        _ => return Err(bad()),
+    };
+    let millis = number.checked_mul(unit_ms).ok_or_else(bad)?;
+    if millis == 0 || millis > 10 * 365 * 24 * 60 * 60 * 1000 {
+        return Err(format!(
+            "{name} `{text}` must be above zero and at most 10 years"
+        ));
+    }
+    Ok(Duration::from_millis(millis))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Result<Config, String> {
+        let mut all = vec!["wallet-http"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all)
+            .map_err(|e| e.to_string())?
+            .validate()
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(
+            parse_duration("X", "7d"),
+            Ok(Duration::from_secs(7 * 86_400))
+        );
+        assert_eq!(
+            parse_duration("X", "12h"),
+            Ok(Duration::from_secs(12 * 3_600))
+        );
+        assert_eq!(parse_duration("X", "500ms"), Ok(Duration::from_millis(500)));
+        for bad in ["", "7", "d", "7 days", "-1s", "0s", "99999999999999999999d"] {
+            assert!(parse_duration("X", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn refuses_to_start_without_an_authority_or_dev_mode() {
+        let error = cli(&["--jwt-authority", ""]).err().unwrap_or_default();
+        assert!(error.contains("JWT_AUTHORITY is not set"), "{error}");
+        assert!(cli(&["--jwt-authority", "https://id.example"]).is_ok());
+    }
+
+    #[test]
+    fn dev_mode_only_on_loopback() {
+        assert!(cli(&["--dev"]).is_ok());
+        let error = cli(&["--dev", "--bind", "0.0.0.0:8080"])
+            .err()
+            .unwrap_or_default();
+        assert!(error.contains("loopback"), "{error}");
+        assert!(cli(&["--dev", "--bind", "[::1]:8080"]).is_ok());
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let base = ["--jwt-authority", "https://id.example"];
+        let check = |extra: &[&str], needle: &str| {
+            let mut args = base.to_vec();
+            args.extend_from_slice(extra);
+            let error = cli(&args).err().unwrap_or_default();
+            assert!(error.contains(needle), "{extra:?}: {error}");
+        };
+        check(&["--wallet-currencies", "VND:x:1"], "WALLET_CURRENCIES");
+        check(
+            &["--wallet-hold-lifetime-default", "40d"],
+            "WALLET_HOLD_LIFETIME",
+        );
+        check(&["--wallet-sweep-interval", "2h"], "WALLET_SWEEP_INTERVAL");
+        check(&["--wallet-idempotency-retention", "1h"], "24h");
+        check(&["--bind", "nowhere"], "WALLET_BIND");
+        check(&["--database-url", "mysql://x"], "postgres://");
+        check(&["migrate", "--database-url", ""], "DATABASE_URL");
+    }
+
+    #[test]
+    fn migrate_flag_reads_booleans() {
+        let base = ["--jwt-authority", "https://id.example"];
+        let parsed = |extra: &[&str]| {
+            let mut args = base.to_vec();
+            args.extend_from_slice(extra);
+            cli(&args).map(|c| c.migrate)
+        };
+        assert_eq!(parsed(&[]), Ok(false));
+        assert_eq!(parsed(&["--migrate"]), Ok(true));
+        assert_eq!(parsed(&["--migrate", "false"]), Ok(false));
+    }
+}

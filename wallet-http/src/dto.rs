@@ -1,0 +1,620 @@
+//! The JSON shapes of the HTTP contract, and their mapping from the types
+//! of the core. Amounts go out as decimal strings, points as integers,
+//! field names in camelCase. Internal fields (sequence numbers,
+//! idempotency keys, freeze reasons) stay inside.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
+use uuid::Uuid;
+use wallet_core::events::StoredEvent;
+use wallet_core::query::Statistics;
+use wallet_core::{
+    Exchange, Hold, Page, PointAccountView, PointTransaction, WalletTransaction, WalletView,
+};
+
+// ---- responses -------------------------------------------------------------
+
+/// One currency of a wallet.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Balance)]
+pub struct BalanceDto {
+    #[schema(example = "USD")]
+    pub currency: String,
+    #[schema(example = "10.00")]
+    pub balance: String,
+    #[schema(example = "2.00")]
+    pub held: String,
+    #[schema(example = "8.00")]
+    pub available: String,
+}
+
+/// A wallet.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Wallet)]
+pub struct WalletDto {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    /// `Active`, `Frozen` or `Closed`.
+    #[schema(example = "Active")]
+    pub status: String,
+    #[schema(example = "VND")]
+    pub default_currency: String,
+    /// Every currency the wallet has touched, ordered by code.
+    pub balances: Vec<BalanceDto>,
+    pub version: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&WalletView> for WalletDto {
+    fn from(view: &WalletView) -> Self {
+        let mut balances: Vec<BalanceDto> = view
+            .balances
+            .iter()
+            .map(|item| BalanceDto {
+                currency: item.currency.to_string(),
+                balance: item.balance.to_string(),
+                held: item.held.to_string(),
+                available: item.available().to_string(),
+            })
+            .collect();
+        balances.sort_by(|a, b| a.currency.cmp(&b.currency));
+        WalletDto {
+            id: view.id,
+            user_id: view.user_id,
+            status: view.status.to_string(),
+            default_currency: view.default_currency.to_string(),
+            balances,
+            version: view.version,
+            created_at: view.created_at,
+            updated_at: view.updated_at,
+        }
+    }
+}
+
+/// One line of a wallet's audit trail.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Transaction)]
+pub struct TransactionDto {
+    pub id: Uuid,
+    pub wallet_id: Uuid,
+    /// `Deposit`, `Withdraw`, `ExchangeIn`, `ExchangeOut`, `Hold`,
+    /// `HoldExecute` or `HoldRelease`.
+    #[serde(rename = "type")]
+    #[schema(example = "Deposit")]
+    pub transaction_type: String,
+    #[schema(example = "USD")]
+    pub currency: String,
+    /// Signed change of the balance.
+    #[schema(example = "10.00")]
+    pub amount: String,
+    /// Signed change of the held amount.
+    #[schema(example = "0.00")]
+    pub held_change: String,
+    pub balance_after: String,
+    pub held_after: String,
+    pub description: Option<String>,
+    pub reference: Option<String>,
+    pub hold_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `value` with at least `scale` decimals (`0` in USD is `0.00`).
+fn at_scale(value: rust_decimal::Decimal, scale: u32) -> String {
+    let mut value = value;
+    if value.scale() < scale {
+        value.rescale(scale);
+    }
+    value.to_string()
+}
+
+impl From<&WalletTransaction> for TransactionDto {
+    fn from(t: &WalletTransaction) -> Self {
+        // The balances after carry the currency's scale; the changes are
+        // shown in the same scale.
+        let scale = t.balance_after.scale().max(t.held_after.scale());
+        TransactionDto {
+            id: t.id,
+            wallet_id: t.wallet_id,
+            transaction_type: t.transaction_type.to_string(),
+            currency: t.currency.to_string(),
+            amount: at_scale(t.amount, scale),
+            held_change: at_scale(t.held_change, scale),
+            balance_after: t.balance_after.to_string(),
+            held_after: t.held_after.to_string(),
+            description: t.description.clone(),
+            reference: t.reference.clone(),
+            hold_id: t.hold_id,
+            created_at: t.created_at,
+        }
+    }
+}
+
+/// An escrow hold.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Hold)]
+pub struct HoldDto {
+    pub id: Uuid,
+    pub wallet_id: Uuid,
+    pub currency: String,
+    pub original_amount: String,
+    pub remaining_amount: String,
+    pub executed_amount: String,
+    pub released_amount: String,
+    /// `Active`, `Executed`, `Released`, `Cancelled` or `Expired`.
+    #[schema(example = "Active")]
+    pub status: String,
+    pub reference_type: String,
+    pub reference_id: Uuid,
+    pub description: Option<String>,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&Hold> for HoldDto {
+    fn from(h: &Hold) -> Self {
+        HoldDto {
+            id: h.id,
+            wallet_id: h.wallet_id,
+            currency: h.currency.to_string(),
+            original_amount: h.original_amount.to_string(),
+            remaining_amount: h.remaining_amount.to_string(),
+            executed_amount: h.executed_amount.to_string(),
+            released_amount: h.released_amount.to_string(),
+            status: h.status.to_string(),
+            reference_type: h.reference_type.clone(),
+            reference_id: h.reference_id,
+            description: h.description.clone(),
+            expires_at: h.expires_at,
+            created_at: h.created_at,
+            updated_at: h.updated_at,
+        }
+    }
+}
+
+/// A deposit or withdrawal.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = MoneyMovement)]
+pub struct MoneyMovementDto {
+    pub wallet: WalletDto,
+    pub transaction: TransactionDto,
+}
+
+/// An exchange between two currencies of one wallet.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Exchange)]
+pub struct ExchangeDto {
+    pub wallet: WalletDto,
+    #[schema(example = "1.00")]
+    pub from_amount: String,
+    #[schema(example = "25000")]
+    pub to_amount: String,
+    /// `base(from) / base(to)`, a decimal string.
+    #[schema(example = "25000")]
+    pub rate: String,
+    /// The `ExchangeOut` leg, then the `ExchangeIn` leg.
+    pub transactions: Vec<TransactionDto>,
+}
+
+impl ExchangeDto {
+    /// The exchange as the contract shows it.
+    pub fn new(wallet: &WalletView, exchange: &Exchange) -> Self {
+        ExchangeDto {
+            wallet: wallet.into(),
+            from_amount: exchange.from_amount.to_string(),
+            to_amount: exchange.to_amount.to_string(),
+            rate: exchange.rate.to_string(),
+            transactions: exchange.transactions.iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// A point account.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = PointAccount)]
+pub struct PointAccountDto {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub total_points: i64,
+    pub available_points: i64,
+    pub pending_points: i64,
+    pub lifetime_earned: i64,
+    pub version: u64,
+}
+
+impl From<&PointAccountView> for PointAccountDto {
+    fn from(a: &PointAccountView) -> Self {
+        PointAccountDto {
+            id: a.id,
+            user_id: a.user_id,
+            total_points: a.total_points,
+            available_points: a.available_points,
+            pending_points: a.pending_points,
+            lifetime_earned: a.lifetime_earned,
+            version: a.version,
+        }
+    }
+}
+
+/// One line of a point account's history.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = PointTransaction)]
+pub struct PointTransactionDto {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    /// `Earn`, `EarnPending`, `PendingConfirmed`, `PendingCancelled`,
+    /// `Spend`, `Adjust` or `Expire`.
+    #[serde(rename = "type")]
+    #[schema(example = "Earn")]
+    pub transaction_type: String,
+    /// Signed change.
+    pub points: i64,
+    /// Available points after the transaction.
+    pub balance_after: i64,
+    pub source: String,
+    pub description: Option<String>,
+    pub lot_id: Option<Uuid>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&PointTransaction> for PointTransactionDto {
+    fn from(t: &PointTransaction) -> Self {
+        PointTransactionDto {
+            id: t.id,
+            account_id: t.account_id,
+            transaction_type: t.transaction_type.to_string(),
+            points: t.points,
+            balance_after: t.balance_after,
+            source: t.source.clone(),
+            description: t.description.clone(),
+            lot_id: t.lot_id,
+            expires_at: t.expires_at,
+            created_at: t.created_at,
+        }
+    }
+}
+
+/// The result of a point command.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = PointsResult)]
+pub struct PointsResultDto {
+    pub account: PointAccountDto,
+    pub transaction: PointTransactionDto,
+    /// The lot the command made or named (earn, confirm, cancel, positive
+    /// adjust).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lot_id: Option<Uuid>,
+}
+
+/// A page of items, newest first.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageDto<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> PageDto<T> {
+    /// Maps a page of the core.
+    pub fn map<'a, U>(page: &'a Page<U>, f: impl Fn(&'a U) -> T) -> Self {
+        PageDto {
+            items: page.items.iter().map(f).collect(),
+            next_cursor: page.next_cursor.clone(),
+        }
+    }
+}
+
+/// One outbox event.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Event)]
+pub struct EventDto {
+    /// Position in the outbox.
+    pub sequence: u64,
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    #[schema(example = "WalletCreated")]
+    pub event_type: String,
+    pub aggregate_id: Uuid,
+    pub user_id: Uuid,
+    pub version: u64,
+    pub occurred_at: DateTime<Utc>,
+    /// The event's own fields, in camelCase.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+impl From<&StoredEvent> for EventDto {
+    fn from(stored: &StoredEvent) -> Self {
+        let event = &stored.event;
+        let mut data = serde_json::to_value(&event.data).unwrap_or(serde_json::Value::Null);
+        if let Some(object) = data.as_object_mut() {
+            object.remove("type");
+        }
+        EventDto {
+            sequence: stored.sequence,
+            id: event.id,
+            event_type: event.event_type().to_owned(),
+            aggregate_id: event.aggregate_id,
+            user_id: event.user_id,
+            version: event.aggregate_version,
+            occurred_at: event.occurred_at,
+            data,
+        }
+    }
+}
+
+/// A read of the outbox.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Events)]
+pub struct EventsDto {
+    pub items: Vec<EventDto>,
+    /// Pass as `after` next time.
+    pub next_after: u64,
+}
+
+/// Wallet counts per status.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "PascalCase")]
+#[schema(as = WalletCounts)]
+pub struct WalletCountsDto {
+    pub active: u64,
+    pub frozen: u64,
+    pub closed: u64,
+}
+
+/// Totals of one currency, all time.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = CurrencyTotals)]
+pub struct CurrencyTotalsDto {
+    pub currency: String,
+    pub balance: String,
+    pub held: String,
+    /// Wallets that have touched the currency.
+    pub wallets: u64,
+}
+
+/// Count and volume of one transaction type in one currency.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = TransactionTotals)]
+pub struct TransactionTotalsDto {
+    #[serde(rename = "type")]
+    pub transaction_type: String,
+    pub currency: String,
+    pub count: u64,
+    /// Sum of absolute amounts.
+    pub volume: String,
+}
+
+/// Point totals: available and pending now, flows within the window.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = PointTotals)]
+pub struct PointTotalsDto {
+    pub available: i64,
+    pub pending: i64,
+    pub earned: i64,
+    pub spent: i64,
+    pub expired: i64,
+}
+
+/// The admin statistics.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Statistics)]
+pub struct StatisticsDto {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub wallets: WalletCountsDto,
+    pub currencies: Vec<CurrencyTotalsDto>,
+    pub transactions: Vec<TransactionTotalsDto>,
+    pub points: PointTotalsDto,
+}
+
+impl From<&Statistics> for StatisticsDto {
+    fn from(s: &Statistics) -> Self {
+        let count =
+            |status: wallet_core::WalletStatus| s.wallets.get(&status).copied().unwrap_or(0);
+        StatisticsDto {
+            from: s.from,
+            to: s.to,
+            wallets: WalletCountsDto {
+                active: count(wallet_core::WalletStatus::Active),
+                frozen: count(wallet_core::WalletStatus::Frozen),
+                closed: count(wallet_core::WalletStatus::Closed),
+            },
+            currencies: s
+                .currencies
+                .iter()
+                .map(|c| CurrencyTotalsDto {
+                    currency: c.currency.to_string(),
+                    balance: c.balance.to_string(),
+                    held: c.held.to_string(),
+                    wallets: c.wallets,
+                })
+                .collect(),
+            transactions: s
+                .transactions
+                .iter()
+                .map(|t| TransactionTotalsDto {
+                    transaction_type: t.transaction_type.to_string(),
+                    currency: t.currency.to_string(),
+                    count: t.count,
+                    volume: t.volume.to_string(),
+                })
+                .collect(),
+            points: PointTotalsDto {
+                available: s.points.available,
+                pending: s.points.pending,
+                earned: s.points.earned,
+                spent: s.points.spent,
+                expired: s.points.expired,
+            },
+        }
+    }
+}
+
+/// `GET /health/live` and `/health/ready`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = Status)]
+pub struct StatusDto {
+    /// `Healthy` or `Unhealthy`.
+    #[schema(example = "Healthy")]
+    pub status: String,
+}
+
+/// One check of `GET /health`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Check)]
+pub struct CheckDto {
+    #[schema(example = "Healthy")]
+    pub status: String,
+    /// What the check found.
+    pub detail: String,
+}
+
+/// `GET /health`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Health)]
+pub struct HealthDto {
+    #[schema(example = "Healthy")]
+    pub status: String,
+    pub checks: std::collections::BTreeMap<String, CheckDto>,
+    #[schema(example = "0.1.0")]
+    pub version: String,
+}
+
+// ---- requests --------------------------------------------------------------
+
+/// `POST /api/v1/wallets`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateWalletRequest {
+    /// Defaults to the caller (`sub`).
+    pub user_id: Option<Uuid>,
+    /// Defaults to VND.
+    #[schema(example = "USD")]
+    pub default_currency: Option<String>,
+}
+
+/// Deposit or withdraw.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MoneyRequest {
+    /// A decimal string or a JSON number, read exactly.
+    #[schema(value_type = String, example = "10.50")]
+    pub amount: Box<RawValue>,
+    #[schema(example = "USD")]
+    pub currency: String,
+    /// At most 500 characters.
+    pub description: Option<String>,
+    /// At most 255 characters.
+    pub reference: Option<String>,
+}
+
+/// Exchange.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExchangeRequest {
+    /// Amount of `fromCurrency` to exchange.
+    #[schema(value_type = String, example = "1.00")]
+    pub amount: Box<RawValue>,
+    #[schema(example = "USD")]
+    pub from_currency: String,
+    #[schema(example = "VND")]
+    pub to_currency: String,
+}
+
+/// Create a hold.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateHoldRequest {
+    #[schema(value_type = String, example = "2.00")]
+    pub amount: Box<RawValue>,
+    #[schema(example = "USD")]
+    pub currency: String,
+    /// At most 100 characters, such as `Order`.
+    #[schema(example = "Order")]
+    pub reference_type: String,
+    pub reference_id: Uuid,
+    pub description: Option<String>,
+    /// Default: the configured default lifetime from now.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Execute a hold, in whole or in part.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExecuteHoldRequest {
+    /// Default: all that remains.
+    #[schema(value_type = Option<String>, example = "1.00")]
+    pub amount: Option<Box<RawValue>>,
+    pub reference: Option<String>,
+}
+
+/// Release a hold, in whole or in part.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReleaseHoldRequest {
+    /// Default: all that remains.
+    #[schema(value_type = Option<String>, example = "1.00")]
+    pub amount: Option<Box<RawValue>>,
+}
+
+/// Freeze a wallet.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FreezeRequest {
+    /// At most 500 characters.
+    pub reason: String,
+}
+
+/// Earn points.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EarnRequest {
+    /// 1 to 10^12.
+    #[schema(example = 100)]
+    pub points: i64,
+    #[schema(example = "order-42")]
+    pub source: String,
+    pub description: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Pending points wait for confirm or cancel.
+    #[serde(default)]
+    pub pending: bool,
+}
+
+/// Spend points.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SpendRequest {
+    /// 1 to 10^12.
+    #[schema(example = 30)]
+    pub points: i64,
+    pub source: String,
+    pub description: Option<String>,
+}
+
+/// Adjust points (admin).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AdjustRequest {
+    /// Signed, non-zero, at most 10^12 either way.
+    #[schema(example = -10)]
+    pub points: i64,
+    pub source: String,
+    pub description: Option<String>,
+}

@@ -1,0 +1,23 @@
+//! `wallet-http`: serve the API, or `wallet-http migrate`.
+
+use clap::Parser;
+use wallet_http::config::Cli;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let config = match cli.validate() {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("wallet-http: {message}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match wallet_http::server::run(config).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("wallet-http: {message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

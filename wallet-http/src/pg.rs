@@ -1,0 +1,48 @@
+//! The PostgreSQL store, as the service uses it.
+
+use chrono::{DateTime, Utc};
+use wallet_core::WalletError;
+use wallet_pg::{PgConfig, PgStore};
+
+use crate::backend::Backend;
+use crate::config::DatabaseSettings;
+
+impl Backend for PgStore {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn purge_idempotency_records(
+        &self,
+        older_than: DateTime<Utc>,
+    ) -> Result<u64, WalletError> {
+        PgStore::purge_idempotency_records(self, older_than).await
+    }
+}
+
+/// Connects to the database, saying clearly what failed.
+pub async fn connect(settings: &DatabaseSettings) -> Result<PgStore, String> {
+    let mut config = PgConfig::new(settings.url.clone());
+    config.read_url = settings.read_url.clone();
+    config.max_connections = settings.max_connections;
+    config.application_name = "wallet-http".to_owned();
+    PgStore::connect(&config).await.map_err(|error| {
+        format!(
+            "cannot connect to the database (DATABASE_URL): {}",
+            describe(&error)
+        )
+    })
+}
+
+/// Applies the migrations.
+pub async fn migrate(store: &PgStore) -> Result<(), String> {
+    store
+        .migrate()
+        .await
+        .map_err(|error| format!("cannot apply the migrations: {}", describe(&error)))
+}
+
+/// An error's text for an operator (start-up messages, not responses).
+fn describe(error: &WalletError) -> String {
+    error.to_string()
+}

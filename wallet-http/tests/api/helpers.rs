@@ -1,0 +1,588 @@
+//! Spawning the service on 127.0.0.1:0 against a fresh PostgreSQL database
+//! (or a store that can be made to fail), with a stand-in identity provider
+//! that serves discovery and a key set and can rotate its keys.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+use wallet_core::store::{PointAccountFactory, PointMutation, WalletFactory, WalletMutation};
+use wallet_core::{
+    Applied, Claim, HoldStatus, InMemoryStore, LedgerReader, Page, PageRequest, PointAccountView,
+    PointStore, PointTransaction, Policy, StoredEvent, TransactionFilter, WalletError,
+    WalletStatus, WalletStore, WalletTransaction, WalletView,
+};
+use wallet_core::{Hold, Statistics};
+use wallet_http::{Backend, BackgroundOptions, JwtVerifier};
+
+pub const RSA_A_PEM: &[u8] = include_bytes!("../fixtures/rsa-a.pem");
+pub const RSA_B_PEM: &[u8] = include_bytes!("../fixtures/rsa-b.pem");
+pub const RSA_A_PUBLIC_PEM: &[u8] = include_bytes!("../fixtures/rsa-a.pub.pem");
+pub const EC_A_PEM: &[u8] = include_bytes!("../fixtures/ec-a.pem");
+const JWKS: &str = include_str!("../fixtures/jwks.json");
+
+// ---- the identity provider ------------------------------------------------------
+
+/// A stand-in OpenID provider: discovery and a JWK set it can change.
+pub struct Idp {
+    pub url: String,
+    keys: Mutex<Vec<Value>>,
+    /// How many times the key set was read.
+    pub jwks_reads: AtomicUsize,
+    _server: JoinHandle<()>,
+}
+
+fn fixture_key(kid: &str) -> Value {
+    let all: Value = serde_json::from_str(JWKS).expect("fixtures/jwks.json is JSON");
+    all[kid].clone()
+}
+
+impl Idp {
+    /// Serves `rsa-a` and `ec-a`.
+    pub async fn start() -> Arc<Idp> {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the identity provider");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let idp = Arc::new_cyclic(|weak: &std::sync::Weak<Idp>| {
+            let weak = weak.clone();
+            let router = Router::new()
+                .route(
+                    "/.well-known/openid-configuration",
+                    get(|State(idp): State<std::sync::Weak<Idp>>| async move {
+                        let url = idp.upgrade().map(|i| i.url.clone()).unwrap_or_default();
+                        Json(json!({ "issuer": url, "jwks_uri": format!("{url}/jwks") }))
+                    }),
+                )
+                .route(
+                    "/jwks",
+                    get(|State(idp): State<std::sync::Weak<Idp>>| async move {
+                        let keys = match idp.upgrade() {
+                            Some(idp) => {
+                                idp.jwks_reads.fetch_add(1, Ordering::SeqCst);
+                                idp.keys.lock().expect("keys lock").clone()
+                            }
+                            None => Vec::new(),
+                        };
+                        Json(json!({ "keys": keys }))
+                    }),
+                )
+                .with_state(weak);
+            let server = tokio::spawn(async move {
+                let _ = axum::serve(listener, router).await;
+            });
+            Idp {
+                url: url.clone(),
+                keys: Mutex::new(vec![fixture_key("rsa-a"), fixture_key("ec-a")]),
+                jwks_reads: AtomicUsize::new(0),
+                _server: server,
+            }
+        });
+        idp
+    }
+
+    /// Rotates the RSA key: serves `rsa-b` (and `ec-a`) from now on.
+    pub fn rotate(&self) {
+        *self.keys.lock().expect("keys lock") = vec![fixture_key("rsa-b"), fixture_key("ec-a")];
+    }
+
+    pub fn reads(&self) -> usize {
+        self.jwks_reads.load(Ordering::SeqCst)
+    }
+}
+
+/// The claims of a test token; change fields to break it on purpose.
+#[derive(Debug, Clone)]
+pub struct Claims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: Option<String>,
+    pub exp: i64,
+    pub nbf: i64,
+    pub roles: Value,
+}
+
+impl Claims {
+    pub fn new(idp: &Idp, sub: Uuid, roles: &[&str]) -> Self {
+        let now = Utc::now().timestamp();
+        Claims {
+            iss: idp.url.clone(),
+            sub: sub.to_string(),
+            aud: Some(AUDIENCE.to_owned()),
+            exp: now + 600,
+            nbf: now - 10,
+            roles: json!(roles),
+        }
+    }
+
+    pub fn json(&self) -> Value {
+        let mut claims = json!({
+            "iss": self.iss, "sub": self.sub, "exp": self.exp, "nbf": self.nbf,
+            "iat": self.nbf, "roles": self.roles,
+        });
+        if let Some(aud) = &self.aud {
+            claims["aud"] = json!(aud);
+        }
+        claims
+    }
+
+    /// Signed RS256 with `rsa-a`.
+    pub fn sign(&self) -> String {
+        self.sign_with(Algorithm::RS256, "rsa-a", RSA_A_PEM)
+    }
+
+    pub fn sign_with(&self, algorithm: Algorithm, kid: &str, pem: &[u8]) -> String {
+        let key = match algorithm {
+            Algorithm::ES256 => EncodingKey::from_ec_pem(pem).expect("EC fixture"),
+            Algorithm::HS256 => EncodingKey::from_secret(pem),
+            _ => EncodingKey::from_rsa_pem(pem).expect("RSA fixture"),
+        };
+        let mut header = Header::new(algorithm);
+        header.kid = Some(kid.to_owned());
+        encode(&header, &self.json(), &key).expect("sign a test token")
+    }
+}
+
+/// The audience the test service requires.
+pub const AUDIENCE: &str = "wallet-api";
+
+// ---- a store that can be made to fail -------------------------------------------
+
+/// The in-memory store, with a switch that makes every call fail.
+#[derive(Default, Clone)]
+pub struct FlakyStore {
+    inner: Arc<InMemoryStore>,
+    failure: Arc<Mutex<Option<WalletError>>>,
+}
+
+impl FlakyStore {
+    pub fn fail_with(&self, error: Option<WalletError>) {
+        *self.failure.lock().expect("failure lock") = error;
+    }
+
+    fn check(&self) -> Result<(), WalletError> {
+        match self.failure.lock().expect("failure lock").clone() {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+}
+
+impl WalletStore for FlakyStore {
+    async fn create_wallet(
+        &self,
+        user_id: Uuid,
+        claim: Option<Claim>,
+        factory: WalletFactory,
+    ) -> Result<Applied, WalletError> {
+        self.check()?;
+        self.inner.create_wallet(user_id, claim, factory).await
+    }
+    async fn update_wallet(
+        &self,
+        user_id: Uuid,
+        hold_id: Option<Uuid>,
+        claim: Option<Claim>,
+        mutation: WalletMutation,
+    ) -> Result<Applied, WalletError> {
+        self.check()?;
+        self.inner
+            .update_wallet(user_id, hold_id, claim, mutation)
+            .await
+    }
+    async fn users_with_overdue_holds(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, WalletError> {
+        self.check()?;
+        self.inner.users_with_overdue_holds(now, limit).await
+    }
+}
+
+impl PointStore for FlakyStore {
+    async fn create_point_account(
+        &self,
+        user_id: Uuid,
+        claim: Option<Claim>,
+        factory: PointAccountFactory,
+    ) -> Result<Applied, WalletError> {
+        self.check()?;
+        self.inner
+            .create_point_account(user_id, claim, factory)
+            .await
+    }
+    async fn update_point_account(
+        &self,
+        user_id: Uuid,
+        lot_id: Option<Uuid>,
+        claim: Option<Claim>,
+        mutation: PointMutation,
+    ) -> Result<Applied, WalletError> {
+        self.check()?;
+        self.inner
+            .update_point_account(user_id, lot_id, claim, mutation)
+            .await
+    }
+    async fn users_with_overdue_lots(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, WalletError> {
+        self.check()?;
+        self.inner.users_with_overdue_lots(now, limit).await
+    }
+}
+
+impl LedgerReader for FlakyStore {
+    async fn wallet(&self, user_id: Uuid) -> Result<Option<WalletView>, WalletError> {
+        self.check()?;
+        self.inner.wallet(user_id).await
+    }
+    async fn transactions(
+        &self,
+        user_id: Uuid,
+        filter: TransactionFilter,
+        page: PageRequest,
+    ) -> Result<Page<WalletTransaction>, WalletError> {
+        self.check()?;
+        self.inner.transactions(user_id, filter, page).await
+    }
+    async fn holds(
+        &self,
+        user_id: Uuid,
+        status: Option<HoldStatus>,
+        page: PageRequest,
+    ) -> Result<Page<Hold>, WalletError> {
+        self.check()?;
+        self.inner.holds(user_id, status, page).await
+    }
+    async fn hold(&self, user_id: Uuid, hold_id: Uuid) -> Result<Option<Hold>, WalletError> {
+        self.check()?;
+        self.inner.hold(user_id, hold_id).await
+    }
+    async fn point_account(&self, user_id: Uuid) -> Result<Option<PointAccountView>, WalletError> {
+        self.check()?;
+        self.inner.point_account(user_id).await
+    }
+    async fn point_transactions(
+        &self,
+        user_id: Uuid,
+        page: PageRequest,
+    ) -> Result<Page<PointTransaction>, WalletError> {
+        self.check()?;
+        self.inner.point_transactions(user_id, page).await
+    }
+    async fn wallets(
+        &self,
+        status: Option<WalletStatus>,
+        page: PageRequest,
+    ) -> Result<Page<WalletView>, WalletError> {
+        self.check()?;
+        self.inner.wallets(status, page).await
+    }
+    async fn statistics(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Statistics, WalletError> {
+        self.check()?;
+        self.inner.statistics(from, to).await
+    }
+    async fn events(&self, after: u64, limit: u32) -> Result<Vec<StoredEvent>, WalletError> {
+        self.check()?;
+        self.inner.events(after, limit).await
+    }
+    async fn ping(&self) -> Result<(), WalletError> {
+        self.check()?;
+        self.inner.ping().await
+    }
+}
+
+impl Backend for FlakyStore {
+    fn kind(&self) -> &'static str {
+        "flaky-memory"
+    }
+    async fn purge_idempotency_records(
+        &self,
+        _older_than: DateTime<Utc>,
+    ) -> Result<u64, WalletError> {
+        self.check()?;
+        Ok(0)
+    }
+}
+
+// ---- the service under test --------------------------------------------------------
+
+/// A running service.
+pub struct TestApp {
+    pub url: String,
+    pub idp: Arc<Idp>,
+    pub client: reqwest::Client,
+    pub database_url: Option<String>,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a problem document with `status` and `code`.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "status; body: {}", self.text);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "content type; body: {}",
+            self.text
+        );
+        assert_eq!(self.body["code"], code, "code; body: {}", self.text);
+        assert_eq!(
+            self.body["status"], status,
+            "status field; body: {}",
+            self.text
+        );
+        for field in ["type", "title", "detail"] {
+            assert!(self.body[field].is_string(), "{field} in {}", self.text);
+        }
+    }
+
+    #[track_caller]
+    pub fn assert_status(&self, status: u16) -> &Value {
+        assert_eq!(self.status, status, "body: {}", self.text);
+        &self.body
+    }
+}
+
+impl TestApp {
+    /// The service on a fresh PostgreSQL database.
+    pub async fn spawn() -> TestApp {
+        let (store, url) = wallet_pg::testing::fresh_store_with_url().await;
+        let idp = Idp::start().await;
+        let mut app =
+            TestApp::spawn_with(store, idp, Some(AUDIENCE.to_owned()), fast_background()).await;
+        app.database_url = Some(url);
+        app
+    }
+
+    /// The service on the given store, trusting `idp`.
+    pub async fn spawn_with<S: Backend>(
+        store: S,
+        idp: Arc<Idp>,
+        audience: Option<String>,
+        background: BackgroundOptions,
+    ) -> TestApp {
+        let verifier = JwtVerifier::discover(&idp.url, audience).expect("a verifier");
+        let state = wallet_http::application(
+            store,
+            Policy::default(),
+            Arc::new(verifier),
+            Duration::from_secs(30),
+        )
+        .expect("the application state");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the service");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(wallet_http::serve(listener, state, background, async {
+            let _ = stopped.await;
+        }));
+        TestApp {
+            url,
+            idp,
+            client: reqwest::Client::new(),
+            database_url: None,
+            stop: Some(stop),
+            server: Some(server),
+        }
+    }
+
+    /// Stops the service gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("the server task")
+                .expect("the server stops cleanly");
+        }
+    }
+
+    /// A token for `user` with `roles`.
+    pub fn token(&self, user: Uuid, roles: &[&str]) -> String {
+        Claims::new(&self.idp, user, roles).sign()
+    }
+
+    pub fn admin(&self) -> String {
+        self.token(Uuid::now_v7(), &["Admin"])
+    }
+
+    pub fn service(&self) -> String {
+        self.token(Uuid::now_v7(), &["Service"])
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> Reply {
+        let mut request = self.client.request(method, format!("{}{}", self.url, path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
+        }
+        let response = request.send().await.expect("the service answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("a body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        assert!(
+            headers.contains_key("x-request-id"),
+            "every response carries X-Request-Id"
+        );
+        Reply {
+            status,
+            headers,
+            text,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.send(reqwest::Method::GET, path, Some(token), &[], None)
+            .await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.send(
+            reqwest::Method::POST,
+            path,
+            Some(token),
+            &[],
+            Some(body.to_string()),
+        )
+        .await
+    }
+
+    pub async fn post_raw(&self, path: &str, token: &str, body: &str) -> Reply {
+        self.send(
+            reqwest::Method::POST,
+            path,
+            Some(token),
+            &[],
+            Some(body.to_owned()),
+        )
+        .await
+    }
+
+    pub async fn post_keyed(&self, path: &str, token: &str, key: &str, body: Value) -> Reply {
+        self.send(
+            reqwest::Method::POST,
+            path,
+            Some(token),
+            &[("idempotency-key", key)],
+            Some(body.to_string()),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Reply {
+        self.send(reqwest::Method::DELETE, path, Some(token), &[], None)
+            .await
+    }
+
+    /// A new user with a wallet (default currency USD) holding `usd` dollars.
+    pub async fn funded_user(&self, usd: &str) -> (Uuid, String) {
+        let user = Uuid::now_v7();
+        let token = self.token(user, &[]);
+        self.post(
+            "/api/v1/wallets",
+            &token,
+            json!({ "defaultCurrency": "USD" }),
+        )
+        .await
+        .assert_status(201);
+        if usd != "0" {
+            self.post(
+                &format!("/api/v1/wallets/{user}/deposit"),
+                &self.service(),
+                json!({ "amount": usd, "currency": "USD" }),
+            )
+            .await
+            .assert_status(200);
+        }
+        (user, token)
+    }
+}
+
+/// Sweeps often, so expiry tests are quick.
+pub fn fast_background() -> BackgroundOptions {
+    BackgroundOptions {
+        sweep_interval: Duration::from_millis(200),
+        ..BackgroundOptions::default()
+    }
+}
+
+/// Polls `check` until it returns true or `limit` passes.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The balance of `currency` in a wallet document, as text.
+pub fn balance(wallet: &Value, currency: &str) -> String {
+    wallet["balances"]
+        .as_array()
+        .and_then(|items| items.iter().find(|b| b["currency"] == currency))
+        .and_then(|b| b["balance"].as_str())
+        .unwrap_or("none")
+        .to_owned()
+}

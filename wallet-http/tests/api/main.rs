@@ -1,0 +1,15 @@
+//! End-to-end tests of the HTTP service: one test binary, the service
+//! spawned on 127.0.0.1:0 per test against a fresh PostgreSQL database
+//! (`DATABASE_URL`, see `wallet_pg::testing`) and a stand-in identity
+//! provider.
+
+mod auth;
+mod bad_input;
+mod binary;
+mod errors;
+mod helpers;
+mod idempotency;
+mod operations;
+mod permissions;
+mod persistence;
+mod routes;
