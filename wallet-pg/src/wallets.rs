@@ -521,9 +521,16 @@ async fn update_wallet_in(
 ) -> Result<(Applied, bool), Failure> {
     let hold_ids: Vec<Uuid> = hold_id.into_iter().collect();
     let keys: Vec<&str> = claim.iter().map(|c| c.key.as_str()).collect();
-    let mut locked = lock_wallet(conn, user_id, &hold_ids, &keys)
-        .await?
-        .ok_or(WalletError::WalletNotFound)?;
+    let Some(mut locked) = lock_wallet(conn, user_id, &hold_ids, &keys).await? else {
+        // Like the in-memory store, a key that has a record answers from
+        // it even when there is nothing to change.
+        if let Some(claim) = claim {
+            if let Some(record) = find_record(conn, claim.user_id, claim.key.as_str()).await? {
+                return Ok((replay(&record, claim)?, false));
+            }
+        }
+        return Err(WalletError::WalletNotFound.into());
+    };
     if let Some(claim) = claim {
         if let Some(record) = locked.record(claim.key.as_str()) {
             return Ok((replay(record, claim)?, false));

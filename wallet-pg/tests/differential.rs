@@ -1,0 +1,515 @@
+//! Differential property test: random command sequences (valid and
+//! invalid, with clock jumps and sweeps) run through a `WalletService` on
+//! the in-memory store and on PostgreSQL, each with its own manual clock and
+//! id generator started identically, must give identical results, states,
+//! histories and events.
+//!
+//! 64 cases by default; set `PROPTEST_CASES` for more.
+//!
+//! All cases share one scratch database. Each case runs at its own span of
+//! time (earlier than every case before it, so a sweep never reaches a
+//! finished case's holds or lots), with its own users and ids, and compares
+//! only what it wrote: its users' state, the outbox events after the last
+//! one seen, and the statistics of its own time window.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+use wallet_core::testing::contract::{Harness, Snapshot};
+use wallet_core::testing::invariants;
+use wallet_core::{
+    Clock, Command, CommandOutput, CurrencyCode, IdGenerator, IdempotencyKey, InMemoryStore,
+    ManualClock, Policy, Store, WalletService,
+};
+use wallet_pg::PgStore;
+
+/// Each case's span of time; cases run at most 30 steps of at most 8 days.
+const CASE_SPAN_DAYS: i64 = 400;
+/// Where the first case's clock starts: 9000-01-01. Later cases start
+/// earlier, [`CASE_SPAN_DAYS`] apart.
+const FIRST_CASE_START_SECONDS: i64 = 221_845_392_000;
+const STEPS_MAX: usize = 30;
+const CASES_DEFAULT: u32 = 64;
+
+const AMOUNTS: &[&str] = &[
+    "1",
+    "5",
+    "10.50",
+    "0.01",
+    "100",
+    "2500",
+    "25000",
+    "0.001",
+    "0",
+    "1000000000000000",
+];
+const CURRENCIES: &[&str] = &["VND", "USD", "PPOINT", "XXX"];
+const POINTS: &[i64] = &[1, 5, 10, 50, 100, 0, 1_000_000_000_001];
+const DELTAS: &[i64] = &[-100, -5, -1, 0, 1, 7, 100];
+const EXPIRIES_MINUTES: &[i64] = &[-10, 1, 30, 120, 60 * 24 * 3, 60 * 24 * 40];
+const ADVANCES_MINUTES: &[i64] = &[1, 30, 120, 60 * 24, 60 * 24 * 8];
+const KEYS: &[&str] = &["k1", "k2", "k3"];
+
+#[derive(Debug, Clone)]
+enum Kind {
+    CreateWallet {
+        currency: Option<usize>,
+    },
+    Deposit {
+        amount: usize,
+        currency: usize,
+    },
+    Withdraw {
+        amount: usize,
+        currency: usize,
+    },
+    Exchange {
+        amount: usize,
+        from: usize,
+        to: usize,
+    },
+    Hold {
+        amount: usize,
+        currency: usize,
+        expires: Option<usize>,
+    },
+    Execute {
+        hold: usize,
+        amount: Option<usize>,
+    },
+    Release {
+        hold: usize,
+        amount: Option<usize>,
+    },
+    Cancel {
+        hold: usize,
+    },
+    Freeze,
+    Unfreeze,
+    Close,
+    CreatePoints,
+    Earn {
+        points: usize,
+        expires: Option<usize>,
+        pending: bool,
+    },
+    Spend {
+        points: usize,
+    },
+    Adjust {
+        delta: usize,
+    },
+    Confirm {
+        lot: usize,
+    },
+    CancelPending {
+        lot: usize,
+    },
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Command {
+        user: usize,
+        kind: Kind,
+        key: Option<usize>,
+    },
+    Advance {
+        minutes: usize,
+    },
+    Sweep,
+}
+
+fn kind_strategy() -> impl Strategy<Value = Kind> {
+    let amount = 0..AMOUNTS.len();
+    let currency = 0..CURRENCIES.len();
+    prop_oneof![
+        1 => proptest::option::of(0..3usize).prop_map(|currency| Kind::CreateWallet { currency }),
+        6 => (amount.clone(), 0..3usize).prop_map(|(amount, currency)| Kind::Deposit { amount, currency }),
+        2 => (amount.clone(), currency.clone()).prop_map(|(amount, currency)| Kind::Deposit { amount, currency }),
+        4 => (amount.clone(), currency.clone()).prop_map(|(amount, currency)| Kind::Withdraw { amount, currency }),
+        3 => (amount.clone(), currency.clone(), currency.clone())
+            .prop_map(|(amount, from, to)| Kind::Exchange { amount, from, to }),
+        5 => (amount.clone(), currency.clone(), proptest::option::of(0..EXPIRIES_MINUTES.len()))
+            .prop_map(|(amount, currency, expires)| Kind::Hold { amount, currency, expires }),
+        4 => (any::<usize>(), proptest::option::of(amount.clone()))
+            .prop_map(|(hold, amount)| Kind::Execute { hold, amount }),
+        3 => (any::<usize>(), proptest::option::of(amount))
+            .prop_map(|(hold, amount)| Kind::Release { hold, amount }),
+        2 => any::<usize>().prop_map(|hold| Kind::Cancel { hold }),
+        1 => Just(Kind::Freeze),
+        1 => Just(Kind::Unfreeze),
+        1 => Just(Kind::Close),
+        1 => Just(Kind::CreatePoints),
+        5 => (0..POINTS.len(), proptest::option::of(0..EXPIRIES_MINUTES.len()), any::<bool>())
+            .prop_map(|(points, expires, pending)| Kind::Earn { points, expires, pending }),
+        3 => (0..POINTS.len()).prop_map(|points| Kind::Spend { points }),
+        2 => (0..DELTAS.len()).prop_map(|delta| Kind::Adjust { delta }),
+        2 => any::<usize>().prop_map(|lot| Kind::Confirm { lot }),
+        1 => any::<usize>().prop_map(|lot| Kind::CancelPending { lot }),
+    ]
+}
+
+fn step_strategy() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        12 => (0..2usize, kind_strategy(), proptest::option::weighted(0.3, 0..KEYS.len()))
+            .prop_map(|(user, kind, key)| Step::Command { user, kind, key }),
+        2 => (0..ADVANCES_MINUTES.len()).prop_map(|minutes| Step::Advance { minutes }),
+        1 => Just(Step::Sweep),
+    ]
+}
+
+/// Deterministic ids unique to a case: the UUID v7 layout, time from `now`,
+/// the case's salt and a counter.
+struct CaseIds {
+    salt: u64,
+    counter: AtomicU64,
+}
+
+impl IdGenerator for CaseIds {
+    fn next_id(&self, now: DateTime<Utc>) -> Uuid {
+        let n = self.counter.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut bytes = [0u8; 10];
+        bytes[..4].copy_from_slice(&(self.salt as u32).to_be_bytes());
+        bytes[4..].copy_from_slice(&n.to_be_bytes()[2..]);
+        let millis = now.timestamp_millis().max(0) as u64;
+        uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid()
+    }
+}
+
+struct Side<S: Store> {
+    harness: Harness<S>,
+}
+
+fn side<S: Store>(store: Arc<S>, start: DateTime<Utc>, salt: u64) -> Side<S> {
+    let clock = Arc::new(ManualClock::new(start));
+    let service = WalletService::with_parts(
+        store,
+        Policy::default(),
+        clock.clone() as Arc<dyn Clock>,
+        Arc::new(CaseIds {
+            salt,
+            counter: AtomicU64::new(0),
+        }),
+    );
+    Side {
+        harness: Harness { service, clock },
+    }
+}
+
+fn dec(text: &str) -> Decimal {
+    Decimal::from_str_exact(text).expect("test decimals parse")
+}
+
+fn currency(index: usize) -> CurrencyCode {
+    CurrencyCode::parse(CURRENCIES[index]).expect("test currencies parse")
+}
+
+/// The command of a step, naming holds and lots the case has seen (or an
+/// unknown id when there are none).
+fn command(
+    user_id: Uuid,
+    kind: &Kind,
+    now: DateTime<Utc>,
+    holds: &[Uuid],
+    lots: &[Uuid],
+) -> Command {
+    let pick = |ids: &[Uuid], index: usize| {
+        if ids.is_empty() {
+            Uuid::from_u128(0xdead_beef)
+        } else {
+            ids[index % ids.len()]
+        }
+    };
+    let expiry = |index: Option<usize>| index.map(|i| now + Duration::minutes(EXPIRIES_MINUTES[i]));
+    match kind.clone() {
+        Kind::CreateWallet { currency: code } => Command::CreateWallet {
+            user_id,
+            default_currency: code.map(currency),
+        },
+        Kind::Deposit {
+            amount,
+            currency: code,
+        } => Command::Deposit {
+            user_id,
+            amount: dec(AMOUNTS[amount]),
+            currency: currency(code),
+            description: Some("deposit".into()),
+            reference: None,
+        },
+        Kind::Withdraw {
+            amount,
+            currency: code,
+        } => Command::Withdraw {
+            user_id,
+            amount: dec(AMOUNTS[amount]),
+            currency: currency(code),
+            description: None,
+            reference: Some("ref".into()),
+        },
+        Kind::Exchange { amount, from, to } => Command::Exchange {
+            user_id,
+            amount: dec(AMOUNTS[amount]),
+            from_currency: currency(from),
+            to_currency: currency(to),
+        },
+        Kind::Hold {
+            amount,
+            currency: code,
+            expires,
+        } => Command::CreateHold {
+            user_id,
+            amount: dec(AMOUNTS[amount]),
+            currency: currency(code),
+            reference_type: "order".into(),
+            reference_id: Uuid::from_u128(7),
+            description: None,
+            expires_at: expiry(expires),
+        },
+        Kind::Execute { hold, amount } => Command::ExecuteHold {
+            user_id,
+            hold_id: pick(holds, hold),
+            amount: amount.map(|a| dec(AMOUNTS[a])),
+            reference: None,
+        },
+        Kind::Release { hold, amount } => Command::ReleaseHold {
+            user_id,
+            hold_id: pick(holds, hold),
+            amount: amount.map(|a| dec(AMOUNTS[a])),
+        },
+        Kind::Cancel { hold } => Command::CancelHold {
+            user_id,
+            hold_id: pick(holds, hold),
+        },
+        Kind::Freeze => Command::FreezeWallet {
+            user_id,
+            reason: "review".into(),
+        },
+        Kind::Unfreeze => Command::UnfreezeWallet { user_id },
+        Kind::Close => Command::CloseWallet { user_id },
+        Kind::CreatePoints => Command::CreatePointAccount { user_id },
+        Kind::Earn {
+            points,
+            expires,
+            pending,
+        } => Command::EarnPoints {
+            user_id,
+            points: POINTS[points],
+            source: "shop".into(),
+            description: None,
+            expires_at: expiry(expires),
+            pending,
+        },
+        Kind::Spend { points } => Command::SpendPoints {
+            user_id,
+            points: POINTS[points],
+            source: "checkout".into(),
+            description: None,
+        },
+        Kind::Adjust { delta } => Command::AdjustPoints {
+            user_id,
+            delta: DELTAS[delta],
+            source: "support".into(),
+            description: None,
+        },
+        Kind::Confirm { lot } => Command::ConfirmPendingPoints {
+            user_id,
+            lot_id: pick(lots, lot),
+        },
+        Kind::CancelPending { lot } => Command::CancelPendingPoints {
+            user_id,
+            lot_id: pick(lots, lot),
+        },
+    }
+}
+
+fn check<T: PartialEq + std::fmt::Debug>(
+    what: &str,
+    memory: T,
+    postgres: T,
+) -> Result<(), TestCaseError> {
+    if memory == postgres {
+        Ok(())
+    } else {
+        Err(TestCaseError::fail(format!(
+            "{what} differ:\n in memory: {memory:?}\n  postgres: {postgres:?}"
+        )))
+    }
+}
+
+/// Snapshots compared, with the events told apart: the in-memory outbox is
+/// the case's own, the database's is shared by all cases.
+fn strip_events(mut snapshot: Snapshot) -> Snapshot {
+    snapshot.events.clear();
+    snapshot
+}
+
+async fn run_case(
+    postgres: &Arc<PgStore>,
+    salt: u64,
+    steps: &[Step],
+    events_seen: &mut u64,
+) -> Result<(), TestCaseError> {
+    let start = DateTime::from_timestamp(
+        FIRST_CASE_START_SECONDS - salt as i64 * CASE_SPAN_DAYS * 24 * 60 * 60,
+        0,
+    )
+    .expect("case start");
+    let memory = side(Arc::new(InMemoryStore::new()), start, salt);
+    let database = side(Arc::clone(postgres), start, salt);
+    // Skip what an earlier case left unread (one that failed half-way).
+    loop {
+        let (left_over, next) = database
+            .harness
+            .service
+            .events(Some(*events_seen), Some(1000))
+            .await
+            .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+        if left_over.is_empty() {
+            break;
+        }
+        *events_seen = next;
+    }
+    let users = [
+        Uuid::from_u128(((salt as u128) << 64) | 1),
+        Uuid::from_u128(((salt as u128) << 64) | 2),
+    ];
+    let mut holds: Vec<Uuid> = Vec::new();
+    let mut lots: Vec<Uuid> = Vec::new();
+    for (index, step) in steps.iter().enumerate() {
+        match step {
+            Step::Advance { minutes } => {
+                let by = Duration::minutes(ADVANCES_MINUTES[*minutes]);
+                memory.harness.advance(by);
+                database.harness.advance(by);
+            }
+            Step::Sweep => {
+                let left = memory.harness.service.sweep_expired(100).await;
+                let right = database.harness.service.sweep_expired(100).await;
+                check(&format!("step {index}: sweep"), left, right)?;
+            }
+            Step::Command { user, kind, key } => {
+                let command = command(users[*user], kind, memory.harness.now(), &holds, &lots);
+                let key = key.map(|k| IdempotencyKey::parse(KEYS[k]).expect("test keys parse"));
+                let left = memory
+                    .harness
+                    .service
+                    .execute(command.clone(), key.clone())
+                    .await;
+                let right = database.harness.service.execute(command.clone(), key).await;
+                check(&format!("step {index}: {command:?}"), &left, &right)?;
+                match left {
+                    Ok(applied) => match applied.output {
+                        CommandOutput::Hold { hold } if !holds.contains(&hold.id) => {
+                            holds.push(hold.id)
+                        }
+                        CommandOutput::Points {
+                            lot_id: Some(lot_id),
+                            ..
+                        } if !lots.contains(&lot_id) => lots.push(lot_id),
+                        _ => {}
+                    },
+                    Err(error) => prop_assert!(
+                        !matches!(
+                            error,
+                            wallet_core::WalletError::Internal(_)
+                                | wallet_core::WalletError::Unavailable(_)
+                        ),
+                        "step {index}: {error:?}"
+                    ),
+                }
+            }
+        }
+    }
+    for user in users {
+        let left = strip_events(memory.harness.snapshot(user).await);
+        let right = strip_events(database.harness.snapshot(user).await);
+        if let Some(view) = &right.wallet {
+            invariants::check_wallet(view, &right.holds, &right.transactions)
+                .map_err(TestCaseError::fail)?;
+        }
+        check("the stored state", left, right)?;
+    }
+    let now = memory.harness.now();
+    let left = memory
+        .harness
+        .service
+        .statistics(Some(start), Some(now))
+        .await
+        .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+    let right = database
+        .harness
+        .service
+        .statistics(Some(start), Some(now))
+        .await
+        .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+    check(
+        "windowed transaction statistics",
+        left.transactions,
+        right.transactions,
+    )?;
+    check(
+        "windowed point flows",
+        (left.points.earned, left.points.spent, left.points.expired),
+        (
+            right.points.earned,
+            right.points.spent,
+            right.points.expired,
+        ),
+    )?;
+
+    let left = memory.harness.all_events().await;
+    let (right, _) = database
+        .harness
+        .service
+        .events(Some(*events_seen), Some(1000))
+        .await
+        .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+    let base = *events_seen;
+    if let Some(last) = right.last() {
+        *events_seen = last.sequence;
+    }
+    check("event counts", left.len(), right.len())?;
+    for (memory_event, database_event) in left.iter().zip(&right) {
+        check("events", &memory_event.event, &database_event.event)?;
+        check(
+            "event sequences",
+            memory_event.sequence,
+            database_event.sequence - base,
+        )?;
+    }
+    Ok(())
+}
+
+#[test]
+fn postgres_matches_the_in_memory_store() {
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let postgres = Arc::new(runtime.block_on(wallet_pg::testing::fresh_store()));
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(CASES_DEFAULT);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let salt = AtomicU64::new(0);
+    let events_seen = std::sync::Mutex::new(0u64);
+    let result = runner.run(
+        &proptest::collection::vec(step_strategy(), 1..=STEPS_MAX),
+        |steps| {
+            let salt = salt.fetch_add(1, Ordering::SeqCst);
+            let mut seen = events_seen.lock().expect("not poisoned");
+            runtime.block_on(run_case(&postgres, salt, &steps, &mut seen))
+        },
+    );
+    if let Err(failure) = result {
+        panic!("{failure}");
+    }
+}
