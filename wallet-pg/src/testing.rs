@@ -101,20 +101,10 @@ async fn drop_stale_databases(admin: &mut PgConnection) {
 
 /// Creates and migrates a scratch database on the `DATABASE_URL` server.
 pub async fn fresh_database() -> ScratchDatabase {
-    let server = server_url();
-    let mut admin = admin_connection(&server).await;
+    let mut admin = admin_connection(&server_url()).await;
     drop_stale_databases(&mut admin).await;
-    let name = format!(
-        "{SCRATCH_PREFIX}{}_{}",
-        unix_seconds(),
-        Uuid::new_v4().simple()
-    );
-    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-        .execute(&mut admin)
-        .await
-        .unwrap_or_else(|error| panic!("cannot create the scratch database {name}: {error}"));
     let _ = admin.close().await;
-    let url = url_with_database(&server, &name);
+    let ScratchDatabase { name, url } = empty_database().await;
     let store = connect_to(&url).await;
     store
         .migrate()
@@ -150,6 +140,48 @@ pub async fn fresh_store_with_url() -> (PgStore, String) {
     let database = fresh_database().await;
     let store = connect_to(&database.url).await;
     (store, database.url)
+}
+
+/// [`fresh_store`], with the scratch database's name and URL.
+pub async fn fresh_store_in() -> (PgStore, ScratchDatabase) {
+    let database = fresh_database().await;
+    let store = connect_to(&database.url).await;
+    (store, database)
+}
+
+/// Ends every connection to the database `name` but the caller's (as an
+/// operator's `pg_terminate_backend` would), from a separate connection to
+/// the `DATABASE_URL` server. Returns how many were ended. For fault tests.
+pub async fn terminate_connections(name: &str) -> u64 {
+    let mut admin = admin_connection(&server_url()).await;
+    let ended: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND pid <> pg_backend_pid()) ended",
+    )
+    .bind(name)
+    .fetch_one(&mut admin)
+    .await
+    .unwrap_or_else(|error| panic!("cannot end the connections to {name}: {error}"));
+    let _ = admin.close().await;
+    u64::try_from(ended).unwrap_or(0)
+}
+
+/// Creates an empty scratch database (not migrated) and returns it.
+pub async fn empty_database() -> ScratchDatabase {
+    let server = server_url();
+    let mut admin = admin_connection(&server).await;
+    let name = format!(
+        "{SCRATCH_PREFIX}{}_{}",
+        unix_seconds(),
+        Uuid::new_v4().simple()
+    );
+    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        .execute(&mut admin)
+        .await
+        .unwrap_or_else(|error| panic!("cannot create the scratch database {name}: {error}"));
+    let _ = admin.close().await;
+    let url = url_with_database(&server, &name);
+    ScratchDatabase { name, url }
 }
 
 /// Drops a scratch database (best effort: the connections to it are ended).
