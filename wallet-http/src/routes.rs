@@ -115,7 +115,7 @@ async fn run<S: Backend>(
     if !applied.replayed {
         state.metrics().observe_command(&command, &applied.output);
     }
-    let mut response = (status, Json(render(&applied.output))).into_response();
+    let mut response = render(status, &applied.output);
     if applied.replayed {
         response
             .headers_mut()
@@ -124,35 +124,42 @@ async fn run<S: Backend>(
     Ok(response)
 }
 
-/// The body of a command's result.
-fn render(output: &CommandOutput) -> serde_json::Value {
-    let value = match output {
-        CommandOutput::Wallet { wallet } => serde_json::to_value(WalletDto::from(wallet)),
+/// The response of a command's result.
+fn render(status: StatusCode, output: &CommandOutput) -> Response {
+    match output {
+        CommandOutput::Wallet { wallet } => (status, Json(WalletDto::from(wallet))).into_response(),
         CommandOutput::Transaction {
             wallet,
             transaction,
-        } => serde_json::to_value(MoneyMovementDto {
-            wallet: wallet.into(),
-            transaction: transaction.into(),
-        }),
+        } => (
+            status,
+            Json(MoneyMovementDto {
+                wallet: wallet.into(),
+                transaction: transaction.into(),
+            }),
+        )
+            .into_response(),
         CommandOutput::Exchange { wallet, exchange } => {
-            serde_json::to_value(ExchangeDto::new(wallet, exchange))
+            (status, Json(ExchangeDto::new(wallet, exchange))).into_response()
         }
-        CommandOutput::Hold { hold } => serde_json::to_value(HoldDto::from(hold)),
+        CommandOutput::Hold { hold } => (status, Json(HoldDto::from(hold))).into_response(),
         CommandOutput::PointAccount { account } => {
-            serde_json::to_value(PointAccountDto::from(account))
+            (status, Json(PointAccountDto::from(account))).into_response()
         }
         CommandOutput::Points {
             account,
             transaction,
             lot_id,
-        } => serde_json::to_value(PointsResultDto {
-            account: account.into(),
-            transaction: transaction.into(),
-            lot_id: *lot_id,
-        }),
-    };
-    value.unwrap_or(serde_json::Value::Null)
+        } => (
+            status,
+            Json(PointsResultDto {
+                account: account.into(),
+                transaction: transaction.into(),
+                lot_id: *lot_id,
+            }),
+        )
+            .into_response(),
+    }
 }
 
 fn currency(text: &str) -> Result<CurrencyCode, Problem> {

@@ -201,6 +201,11 @@ pub async fn run(config: Config) -> Result<(), String> {
                 crate::pg::migrate(&store).await?;
                 tracing::info!("migrations applied");
             }
+            if !config.migrate {
+                tracing::info!(
+                    "migrations are not applied at start; run `wallet-http migrate` or set WALLET_MIGRATE=true when the schema changes"
+                );
+            }
             serve_with(store, &config).await
         }
         (None, CliCommand::Serve) => {
@@ -228,6 +233,7 @@ async fn serve_with<S: Backend>(store: S, config: &Config) -> Result<(), String>
             verifier.warm_up().await;
             Arc::new(verifier)
         }
+        AuthMode::NotNeeded => return Err("no way to authenticate callers is configured".into()),
         AuthMode::Development => {
             let issuer = DevIssuer::generate()?;
             let banner = issuer.banner(&format!("http://{address}"))?;
