@@ -164,11 +164,17 @@ pub const AUDIENCE: &str = "wallet-api";
 pub struct FlakyStore {
     inner: Arc<InMemoryStore>,
     failure: Arc<Mutex<Option<WalletError>>>,
+    /// How long a wallet read takes.
+    read_delay: Arc<Mutex<Duration>>,
 }
 
 impl FlakyStore {
     pub fn fail_with(&self, error: Option<WalletError>) {
         *self.failure.lock().expect("failure lock") = error;
+    }
+
+    pub fn delay_reads(&self, delay: Duration) {
+        *self.read_delay.lock().expect("delay lock") = delay;
     }
 
     fn check(&self) -> Result<(), WalletError> {
@@ -247,6 +253,8 @@ impl PointStore for FlakyStore {
 
 impl LedgerReader for FlakyStore {
     async fn wallet(&self, user_id: Uuid) -> Result<Option<WalletView>, WalletError> {
+        let delay = *self.read_delay.lock().expect("delay lock");
+        tokio::time::sleep(delay).await;
         self.check()?;
         self.inner.wallet(user_id).await
     }
@@ -395,12 +403,23 @@ impl TestApp {
         audience: Option<String>,
         background: BackgroundOptions,
     ) -> TestApp {
+        TestApp::spawn_with_timeout(store, idp, audience, background, Duration::from_secs(30)).await
+    }
+
+    /// The service with a request timeout of its own.
+    pub async fn spawn_with_timeout<S: Backend>(
+        store: S,
+        idp: Arc<Idp>,
+        audience: Option<String>,
+        background: BackgroundOptions,
+        request_timeout: Duration,
+    ) -> TestApp {
         let verifier = JwtVerifier::discover(&idp.url, audience).expect("a verifier");
         let state = wallet_http::application(
             store,
             Policy::default(),
             Arc::new(verifier),
-            Duration::from_secs(30),
+            request_timeout,
         )
         .expect("the application state");
         let listener = TcpListener::bind("127.0.0.1:0")

@@ -369,3 +369,64 @@ async fn the_openapi_document_lists_exactly_the_routes_the_router_serves() {
     assert!(wallet_fields.contains(&"defaultCurrency".to_owned()));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_request_that_takes_too_long_is_503() {
+    let store = FlakyStore::default();
+    let app = TestApp::spawn_with_timeout(
+        store.clone(),
+        Idp::start().await,
+        Some(AUDIENCE.into()),
+        fast_background(),
+        std::time::Duration::from_secs(1),
+    )
+    .await;
+    let (user, owner) = app.funded_user("1").await;
+    store.delay_reads(std::time::Duration::from_secs(3));
+    let started = std::time::Instant::now();
+    let slow = app.get(&format!("/api/v1/wallets/{user}"), &owner).await;
+    slow.assert_problem(503, "unavailable");
+    assert!(slow.header("retry-after").is_some());
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(2900),
+        "answered at the timeout"
+    );
+    store.delay_reads(std::time::Duration::ZERO);
+    app.get(&format!("/api/v1/wallets/{user}"), &owner)
+        .await
+        .assert_status(200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_lets_requests_in_flight_finish() {
+    let store = FlakyStore::default();
+    let app = TestApp::spawn_with(
+        store.clone(),
+        Idp::start().await,
+        Some(AUDIENCE.into()),
+        fast_background(),
+    )
+    .await;
+    let (user, owner) = app.funded_user("1").await;
+    store.delay_reads(std::time::Duration::from_millis(1500));
+    let request = app
+        .client
+        .get(format!("{}/api/v1/wallets/{user}", app.url))
+        .bearer_auth(&owner)
+        .send();
+    let in_flight = tokio::spawn(request);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let url = app.url.clone();
+    app.stop().await;
+    let response = in_flight.await.expect("the task").expect("an answer");
+    assert_eq!(
+        response.status().as_u16(),
+        200,
+        "the request in flight was answered"
+    );
+    assert!(
+        reqwest::get(format!("{url}/health/live")).await.is_err(),
+        "no new connections after shutdown"
+    );
+}
