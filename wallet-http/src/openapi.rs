@@ -201,8 +201,13 @@ fn operation(spec: &RouteSpec) -> Value {
         operation["security"] = json!([]);
     }
     if let Some(body) = spec.body {
+        // Routes whose fields are all optional also take an empty body.
+        let optional = matches!(
+            body,
+            "CreateWalletRequest" | "ExecuteHoldRequest" | "ReleaseHoldRequest"
+        );
         operation["requestBody"] = json!({
-            "required": false,
+            "required": !optional,
             "content": json_content(reference(body))
         });
     }
