@@ -392,8 +392,8 @@ pub struct Outcome {
 #[derive(Debug, Clone)]
 pub enum Prediction {
     Fails(&'static str),
-    Replays(CommandOutput),
-    Succeeds(Box<Model>, Outcome),
+    Replays(Box<CommandOutput>),
+    Succeeds(Box<Model>, Box<Outcome>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -472,7 +472,7 @@ impl Model {
         }
         if let Some((first, output)) = key.and_then(|k| self.keys.get(k)) {
             return if first == command {
-                Prediction::Replays(output.clone())
+                Prediction::Replays(Box::new(output.clone()))
             } else {
                 Prediction::Fails("idempotency_key_reused")
             };
@@ -480,7 +480,7 @@ impl Model {
         let mut next = self.clone();
         let mut outcome = Outcome::default();
         match next.apply(command, &mut outcome) {
-            Ok(()) => Prediction::Succeeds(Box::new(next), outcome),
+            Ok(()) => Prediction::Succeeds(Box::new(next), Box::new(outcome)),
             Err(code) => Prediction::Fails(code),
         }
     }
@@ -1241,13 +1241,13 @@ impl Driver {
                 unchanged(&before, &after)
             }
             (Prediction::Replays(output), Ok(applied)) => {
-                if !applied.replayed || applied.output != output {
+                if !applied.replayed || applied.output != *output {
                     return Err(format!("expected a replay of {output:?}, got {applied:?}"));
                 }
                 unchanged(&before, &after)
             }
             (Prediction::Succeeds(next, outcome), Ok(applied)) => {
-                self.accept(*next, outcome, &command, key, applied, &before, &after)
+                self.accept(*next, *outcome, &command, key, applied, &before, &after)
             }
             (prediction, result) => Err(format!(
                 "the model predicted {prediction:?}, the service answered {result:?}"

@@ -175,6 +175,16 @@ fn point_events_carry_the_account_version() {
     assert_eq!(appended(&harness, spend(1)), [("PointsSpent", 4)]);
 }
 
+/// Type, amount, held change, balance after, held after, description.
+type Row<'a> = (
+    TransactionType,
+    String,
+    String,
+    String,
+    String,
+    Option<&'a str>,
+);
+
 #[test]
 fn every_transaction_type_has_its_signs() {
     let harness = funded();
@@ -192,14 +202,7 @@ fn every_transaction_type_has_its_signs() {
     harness.advance(Duration::hours(1));
     ok(&harness, deposit("3", "USD"));
     let stored = harness.store.stored_wallet(USER).expect("wallet");
-    let log: Vec<(
-        TransactionType,
-        String,
-        String,
-        String,
-        String,
-        Option<&str>,
-    )> = stored
+    let log: Vec<Row<'_>> = stored
         .transactions
         .iter()
         .map(|t| {

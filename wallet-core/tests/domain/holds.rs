@@ -240,7 +240,8 @@ fn with_overdue_hold() -> (Harness, wallet_core::Uuid, wallet_core::Uuid) {
 
 #[test]
 fn every_wallet_command_first_expires_overdue_holds() {
-    let commands: Vec<(&str, fn(wallet_core::Uuid) -> wallet_core::Command)> = vec![
+    type MakeCommand = fn(wallet_core::Uuid) -> wallet_core::Command;
+    let commands: Vec<(&str, MakeCommand)> = vec![
         ("deposit", |_| deposit("1", "USD")),
         // Only the released money makes these possible.
         ("withdraw", |_| withdraw("90", "USD")),
