@@ -79,7 +79,9 @@ async fn main() -> Result<(), WalletError> {
         expires_at: None,
     };
     let CommandOutput::Hold { hold } = service.execute(hold, None).await?.output else {
-        return Err(WalletError::Internal("a hold command returns a hold".into()));
+        return Err(WalletError::Internal(
+            "a hold command returns a hold".into(),
+        ));
     };
     let execute = Command::ExecuteHold {
         user_id,

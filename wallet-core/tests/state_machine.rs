@@ -36,6 +36,9 @@ fn amount() -> impl Strategy<Value = Amount> {
         1 => Just(Amount::TooPrecise),
         1 => Just(Amount::Max),
         1 => Just(Amount::OverMax),
+        2 => Just(Amount::Balance),
+        2 => Just(Amount::Available),
+        2 => Just(Amount::AvailablePlusOne),
     ]
 }
 

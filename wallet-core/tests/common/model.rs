@@ -75,14 +75,25 @@ pub enum Amount {
     Max,
     /// One minor unit over the largest amount.
     OverMax,
+    /// The whole balance of the currency (of a hold: what remains).
+    Balance,
+    /// What is available in the currency (of a hold: what remains).
+    Available,
+    /// One minor unit more than [`Amount::Available`].
+    AvailablePlusOne,
 }
 
 impl Amount {
-    /// The decimal sent for `currency` (an unknown currency gets scale 2).
-    pub fn decimal(self, currency: CurrencyCode) -> Decimal {
+    /// The decimal sent for `currency` (an unknown currency gets scale 2),
+    /// given the balance and the available amount of the currency (of a
+    /// hold: what remains, twice), in minor units.
+    pub fn decimal(self, currency: CurrencyCode, balance: i128, available: i128) -> Decimal {
         let scale = scale_of(currency).unwrap_or(2);
         let max_minor = AMOUNT_MAX_UNITS * 10i128.pow(scale);
         match self {
+            Amount::Balance => Decimal::from_i128_with_scale(balance, scale),
+            Amount::Available => Decimal::from_i128_with_scale(available, scale),
+            Amount::AvailablePlusOne => Decimal::from_i128_with_scale(available + 1, scale),
             Amount::Minor(n) => Decimal::new(i64::from(n), scale),
             Amount::Units(n) => Decimal::from(n),
             Amount::Big(n) => Decimal::new(i64::from(n), scale),
@@ -1075,12 +1086,21 @@ impl Driver {
                 .copied()
                 .unwrap_or(Uuid::from_u128(0xdead_0000 + u128::from(index as u32)))
         };
-        let hold_currency = |hold_id: Uuid| {
-            self.model
-                .wallet
-                .as_ref()
-                .and_then(|w| w.holds.get(&hold_id))
-                .map_or(code("USD"), |h| h.currency)
+        let wallet = self.model.wallet.as_ref();
+        // An amount of a currency, relative to what the wallet has of it.
+        let money = |amount: Amount, currency: CurrencyCode| {
+            let (balance, held) = wallet
+                .and_then(|w| w.items.get(&currency))
+                .copied()
+                .unwrap_or_default();
+            amount.decimal(currency, balance, balance - held)
+        };
+        // An amount to settle, relative to what the hold has left.
+        let settle = |amount: Amount, hold_id: Uuid| {
+            let hold = wallet.and_then(|w| w.holds.get(&hold_id));
+            let currency = hold.map_or(code("USD"), |h| h.currency);
+            let remaining = hold.map_or(0, |h| h.remaining);
+            amount.decimal(currency, remaining, remaining)
         };
         match *op {
             Op::CreateWallet { currency } => Command::CreateWallet {
@@ -1093,7 +1113,7 @@ impl Driver {
                 long_text: long,
             } => Command::Deposit {
                 user_id,
-                amount: amount.decimal(currency.code()),
+                amount: money(amount, currency.code()),
                 currency: currency.code(),
                 description: long_text(long),
                 reference: Some("ref".into()),
@@ -1104,14 +1124,14 @@ impl Driver {
                 long_text: long,
             } => Command::Withdraw {
                 user_id,
-                amount: amount.decimal(currency.code()),
+                amount: money(amount, currency.code()),
                 currency: currency.code(),
                 description: None,
                 reference: long_text(long),
             },
             Op::Exchange { amount, from, to } => Command::Exchange {
                 user_id,
-                amount: amount.decimal(from.code()),
+                amount: money(amount, from.code()),
                 from_currency: from.code(),
                 to_currency: to.code(),
             },
@@ -1121,7 +1141,7 @@ impl Driver {
                 life,
             } => Command::CreateHold {
                 user_id,
-                amount: amount.decimal(currency.code()),
+                amount: money(amount, currency.code()),
                 currency: currency.code(),
                 reference_type: "order".into(),
                 reference_id: Uuid::from_u128(7),
@@ -1140,7 +1160,7 @@ impl Driver {
                 Command::ExecuteHold {
                     user_id,
                     hold_id,
-                    amount: amount.map(|a| a.decimal(hold_currency(hold_id))),
+                    amount: amount.map(|a| settle(a, hold_id)),
                     reference: None,
                 }
             }
@@ -1149,7 +1169,7 @@ impl Driver {
                 Command::ReleaseHold {
                     user_id,
                     hold_id,
-                    amount: amount.map(|a| a.decimal(hold_currency(hold_id))),
+                    amount: amount.map(|a| settle(a, hold_id)),
                 }
             }
             Op::Cancel { hold } => Command::CancelHold {
