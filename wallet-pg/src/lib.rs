@@ -101,6 +101,11 @@ pub struct PgConfig {
     pub idle_timeout: Option<Duration>,
     /// The `application_name` the connections report to the server.
     pub application_name: String,
+    /// Whether the pool checks a connection (one round trip) before handing
+    /// it out. On (the default), a connection the server dropped (restart,
+    /// terminated backend) is replaced before a command sees it; off, such a
+    /// command fails once with `Unavailable` and the next gets a fresh one.
+    pub test_before_acquire: bool,
 }
 
 impl PgConfig {
@@ -115,6 +120,7 @@ impl PgConfig {
             statement_timeout: Some(STATEMENT_TIMEOUT_DEFAULT),
             idle_timeout: Some(Duration::from_secs(600)),
             application_name: "wallet-pg".to_owned(),
+            test_before_acquire: true,
         }
     }
 
@@ -124,9 +130,7 @@ impl PgConfig {
             .min_connections(self.min_connections.min(self.max_connections))
             .acquire_timeout(self.acquire_timeout)
             .idle_timeout(self.idle_timeout)
-            // A connection the server dropped (restart, terminated backend)
-            // is found out before it is handed to a command.
-            .test_before_acquire(true)
+            .test_before_acquire(self.test_before_acquire)
     }
 
     fn connect_options(&self, url: &str) -> Result<PgConnectOptions, WalletError> {

@@ -6,7 +6,8 @@
 //! Without `DATABASE_URL`, or when the server does not answer, it panics
 //! with a message that says how to provide one: tests that need PostgreSQL
 //! fail loudly, they never skip. Scratch databases older than a day (left
-//! by runs that were killed) are dropped on a best-effort basis.
+//! by earlier runs) are dropped on a best-effort basis when older than two
+//! hours and no longer in use.
 
 use std::time::Duration;
 
@@ -17,8 +18,9 @@ use crate::{PgConfig, PgStore};
 
 /// The prefix of scratch database names.
 pub const SCRATCH_PREFIX: &str = "wallet_test_";
-/// Scratch databases older than this are dropped by later runs.
-const SCRATCH_AGE_MAX_SECONDS: u64 = 24 * 60 * 60;
+/// Scratch databases older than this are dropped by later runs (no test
+/// run lasts this long; one that is still connected is left alone).
+const SCRATCH_AGE_MAX_SECONDS: u64 = 2 * 60 * 60;
 /// Connections per pool of a test store: tests run many stores at once.
 pub const TEST_MAX_CONNECTIONS: u32 = 8;
 
@@ -92,7 +94,7 @@ async fn drop_stale_databases(admin: &mut PgConnection) {
             .and_then(|rest| rest.split('_').next())
             .and_then(|seconds| seconds.parse::<u64>().ok());
         if created.is_some_and(|at| now.saturating_sub(at) > SCRATCH_AGE_MAX_SECONDS) {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\""))
                 .execute(&mut *admin)
                 .await;
         }

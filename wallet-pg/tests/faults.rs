@@ -128,9 +128,13 @@ async fn a_command_cut_while_holding_the_lock_is_not_applied_and_its_retry_is() 
         let policy = Arc::clone(&policy);
         Arc::new(move |wallet: &mut Wallet| {
             let _ = locked_tx.send(());
-            if let Ok(go) = go_rx.lock() {
-                let _ = go.recv_timeout(Duration::from_secs(30));
-            }
+            // The mutation is synchronous: tell the runtime this worker
+            // blocks, so the tasks queued on it move to another worker.
+            tokio::task::block_in_place(|| {
+                if let Ok(go) = go_rx.lock() {
+                    let _ = go.recv_timeout(Duration::from_secs(30));
+                }
+            });
             let ctx = Ctx {
                 now: wallet_core::context::truncate_to_micros(chrono::Utc::now()),
                 ids: &*ids,
@@ -153,13 +157,16 @@ async fn a_command_cut_while_holding_the_lock_is_not_applied_and_its_retry_is() 
         .await
         .expect("joined")
         .expect("the mutation ran");
-    // The command's connection is the one idle in a transaction.
+    // The command's connection is the one holding a row lock on `wallets`
+    // (FOR UPDATE takes RowShareLock on the table) in the scratch database.
     let mut admin = PgConnection::connect(&wallet_pg::testing::server_url())
         .await
         .expect("an admin connection");
     let ended: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = $1 AND state = 'idle in transaction'",
+        "SELECT pg_terminate_backend(l.pid) FROM pg_locks l \
+         JOIN pg_database d ON d.oid = l.database \
+         WHERE d.datname = $1 AND l.locktype = 'relation' AND l.mode = 'RowShareLock' \
+         AND l.granted GROUP BY l.pid",
     )
     .bind(&database.name)
     .fetch_all(&mut admin)
