@@ -22,7 +22,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wallet::core::{Command, CurrencyCode, Decimal, Policy, Store, Uuid, WalletError, WalletService};
+use wallet::core::{
+    Command, CurrencyCode, Decimal, Policy, Store, Uuid, WalletError, WalletService,
+};
 use wallet::pg::{PgConfig, PgStore};
 
 /// Wallets of the `spread` workload.
@@ -78,7 +80,10 @@ fn parse_options() -> Result<Options, String> {
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value\n{}", usage()));
+        let mut value = || {
+            args.next()
+                .ok_or_else(|| format!("{flag} needs a value\n{}", usage()))
+        };
         match flag.as_str() {
             "--database-url" => options.database_url = value()?,
             "--workload" => {
@@ -91,13 +96,19 @@ fn parse_options() -> Result<Options, String> {
                 }
             }
             "--clients" => {
-                options.clients = value()?.parse().map_err(|_| "--clients takes a number".to_string())?;
+                options.clients = value()?
+                    .parse()
+                    .map_err(|_| "--clients takes a number".to_string())?;
             }
             "--seconds" => {
-                options.seconds = value()?.parse().map_err(|_| "--seconds takes a number".to_string())?;
+                options.seconds = value()?
+                    .parse()
+                    .map_err(|_| "--seconds takes a number".to_string())?;
             }
             "--reference-tps" => {
-                let tps: f64 = value()?.parse().map_err(|_| "--reference-tps takes a number".to_string())?;
+                let tps: f64 = value()?
+                    .parse()
+                    .map_err(|_| "--reference-tps takes a number".to_string())?;
                 options.reference_tps = (tps > 0.0).then_some(tps);
             }
             "--max-connections" => {
@@ -111,7 +122,10 @@ fn parse_options() -> Result<Options, String> {
         }
     }
     if options.database_url.is_empty() {
-        return Err(format!("set DATABASE_URL or pass --database-url\n{}", usage()));
+        return Err(format!(
+            "set DATABASE_URL or pass --database-url\n{}",
+            usage()
+        ));
     }
     if options.clients == 0 || options.clients > CLIENTS_MAX {
         return Err(format!("--clients must be 1 to {CLIENTS_MAX}"));
@@ -171,10 +185,19 @@ async fn create_wallets<S: Store>(
     for _ in 0..count {
         let user_id = Uuid::now_v7();
         service
-            .execute(Command::CreateWallet { user_id, default_currency: None }, None)
+            .execute(
+                Command::CreateWallet {
+                    user_id,
+                    default_currency: None,
+                },
+                None,
+            )
             .await?;
         if funded {
-            for (currency, amount) in [(codes.vnd, Decimal::from(1_000_000_000_000i64)), (codes.usd, Decimal::from(1_000_000_000i64))] {
+            for (currency, amount) in [
+                (codes.vnd, Decimal::from(1_000_000_000_000i64)),
+                (codes.usd, Decimal::from(1_000_000_000i64)),
+            ] {
                 let deposit = Command::Deposit {
                     user_id,
                     amount,
@@ -186,7 +209,9 @@ async fn create_wallets<S: Store>(
             }
         }
         if points {
-            service.execute(Command::CreatePointAccount { user_id }, None).await?;
+            service
+                .execute(Command::CreatePointAccount { user_id }, None)
+                .await?;
         }
         users.push(user_id);
     }
@@ -204,7 +229,9 @@ async fn one_operation<S: Store>(
     latencies: &mut Vec<u32>,
 ) -> u64 {
     let mut errors = 0;
-    let mut timed = |result: Result<wallet::core::Applied, WalletError>, started: Instant, latencies: &mut Vec<u32>| {
+    let mut timed = |result: Result<wallet::core::Applied, WalletError>,
+                     started: Instant,
+                     latencies: &mut Vec<u32>| {
         latencies.push(started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
         match result {
             Ok(applied) => Some(applied),
@@ -216,7 +243,13 @@ async fn one_operation<S: Store>(
     };
     let user_id = users[random.below(users.len())];
     let small = Decimal::from(1 + random.below(100) as i64);
-    let deposit = Command::Deposit { user_id, amount: small, currency: codes.vnd, description: None, reference: None };
+    let deposit = Command::Deposit {
+        user_id,
+        amount: small,
+        currency: codes.vnd,
+        description: None,
+        reference: None,
+    };
     let choice = match workload {
         Workload::Spread => 0,
         Workload::Hot => random.below(4),
@@ -228,7 +261,13 @@ async fn one_operation<S: Store>(
             timed(service.execute(deposit, None).await, started, latencies);
         }
         1 => {
-            let withdraw = Command::Withdraw { user_id, amount: small, currency: codes.vnd, description: None, reference: None };
+            let withdraw = Command::Withdraw {
+                user_id,
+                amount: small,
+                currency: codes.vnd,
+                description: None,
+                reference: None,
+            };
             timed(service.execute(withdraw, None).await, started, latencies);
         }
         2 | 3 | 4 => {
@@ -245,37 +284,74 @@ async fn one_operation<S: Store>(
             if let Some(wallet::core::CommandOutput::Hold { hold }) = held.map(|a| a.output) {
                 let started = Instant::now();
                 let settle = if choice == 4 {
-                    Command::ReleaseHold { user_id, hold_id: hold.id, amount: None }
+                    Command::ReleaseHold {
+                        user_id,
+                        hold_id: hold.id,
+                        amount: None,
+                    }
                 } else {
-                    Command::ExecuteHold { user_id, hold_id: hold.id, amount: None, reference: None }
+                    Command::ExecuteHold {
+                        user_id,
+                        hold_id: hold.id,
+                        amount: None,
+                        reference: None,
+                    }
                 };
                 timed(service.execute(settle, None).await, started, latencies);
             }
         }
         5 => {
-            let exchange = Command::Exchange { user_id, amount: Decimal::new(1 + random.below(500) as i64, 2), from_currency: codes.usd, to_currency: codes.vnd };
+            let exchange = Command::Exchange {
+                user_id,
+                amount: Decimal::new(1 + random.below(500) as i64, 2),
+                from_currency: codes.usd,
+                to_currency: codes.vnd,
+            };
             timed(service.execute(exchange, None).await, started, latencies);
         }
         6 => {
-            let earn = Command::EarnPoints { user_id, points: 10, source: "order".into(), description: None, expires_at: None, pending: false };
+            let earn = Command::EarnPoints {
+                user_id,
+                points: 10,
+                source: "order".into(),
+                description: None,
+                expires_at: None,
+                pending: false,
+            };
             timed(service.execute(earn, None).await, started, latencies);
         }
         _ => {
-            let spend = Command::SpendPoints { user_id, points: 5, source: "checkout".into(), description: None };
+            let spend = Command::SpendPoints {
+                user_id,
+                points: 5,
+                source: "checkout".into(),
+                description: None,
+            };
             timed(service.execute(spend, None).await, started, latencies);
         }
     }
     errors
 }
 
-async fn run_workload<S: Store>(service: &WalletService<S>, workload: Workload, options: &Options) -> Result<Outcome, WalletError> {
+async fn run_workload<S: Store>(
+    service: &WalletService<S>,
+    workload: Workload,
+    options: &Options,
+) -> Result<Outcome, WalletError> {
     let users = Arc::new(match workload {
         Workload::Spread => create_wallets(service, SPREAD_WALLETS, false, false).await?,
         Workload::Hot => create_wallets(service, 1, true, false).await?,
         Workload::Mixed => {
             let users = create_wallets(service, MIXED_WALLETS, true, true).await?;
             for user_id in &users {
-                let earn = Command::EarnPoints { user_id: *user_id, points: 1_000_000, source: "load test funding".into(), description: None, expires_at: None, pending: false };
+                let earn = Command::EarnPoints {
+                    user_id: *user_id,
+                    points: 1_000_000,
+                    source: "load test funding".into(),
+                    description: None,
+                    expires_at: None,
+                    pending: false,
+                };
                 service.execute(earn, None).await?;
             }
             users
@@ -289,20 +365,38 @@ async fn run_workload<S: Store>(service: &WalletService<S>, workload: Workload, 
         let stop = Arc::clone(&stop);
         tasks.push(tokio::spawn(async move {
             let codes = codes()?;
-            let mut random = Random(0x9e37_79b9_7f4a_7c15 ^ (client as u64 + 1).wrapping_mul(0xbf58_476d_1ce4_e5b9));
+            let mut random = Random(
+                0x9e37_79b9_7f4a_7c15 ^ (client as u64 + 1).wrapping_mul(0xbf58_476d_1ce4_e5b9),
+            );
             let mut latencies = Vec::with_capacity(1 << 16);
             let mut errors = 0;
             while !stop.load(Ordering::Relaxed) {
-                errors += one_operation(&service, workload, &users, &mut random, &codes, &mut latencies).await;
+                errors += one_operation(
+                    &service,
+                    workload,
+                    &users,
+                    &mut random,
+                    &codes,
+                    &mut latencies,
+                )
+                .await;
             }
-            Ok::<_, WalletError>(Outcome { latencies_us: latencies, errors })
+            Ok::<_, WalletError>(Outcome {
+                latencies_us: latencies,
+                errors,
+            })
         }));
     }
     tokio::time::sleep(Duration::from_secs(options.seconds)).await;
     stop.store(true, Ordering::Relaxed);
-    let mut total = Outcome { latencies_us: Vec::new(), errors: 0 };
+    let mut total = Outcome {
+        latencies_us: Vec::new(),
+        errors: 0,
+    };
     for task in tasks {
-        let outcome = task.await.map_err(|e| WalletError::Internal(format!("client task failed: {e}")))??;
+        let outcome = task
+            .await
+            .map_err(|e| WalletError::Internal(format!("client task failed: {e}")))??;
         total.latencies_us.extend(outcome.latencies_us);
         total.errors += outcome.errors;
     }
@@ -338,7 +432,9 @@ fn report(workload: Workload, options: &Options, mut outcome: Outcome, elapsed: 
         });
         println!("{line}");
     } else {
-        let reference = options.reference_tps.map_or("-".to_string(), |r| format!("{r:.0}"));
+        let reference = options
+            .reference_tps
+            .map_or("-".to_string(), |r| format!("{r:.0}"));
         let ratio = ratio.map_or("-".to_string(), |r| format!("{r:.2}"));
         println!(
             "{:<8} clients={:<4} seconds={:<6.1} ops/s={:<10.0} p50={:<8.2}ms p99={:<8.2}ms errors={:<6} reference_tps={reference} ratio={ratio}",
@@ -361,7 +457,10 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("cannot start the runtime: {error}");

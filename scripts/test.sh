@@ -10,3 +10,5 @@ echo "test.sh: DATABASE_URL=$DATABASE_URL"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 cargo test --workspace --all-features --no-fail-fast
+# The fuzz crate is outside the workspace; make sure its target still builds.
+cargo check --manifest-path fuzz/Cargo.toml --bins
