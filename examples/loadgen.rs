@@ -270,7 +270,7 @@ async fn one_operation<S: Store>(
             };
             timed(service.execute(withdraw, None).await, started, latencies);
         }
-        2 | 3 | 4 => {
+        2..=4 => {
             let hold = Command::CreateHold {
                 user_id,
                 amount: small,
