@@ -370,10 +370,13 @@ pub fn apply_to_wallet(
             to_currency,
             ..
         } => {
+            // The service's precheck order: both currencies, then same
+            // currency, then the amount.
+            currencies.get(*from_currency)?;
+            currencies.get(*to_currency)?;
             if from_currency == to_currency {
                 return Err(WalletError::SameCurrency);
             }
-            currencies.get(*to_currency)?;
             let money = currencies.money(*amount, *from_currency)?;
             let exchange = wallet.exchange(money, *to_currency, ctx)?;
             Ok(CommandOutput::Exchange {

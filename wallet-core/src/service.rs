@@ -260,12 +260,11 @@ impl<S: Store> WalletService<S> {
                 to_currency,
                 ..
             } => {
-                // The same order as the aggregate: same currency, the target
-                // currency, then the amount in the source currency.
+                currencies.get(*from_currency)?;
+                currencies.get(*to_currency)?;
                 if from_currency == to_currency {
                     return Err(WalletError::SameCurrency);
                 }
-                currencies.get(*to_currency)?;
                 currencies.money(*amount, *from_currency)?;
             }
             Command::EarnPoints { points, .. } | Command::SpendPoints { points, .. } => {

@@ -245,7 +245,11 @@ impl ThrowawayCluster {
                 .expect("chown");
             assert!(status.success(), "chown the cluster directory");
         }
-        let port = 56_000 + (std::process::id() % 1000) as u16;
+        // A port nobody listens on now: ask the kernel for one.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|address| address.port())
+            .expect("a free port for the cluster");
         let cluster = ThrowawayCluster {
             bin,
             data,
@@ -293,8 +297,9 @@ impl ThrowawayCluster {
         .unwrap_or_else(|error| panic!("cannot run {tool}: {error}"));
         assert!(
             output.status.success(),
-            "{tool} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
+            "{tool} failed: {}\nserver log:\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            std::fs::read_to_string(self.root.join("log")).unwrap_or_default()
         );
     }
 
