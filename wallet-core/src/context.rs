@@ -260,11 +260,21 @@ pub fn bounded_text(
     }
 }
 
-/// Checks a required text field: non-blank and at most `max_chars` characters.
+/// Checks a required text field: non-blank, at most `max_chars`
+/// characters, and no control characters other than tab, line feed and
+/// carriage return (a NUL in particular, which no SQL text column takes).
 pub fn required_text(field: &str, value: String, max_chars: usize) -> Result<String, WalletError> {
     if value.chars().count() > max_chars {
         return Err(WalletError::Validation(format!(
             "{field} is longer than {max_chars} characters"
+        )));
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return Err(WalletError::Validation(format!(
+            "{field} contains a control character"
         )));
     }
     if value.trim().is_empty() {
@@ -287,6 +297,9 @@ mod tests {
         assert!(bounded_text("description", Some(exact), DESCRIPTION_LENGTH_MAX).is_ok());
         assert_eq!(bounded_text("d", None, 5), Ok(None));
         assert!(required_text("reason", "  ".into(), 5).is_err());
+        assert!(required_text("reason", "a\0b".into(), 5).is_err());
+        assert!(required_text("reason", "a\u{7f}".into(), 5).is_err());
+        assert!(required_text("reason", "a\tb\r\n".into(), 9).is_ok());
     }
 
     #[test]

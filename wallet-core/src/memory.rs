@@ -571,9 +571,16 @@ impl LedgerReader for InMemoryStore {
             entry.1 += volume;
         }
         let mut points = PointStatistics::default();
+        let overflow = || WalletError::Internal("point statistics overflow".into());
         for account in state.accounts.values() {
-            points.available += account.available_points();
-            points.pending += account.pending_points();
+            points.available = points
+                .available
+                .checked_add(account.available_points())
+                .ok_or_else(overflow)?;
+            points.pending = points
+                .pending
+                .checked_add(account.pending_points())
+                .ok_or_else(overflow)?;
         }
         for transaction in state
             .point_transactions
@@ -585,7 +592,7 @@ impl LedgerReader for InMemoryStore {
                 &mut points,
                 transaction.transaction_type,
                 transaction.points,
-            );
+            )?;
         }
         Ok(Statistics {
             from,
@@ -624,18 +631,27 @@ impl LedgerReader for InMemoryStore {
 
 /// Adds one point transaction to the window's flows (shared by stores so
 /// that every store counts the same way).
+///
+/// Sums are checked: totals beyond `i64` are an internal error, never a
+/// wrapped number.
 pub fn accumulate_point_flow(
     points: &mut PointStatistics,
     transaction_type: PointTransactionType,
     change: i64,
-) {
-    match transaction_type {
+) -> Result<(), WalletError> {
+    let (total, amount) = match transaction_type {
         PointTransactionType::Earn | PointTransactionType::PendingConfirmed => {
-            points.earned += change
+            (&mut points.earned, Some(change))
         }
-        PointTransactionType::Adjust if change > 0 => points.earned += change,
-        PointTransactionType::Adjust | PointTransactionType::Spend => points.spent += -change,
-        PointTransactionType::Expire => points.expired += -change,
-        PointTransactionType::EarnPending | PointTransactionType::PendingCancelled => {}
-    }
+        PointTransactionType::Adjust if change > 0 => (&mut points.earned, Some(change)),
+        PointTransactionType::Adjust | PointTransactionType::Spend => {
+            (&mut points.spent, change.checked_neg())
+        }
+        PointTransactionType::Expire => (&mut points.expired, change.checked_neg()),
+        PointTransactionType::EarnPending | PointTransactionType::PendingCancelled => return Ok(()),
+    };
+    *total = amount
+        .and_then(|amount| total.checked_add(amount))
+        .ok_or_else(|| WalletError::Internal("point statistics overflow".into()))?;
+    Ok(())
 }

@@ -169,6 +169,11 @@ impl CurrencyTable {
                     currency.code
                 )));
             }
+            // Trailing zeros would only inflate the integers of a conversion.
+            let currency = Currency {
+                base_rate: rate.normalize(),
+                ..currency
+            };
             if map.insert(currency.code, currency.clone()).is_some() {
                 return Err(WalletError::Validation(format!(
                     "{}: listed twice",
@@ -274,41 +279,90 @@ impl CurrencyTable {
     /// Converts `amount` of `from` into `to`: exactly `amount * base(from) /
     /// base(to)`, rounded down (toward zero) to the target scale.
     ///
-    /// The computation is done in integers so that no intermediate rounding
-    /// can push the result over a boundary. An intermediate result too large
-    /// for 128 bits would in any case be far over [`BALANCE_MAX_UNITS`], so it
-    /// is reported as `balance_limit_exceeded`.
+    /// The computation is done on integers (mantissas and powers of ten,
+    /// with a 256-bit product where 128 bits do not suffice), so no
+    /// intermediate rounding can push the result over a boundary, and every
+    /// table that passes [`CurrencyTable::new`] converts every valid amount.
+    /// Only a result over [`BALANCE_MAX_UNITS`] is `balance_limit_exceeded`.
     pub fn convert(&self, money: Money, to: CurrencyCode) -> Result<Decimal, WalletError> {
         let from = self.get(money.currency)?;
         let target = self.get(to)?;
-        let overflow = || WalletError::BalanceLimitExceeded;
-        let pow10 = |exp: u32| 10i128.checked_pow(exp).ok_or_else(overflow);
-        // amount = a / 10^sa, base(from) = f / 10^sf, base(to) = t / 10^st.
-        // result in target minor units = a * f * 10^st * 10^scale_to / (10^sa * 10^sf * t)
-        let a = money.amount.mantissa();
-        let f = from.base_rate.mantissa();
-        let t = target.base_rate.mantissa();
-        let numerator = a
-            .checked_mul(f)
-            .and_then(|n| n.checked_mul(pow10(target.base_rate.scale()).ok()?))
-            .and_then(|n| n.checked_mul(pow10(target.scale).ok()?))
-            .ok_or_else(overflow)?;
-        let denominator = pow10(money.amount.scale())?
-            .checked_mul(pow10(from.base_rate.scale())?)
-            .and_then(|d| d.checked_mul(t))
-            .ok_or_else(overflow)?;
-        if denominator <= 0 {
-            return Err(WalletError::Internal("non-positive base rate".into()));
+        // amount = a / 10^sa, base(from) = f / 10^sf, base(to) = t / 10^st;
+        // the result in target minor units is
+        //   a * f * 10^(st + scale_to) / (t * 10^(sa + sf)).
+        // Every scale is at most 8 and every mantissa at most 10^20, so the
+        // power of ten left after cancelling is at most 10^16 and each
+        // factor below fits in 128 bits.
+        let internal = |what: &str| WalletError::Internal(format!("conversion: {what}"));
+        let a = u128::try_from(money.amount.mantissa()).map_err(|_| internal("negative amount"))?;
+        let f = u128::try_from(from.base_rate.mantissa()).map_err(|_| internal("negative rate"))?;
+        let t =
+            u128::try_from(target.base_rate.mantissa()).map_err(|_| internal("negative rate"))?;
+        let up = target.base_rate.scale() + target.scale;
+        let down = money.amount.scale() + from.base_rate.scale();
+        let pow10 = |exp: u32| 10u128.checked_pow(exp).ok_or_else(|| internal("scale"));
+        let (factor, divisor) = if up >= down {
+            (f.checked_mul(pow10(up - down)?), Some(t))
+        } else {
+            (Some(f), t.checked_mul(pow10(down - up)?))
+        };
+        let (factor, divisor) = factor
+            .zip(divisor)
+            .ok_or_else(|| internal("rate too large"))?;
+        let minor = mul_div_floor(a, factor, divisor).ok_or(WalletError::BalanceLimitExceeded)?;
+        let limit =
+            u128::try_from(BALANCE_MAX_UNITS).unwrap_or(u128::MAX) * 10u128.pow(target.scale);
+        if minor > limit {
+            return Err(WalletError::BalanceLimitExceeded);
         }
-        // Both sides are positive, so integer division rounds toward zero.
-        let minor = numerator / denominator;
-        let minor = i64::try_from(minor).map_err(|_| overflow())?;
-        let value = Decimal::new(minor, target.scale);
-        if value > balance_max() {
-            return Err(overflow());
-        }
-        Ok(value)
+        let minor = i128::try_from(minor).map_err(|_| WalletError::BalanceLimitExceeded)?;
+        Decimal::try_from_i128_with_scale(minor, target.scale)
+            .map_err(|_| WalletError::BalanceLimitExceeded)
     }
+}
+
+/// `floor(x * y / z)`, exact for any 128-bit inputs: `None` when `z` is zero
+/// or the quotient does not fit in 128 bits.
+fn mul_div_floor(x: u128, y: u128, z: u128) -> Option<u128> {
+    if z == 0 {
+        return None;
+    }
+    if let Some(product) = x.checked_mul(y) {
+        return Some(product / z);
+    }
+    let (high, low) = multiply_wide(x, y);
+    if high >= z {
+        return None;
+    }
+    // Long division of the 256-bit product by z, one bit at a time. The
+    // remainder stays below z, so a shifted-out top bit means it is >= z.
+    let mut remainder = high;
+    let mut quotient = 0u128;
+    for bit in (0..128).rev() {
+        let carry = remainder >> 127;
+        remainder = (remainder << 1) | ((low >> bit) & 1);
+        quotient <<= 1;
+        if carry == 1 || remainder >= z {
+            remainder = remainder.wrapping_sub(z);
+            quotient |= 1;
+        }
+    }
+    Some(quotient)
+}
+
+/// The full 256-bit product of two 128-bit numbers, as (high, low) halves.
+fn multiply_wide(x: u128, y: u128) -> (u128, u128) {
+    let mask = u128::from(u64::MAX);
+    let (x_high, x_low) = (x >> 64, x & mask);
+    let (y_high, y_low) = (y >> 64, y & mask);
+    let low_low = x_low * y_low;
+    let high_low = x_high * y_low;
+    let low_high = x_low * y_high;
+    let high_high = x_high * y_high;
+    let middle = (low_low >> 64) + (high_low & mask) + (low_high & mask);
+    let low = (low_low & mask) | (middle << 64);
+    let high = high_high + (high_low >> 64) + (low_high >> 64) + (middle >> 64);
+    (high, low)
 }
 
 /// A validated, positive amount of a configured currency, in its scale.
@@ -444,6 +498,44 @@ mod tests {
         let money = table.money(dec("1.00"), code("A")).expect("valid");
         // 1 * 3 / 7 = 0.428571... -> 0.42
         assert_eq!(table.convert(money, code("B")), Ok(dec("0.42")));
+    }
+
+    #[test]
+    fn conversion_never_overflows_within_the_table_limits() {
+        // Rates with every decimal allowed, and rates written with trailing zeros.
+        let table =
+            CurrencyTable::parse("A:8:99999.99999999,B:8:99999.99999999,C:0:1.00000000,D:2:25000")
+                .expect("valid table");
+        let convert = |amount: &str, from: &str, to: &str| {
+            let money = table.money(dec(amount), code(from)).expect("valid");
+            table.convert(money, code(to))
+        };
+        assert_eq!(convert("1000000", "A", "B"), Ok(dec("1000000.00000000")));
+        assert_eq!(
+            convert("999999999999999.99999999", "A", "B"),
+            Ok(dec("999999999999999.99999999"))
+        );
+        assert_eq!(convert("1000000000", "C", "D"), Ok(dec("40000.00")));
+        // A over D: 10^15 * 99999.99999999 / 25000 is far over the limit.
+        assert_eq!(
+            convert("1000000000000000", "A", "D"),
+            Err(WalletError::BalanceLimitExceeded)
+        );
+    }
+
+    #[test]
+    fn wide_multiplication_and_division_are_exact() {
+        assert_eq!(mul_div_floor(7, 3, 2), Some(10));
+        assert_eq!(mul_div_floor(1, 1, 0), None);
+        let big = u128::MAX;
+        assert_eq!(mul_div_floor(big, big, big), Some(big));
+        assert_eq!(mul_div_floor(big, 2, 4), Some(big / 2));
+        assert_eq!(mul_div_floor(big, big, 1), None);
+        assert_eq!(
+            mul_div_floor(1u128 << 100, 1u128 << 100, 1u128 << 90),
+            Some(1u128 << 110)
+        );
+        assert_eq!(multiply_wide(big, big), (big - 1, 1));
     }
 
     #[test]

@@ -19,6 +19,9 @@ use crate::events::{DomainEvent, EventData};
 
 /// The most points one request may earn, spend or adjust.
 pub const POINTS_PER_REQUEST_MAX: i64 = 1_000_000_000_000;
+/// The longest lifetime an earned lot may be given (about ten years); a
+/// lot that should never expire has no `expires_at`.
+pub const POINT_LOT_LIFETIME_MAX_DAYS: i64 = 3_660;
 /// The most points an account may hold (available plus pending).
 pub const POINTS_BALANCE_MAX: i64 = 1_000_000_000_000_000;
 /// Up to this many lots used up by one spend are taken off one by one;
@@ -405,6 +408,11 @@ impl PointAccount {
                 return Err(WalletError::Validation(
                     "expiresAt must be in the future".into(),
                 ))
+            }
+            Some(at) if at > ctx.now + chrono::Duration::days(POINT_LOT_LIFETIME_MAX_DAYS) => {
+                return Err(WalletError::Validation(format!(
+                    "expiresAt is more than {POINT_LOT_LIFETIME_MAX_DAYS} days ahead"
+                )))
             }
             other => other,
         };

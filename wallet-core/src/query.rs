@@ -19,6 +19,8 @@ pub const PAGE_LIMIT_MAX: u32 = 200;
 pub const EVENTS_LIMIT_DEFAULT: u32 = 100;
 /// The most events per read.
 pub const EVENTS_LIMIT_MAX: u32 = 1000;
+/// The default statistics window, ending at `to`, in hours.
+pub const STATISTICS_WINDOW_DEFAULT_HOURS: i64 = 24;
 /// The longest cursor text accepted, in bytes.
 pub const CURSOR_LENGTH_MAX: usize = 128;
 
@@ -61,7 +63,9 @@ impl Cursor {
         }
         if let Some(rest) = text.strip_prefix('p') {
             let (micros, id) = rest.split_once('.').ok_or_else(bad)?;
-            if micros.is_empty() || !micros.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+            // Positions are creation times, never before 1970: a negative
+            // time is not a cursor this module made.
+            if micros.is_empty() || !micros.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(bad());
             }
             let micros: i64 = micros.parse().map_err(|_| bad())?;
@@ -229,9 +233,21 @@ pub fn statistics_window(
     now: DateTime<Utc>,
 ) -> Result<(DateTime<Utc>, DateTime<Utc>), WalletError> {
     let to = to.unwrap_or(now);
-    let from = from.unwrap_or(to - chrono::Duration::hours(24));
+    let from = match from {
+        Some(from) => from,
+        None => to
+            .checked_sub_signed(chrono::Duration::hours(STATISTICS_WINDOW_DEFAULT_HOURS))
+            .ok_or_else(|| WalletError::Validation("to is out of range".into()))?,
+    };
     if from > to {
         return Err(WalletError::Validation("from must not be after to".into()));
+    }
+    // Times before year 1 or after 9999 have no RFC 3339 form.
+    let printable = |at: DateTime<Utc>| (1..=9999).contains(&chrono::Datelike::year(&at));
+    if !printable(from) || !printable(to) {
+        return Err(WalletError::Validation(
+            "from and to must be between years 1 and 9999".into(),
+        ));
     }
     Ok((from, to))
 }
@@ -264,9 +280,24 @@ mod tests {
             "q1",
             "s99999999999999999999999",
             "s+1",
+            "p-1000000000000000000.00000000000000000000000000000000",
         ] {
             assert!(Cursor::decode(bad).is_err(), "{bad} must be rejected");
         }
+    }
+
+    #[test]
+    fn statistics_windows_are_ordered_and_printable() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).expect("time");
+        let (from, to) = statistics_window(None, None, now).expect("default window");
+        assert_eq!((to - from).num_hours(), STATISTICS_WINDOW_DEFAULT_HOURS);
+        assert!(
+            statistics_window(Some(now), Some(now - chrono::Duration::seconds(1)), now).is_err()
+        );
+        let year_zero = "0000-01-01T00:00:00Z"
+            .parse::<DateTime<Utc>>()
+            .expect("time");
+        assert!(statistics_window(None, Some(year_zero), now).is_err());
     }
 
     #[test]

@@ -28,8 +28,11 @@ use crate::wallet::{Hold, HoldStatus, Wallet, WalletStatus, WalletTransaction, W
 /// How many times a unit of work is tried when the store keeps reporting
 /// concurrency conflicts.
 pub const CONFLICT_ATTEMPTS_MAX: u32 = 8;
-/// How many overdue aggregates one sweep handles at most, per kind.
+/// How many overdue aggregates one sweep round handles at most, per kind.
 pub const SWEEP_BATCH_MAX: u32 = 1000;
+/// How many rounds one sweep runs at most before it leaves the rest to the
+/// next sweep.
+pub const SWEEP_ROUNDS_MAX: u32 = 16;
 
 /// What a sweep did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -281,75 +284,88 @@ impl<S: Store> WalletService<S> {
         Ok(())
     }
 
-    /// Expires overdue holds and point lots, up to `batch` aggregates of each
-    /// kind (at most [`SWEEP_BATCH_MAX`]). Safe to run from several processes
-    /// at once: each aggregate is expired in its own unit of work, and one
-    /// that another sweeper got to first simply has nothing left to do.
+    /// Expires overdue holds and point lots, in rounds of up to `batch`
+    /// aggregates of each kind (at most [`SWEEP_BATCH_MAX`]), until a round
+    /// finds fewer than `batch` or [`SWEEP_ROUNDS_MAX`] rounds have run, so a
+    /// burst of expiries is caught up within one call. Safe to run from
+    /// several processes at once: each aggregate is expired in its own unit
+    /// of work, and one that another sweeper got to first simply has nothing
+    /// left to do (and writes nothing).
     pub async fn sweep_expired(&self, batch: u32) -> Result<SweepReport, WalletError> {
         let batch = batch.clamp(1, SWEEP_BATCH_MAX);
-        let now = self.now();
         let mut report = SweepReport::default();
-        for user_id in self.store.users_with_overdue_holds(now, batch).await? {
-            let (clock, ids, policy) = (
-                Arc::clone(&self.clock),
-                Arc::clone(&self.ids),
-                Arc::clone(&self.policy),
-            );
-            let mutation = Arc::new(move |wallet: &mut Wallet| {
-                let ctx = Ctx {
-                    now: truncate_to_micros(clock.now()),
-                    ids: &*ids,
-                    policy: &policy,
-                    idempotency_key: None,
-                };
-                wallet.expire_overdue_holds(&ctx)?;
-                Ok(CommandOutput::Wallet {
-                    wallet: wallet.view(),
-                })
-            });
-            match self
-                .store
-                .update_wallet(user_id, None, None, mutation)
-                .await
-            {
-                Ok(_) => report.wallets += 1,
-                Err(WalletError::Unavailable(reason)) => {
-                    return Err(WalletError::Unavailable(reason))
-                }
-                Err(_) => report.failures += 1,
+        for _ in 0..SWEEP_ROUNDS_MAX {
+            let now = self.now();
+            let wallets = self.store.users_with_overdue_holds(now, batch).await?;
+            for user_id in &wallets {
+                let mutation = self.expiry_mutation(|wallet: &mut Wallet, ctx| {
+                    wallet.expire_overdue_holds(ctx)?;
+                    Ok(CommandOutput::Wallet {
+                        wallet: wallet.view(),
+                    })
+                });
+                let result = self
+                    .store
+                    .update_wallet(*user_id, None, None, mutation)
+                    .await;
+                Self::count(result, &mut report.wallets, &mut report.failures)?;
             }
-        }
-        for user_id in self.store.users_with_overdue_lots(now, batch).await? {
-            let (clock, ids, policy) = (
-                Arc::clone(&self.clock),
-                Arc::clone(&self.ids),
-                Arc::clone(&self.policy),
-            );
-            let mutation = Arc::new(move |account: &mut PointAccount| {
-                let ctx = Ctx {
-                    now: truncate_to_micros(clock.now()),
-                    ids: &*ids,
-                    policy: &policy,
-                    idempotency_key: None,
-                };
-                account.expire_overdue_lots(&ctx);
-                Ok(CommandOutput::PointAccount {
-                    account: account.view(),
-                })
-            });
-            match self
-                .store
-                .update_point_account(user_id, None, None, mutation)
-                .await
-            {
-                Ok(_) => report.point_accounts += 1,
-                Err(WalletError::Unavailable(reason)) => {
-                    return Err(WalletError::Unavailable(reason))
-                }
-                Err(_) => report.failures += 1,
+            let accounts = self.store.users_with_overdue_lots(now, batch).await?;
+            for user_id in &accounts {
+                let mutation = self.expiry_mutation(|account: &mut PointAccount, ctx| {
+                    account.expire_overdue_lots(ctx);
+                    Ok(CommandOutput::PointAccount {
+                        account: account.view(),
+                    })
+                });
+                let result = self
+                    .store
+                    .update_point_account(*user_id, None, None, mutation)
+                    .await;
+                Self::count(result, &mut report.point_accounts, &mut report.failures)?;
+            }
+            let full = |found: &Vec<Uuid>| found.len() >= batch as usize;
+            if !full(&wallets) && !full(&accounts) {
+                break;
             }
         }
         Ok(report)
+    }
+
+    /// A unit of work that runs `expire` at the time of each call.
+    #[allow(clippy::type_complexity)]
+    fn expiry_mutation<A: 'static>(
+        &self,
+        expire: fn(&mut A, &Ctx<'_>) -> Result<CommandOutput, WalletError>,
+    ) -> Arc<dyn Fn(&mut A) -> Result<CommandOutput, WalletError> + Send + Sync> {
+        let (clock, ids, policy) = (
+            Arc::clone(&self.clock),
+            Arc::clone(&self.ids),
+            Arc::clone(&self.policy),
+        );
+        Arc::new(move |aggregate: &mut A| {
+            let ctx = Ctx {
+                now: truncate_to_micros(clock.now()),
+                ids: &*ids,
+                policy: &policy,
+                idempotency_key: None,
+            };
+            expire(aggregate, &ctx)
+        })
+    }
+
+    /// Counts a sweep's unit of work; an unavailable store stops the sweep.
+    fn count(
+        result: Result<Applied, WalletError>,
+        done: &mut usize,
+        failed: &mut usize,
+    ) -> Result<(), WalletError> {
+        match result {
+            Ok(_) => *done += 1,
+            Err(WalletError::Unavailable(reason)) => return Err(WalletError::Unavailable(reason)),
+            Err(_) => *failed += 1,
+        }
+        Ok(())
     }
 
     // ---- queries -----------------------------------------------------------

@@ -342,7 +342,7 @@ pub(crate) async fn statistics(
         for change in ["gained", "lost"] {
             let sum: Option<Decimal> = column(row, change)?;
             if sum.is_some() {
-                accumulate_point_flow(&mut points, kind, points_sum(sum)?);
+                accumulate_point_flow(&mut points, kind, points_sum(sum)?)?;
             }
         }
     }

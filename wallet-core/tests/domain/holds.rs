@@ -1,7 +1,7 @@
 //! The hold lifecycle and lazy expiry.
 
 use chrono::Duration;
-use wallet_core::{EventData, HoldStatus, ReleaseCause, TransactionType};
+use wallet_core::{Command, Decimal, EventData, HoldStatus, ReleaseCause, TransactionType, Uuid};
 
 use crate::common::Harness;
 use crate::support::*;
@@ -323,6 +323,50 @@ fn the_sweep_expires_holds_without_a_command() {
     harness.check(USER).expect("invariants");
     let again = futures::executor::block_on(harness.service.sweep_expired(10)).expect("sweep");
     assert_eq!(again.wallets, 0);
+}
+
+#[test]
+fn one_sweep_catches_up_in_rounds_when_a_batch_is_full() {
+    let harness = Harness::new();
+    let users: Vec<Uuid> = (1..=5).map(|n| Uuid::from_u128(0xb0b0 + n)).collect();
+    for user_id in &users {
+        let user_id = *user_id;
+        harness
+            .run(Command::CreateWallet {
+                user_id,
+                default_currency: None,
+            })
+            .expect("create");
+        let usd = wallet_core::CurrencyCode::parse("USD").expect("code");
+        harness
+            .run(Command::Deposit {
+                user_id,
+                amount: Decimal::TEN,
+                currency: usd,
+                description: None,
+                reference: None,
+            })
+            .expect("deposit");
+        harness
+            .run(Command::CreateHold {
+                user_id,
+                amount: Decimal::ONE,
+                currency: usd,
+                reference_type: "order".into(),
+                reference_id: Uuid::from_u128(7),
+                description: None,
+                expires_at: Some(harness.now() + Duration::hours(1)),
+            })
+            .expect("hold");
+    }
+    harness.advance(Duration::hours(2));
+    // A batch of 2 finds 2, 2, then 1 overdue wallets: three rounds, one call.
+    let report = futures::executor::block_on(harness.service.sweep_expired(2)).expect("sweep");
+    assert_eq!((report.wallets, report.failures), (5, 0));
+    for user_id in &users {
+        let wallet = futures::executor::block_on(harness.service.wallet(*user_id)).expect("wallet");
+        assert_eq!(wallet.balances[0].held.to_string(), "0.00");
+    }
 }
 
 #[test]

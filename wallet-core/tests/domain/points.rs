@@ -233,6 +233,25 @@ fn an_expiry_in_the_past_is_rejected() {
 }
 
 #[test]
+fn an_expiry_beyond_the_longest_lot_lifetime_is_rejected() {
+    let harness = with_account();
+    let longest = harness.now() + Duration::days(wallet_core::points::POINT_LOT_LIFETIME_MAX_DAYS);
+    assert_eq!(
+        code_of(
+            &harness,
+            earn(1, Some(longest + Duration::microseconds(1)), false)
+        ),
+        "validation_error"
+    );
+    assert_eq!(
+        code_of(&harness, earn(1, Some(longest + Duration::days(1)), true)),
+        "validation_error"
+    );
+    ok(&harness, earn(1, Some(longest), false));
+    assert_eq!(account(&harness).available_points, 1);
+}
+
+#[test]
 fn adjustments_add_non_expiring_lots_and_take_like_a_spend() {
     let harness = with_account();
     ok(
