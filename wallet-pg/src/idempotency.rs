@@ -55,6 +55,30 @@ pub async fn find_record(
     }
 }
 
+/// The stored records of many `(user, key)` pairs, in one statement (the
+/// batching writer asks for all the claims of a batch at once).
+pub async fn find_records(
+    conn: &mut PgConnection,
+    user_ids: &[Uuid],
+    keys: &[&str],
+) -> Result<Vec<IdempotencyRecord>, WalletError> {
+    if user_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT coalesce(json_agg({RECORD_JSON}), '[]'::json) AS records \
+         FROM idempotency_records r \
+         WHERE (r.user_id, r.key) IN (SELECT * FROM UNNEST($1::uuid[], $2::text[]))"
+    );
+    let row = sqlx::query(&sql)
+        .bind(user_ids)
+        .bind(keys)
+        .fetch_one(conn)
+        .await
+        .map_err(map_error)?;
+    from_json(column(&row, "records")?, "idempotency records")
+}
+
 /// Records as parallel arrays, for one `INSERT ... SELECT FROM UNNEST`.
 #[derive(Default)]
 pub(crate) struct RecordColumns<'a> {

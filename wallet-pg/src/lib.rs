@@ -34,6 +34,11 @@
 //!   wait for each other. The three steps are public functions over a
 //!   connection ([`wallets::lock_wallet`], [`wallets::write_wallet`] and
 //!   their point twins) so that a batching writer can reuse them.
+//! - **Batching** (optional, [`PgConfig::batching`]): concurrent commands
+//!   are applied by writer tasks, many in one transaction: each aggregate
+//!   locked once, each command applied in order on a copy (a failing one
+//!   fails alone), every row written in one statement, one commit, and
+//!   every reply held until it (see [`batch`]).
 //! - **Idempotency**: the record is looked up under the row lock and
 //!   inserted with the changes; a concurrent unit of work with the same key
 //!   waits on the row lock or on the record's unique index, then replays
@@ -44,6 +49,7 @@
 //! - **Read replica**: with [`PgConfig::read_url`], queries go to the
 //!   replica; commands, the sweep candidates and the outbox use the primary.
 
+pub mod batch;
 pub mod codec;
 pub mod error;
 pub mod idempotency;
@@ -53,6 +59,7 @@ mod reader;
 pub mod testing;
 pub mod wallets;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -66,6 +73,8 @@ use wallet_core::{
     WalletStatus, WalletStore, WalletTransaction, WalletView,
 };
 
+use crate::batch::Batcher;
+pub use crate::batch::{BatchConfig, BatchStats};
 use crate::error::{map_error, map_migrate_error};
 
 /// How long idempotency records must be kept at least (the API promises
@@ -106,6 +115,10 @@ pub struct PgConfig {
     /// terminated backend) is replaced before a command sees it; off, such a
     /// command fails once with `Unavailable` and the next gets a fresh one.
     pub test_before_acquire: bool,
+    /// Applies concurrent wallet and point commands in shared transactions
+    /// (see [`batch`]); `None` (the default) runs one transaction per
+    /// command.
+    pub batching: Option<BatchConfig>,
 }
 
 impl PgConfig {
@@ -121,6 +134,7 @@ impl PgConfig {
             idle_timeout: Some(Duration::from_secs(600)),
             application_name: "wallet-pg".to_owned(),
             test_before_acquire: true,
+            batching: None,
         }
     }
 
@@ -146,18 +160,25 @@ impl PgConfig {
     }
 }
 
-/// The PostgreSQL store. Cheap to clone: clones share the pools.
+/// The PostgreSQL store. Cheap to clone: clones share the pools (and the
+/// batching writers, when on).
 #[derive(Clone, Debug)]
 pub struct PgStore {
     primary: PgPool,
     replica: Option<PgPool>,
+    batcher: Option<Arc<Batcher>>,
 }
 
 impl PgStore {
     /// Connects the pools (one connection each, at once, so that a wrong
     /// address fails here): `Unavailable` if the server does not answer,
-    /// `Validation` if the URL does not parse.
+    /// `Validation` if the URL (or the batching configuration) does not
+    /// parse. With [`PgConfig::batching`], starts the writers on the
+    /// current tokio runtime.
     pub async fn connect(config: &PgConfig) -> Result<Self, WalletError> {
+        if let Some(batching) = &config.batching {
+            batching.validate()?;
+        }
         let primary = config
             .pool_options()
             .connect_with(config.connect_options(&config.database_url)?)
@@ -173,12 +194,30 @@ impl PgStore {
             ),
             None => None,
         };
-        Ok(PgStore { primary, replica })
+        let batcher = match &config.batching {
+            Some(batching) => Some(Arc::new(Batcher::start(primary.clone(), batching)?)),
+            None => None,
+        };
+        Ok(PgStore {
+            primary,
+            replica,
+            batcher,
+        })
     }
 
-    /// A store over existing pools (the replica optional).
+    /// A store over existing pools (the replica optional), one transaction
+    /// per command.
     pub fn from_pools(primary: PgPool, replica: Option<PgPool>) -> Self {
-        PgStore { primary, replica }
+        PgStore {
+            primary,
+            replica,
+            batcher: None,
+        }
+    }
+
+    /// What the batching writers have done, when batching is on.
+    pub fn batch_stats(&self) -> Option<BatchStats> {
+        self.batcher.as_ref().map(|batcher| batcher.stats())
     }
 
     /// Applies the migrations that are not applied yet. Idempotent, and
@@ -247,8 +286,17 @@ impl WalletStore for PgStore {
         claim: Option<Claim>,
         mutation: WalletMutation,
     ) -> Result<Applied, WalletError> {
-        self.update_wallet_unit(user_id, hold_id, claim, mutation)
-            .await
+        match &self.batcher {
+            Some(batcher) => {
+                batcher
+                    .update_wallet(user_id, hold_id, claim, mutation)
+                    .await
+            }
+            None => {
+                self.update_wallet_unit(user_id, hold_id, claim, mutation)
+                    .await
+            }
+        }
     }
 
     /// Candidates come from the primary. Several sweepers may get the same
@@ -281,8 +329,17 @@ impl PointStore for PgStore {
         claim: Option<Claim>,
         mutation: PointMutation,
     ) -> Result<Applied, WalletError> {
-        self.update_point_account_unit(user_id, lot_id, claim, mutation)
-            .await
+        match &self.batcher {
+            Some(batcher) => {
+                batcher
+                    .update_point_account(user_id, lot_id, claim, mutation)
+                    .await
+            }
+            None => {
+                self.update_point_account_unit(user_id, lot_id, claim, mutation)
+                    .await
+            }
+        }
     }
 
     async fn users_with_overdue_lots(

@@ -69,17 +69,22 @@ impl<'a> EventColumns<'a> {
     pub fn of(events: &'a [DomainEvent]) -> Result<Self, WalletError> {
         let mut columns = EventColumns::default();
         for event in events {
-            columns.ids.push(event.id);
-            columns.types.push(event.event_type());
-            columns.aggregate_ids.push(event.aggregate_id);
-            columns
-                .aggregate_versions
-                .push(signed(event.aggregate_version, "event version")?);
-            columns.user_ids.push(event.user_id);
-            columns.occurred_at.push(event.occurred_at);
-            columns.data.push(Json(&event.data));
+            columns.push(event)?;
         }
         Ok(columns)
+    }
+
+    /// Appends one event (the batching writer gathers many aggregates').
+    pub fn push(&mut self, event: &'a DomainEvent) -> Result<(), WalletError> {
+        self.ids.push(event.id);
+        self.types.push(event.event_type());
+        self.aggregate_ids.push(event.aggregate_id);
+        self.aggregate_versions
+            .push(signed(event.aggregate_version, "event version")?);
+        self.user_ids.push(event.user_id);
+        self.occurred_at.push(event.occurred_at);
+        self.data.push(Json(&event.data));
+        Ok(())
     }
 }
 

@@ -4,12 +4,14 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 use wallet_core::points::PointChanges;
 use wallet_core::store::{PointAccountFactory, PointMutation};
 use wallet_core::{
-    Applied, Claim, IdempotencyRecord, LotState, PointAccount, PointLot, WalletError,
+    Applied, Claim, IdempotencyRecord, LotState, PointAccount, PointLot, PointTransaction,
+    WalletError,
 };
 
 use crate::codec::{column, from_json, signed, unsigned};
@@ -18,7 +20,7 @@ use crate::idempotency::{
     find_record, insert_records_sql, record_of, replay, RecordColumns, RECORD_JSON,
 };
 use crate::outbox::{insert_events_sql, EventColumns};
-use crate::wallets::{classify_write_error, replay_taken_key, Failure};
+use crate::wallets::{classify_write_error, parameters, replay_taken_key, Failure, PgQuery};
 use crate::PgStore;
 
 /// A point account loaded under its row lock, with the idempotency records
@@ -433,4 +435,345 @@ async fn update_point_account_in(
         },
         true,
     ))
+}
+
+// ---- many accounts at once (the batching writer) --------------------------
+
+/// Locks the point accounts of `user_ids` (in user id order) and loads each
+/// with its live lots; each lot of `lot_ids` that is an account's own is
+/// remembered on it ([`PointAccount::remember_lot`]). Users without an
+/// account are absent from the answer. Two statements whatever the number
+/// of accounts; must run inside a transaction.
+pub async fn lock_point_accounts(
+    conn: &mut PgConnection,
+    user_ids: &[Uuid],
+    lot_ids: &[Uuid],
+) -> Result<Vec<PointAccount>, WalletError> {
+    if user_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(
+        "SELECT id, user_id, lifetime_earned, version, transaction_count, created_at, updated_at \
+         FROM point_accounts WHERE user_id = ANY($1) ORDER BY user_id FOR UPDATE",
+    )
+    .bind(user_ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_error)?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut account_ids = Vec::with_capacity(rows.len());
+    for row in &rows {
+        account_ids.push(column::<Uuid>(row, "id")?);
+    }
+    let loaded = sqlx::query(load_many_sql())
+        .bind(&account_ids)
+        .bind(lot_ids)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_error)?;
+    let mut contents: HashMap<Uuid, (Vec<PointLot>, Vec<Uuid>)> =
+        HashMap::with_capacity(loaded.len());
+    for row in &loaded {
+        let lots: Vec<PointLot> = from_json(column(row, "lots")?, "point lots")?;
+        let known: Vec<Uuid> = column(row, "known_lots")?;
+        contents.insert(column(row, "id")?, (lots, known));
+    }
+    let mut accounts = Vec::with_capacity(rows.len());
+    for (row, account_id) in rows.iter().zip(&account_ids) {
+        let (lots, known) = contents
+            .remove(account_id)
+            .ok_or_else(|| WalletError::Internal("a locked point account was not loaded".into()))?;
+        let mut account = PointAccount::restore(
+            *account_id,
+            column(row, "user_id")?,
+            lots,
+            column(row, "lifetime_earned")?,
+            unsigned(column(row, "version")?, "point account version")?,
+            unsigned(column(row, "transaction_count")?, "point transaction count")?,
+            column(row, "created_at")?,
+            column(row, "updated_at")?,
+        );
+        for lot_id in known {
+            account.remember_lot(lot_id);
+        }
+        accounts.push(account);
+    }
+    Ok(accounts)
+}
+
+fn load_many_sql() -> &'static str {
+    "SELECT a.id, \
+     coalesce((SELECT json_agg(json_build_object('id', l.id, 'accountId', l.account_id, \
+         'points', l.points, 'remaining', l.remaining, 'state', l.state, \
+         'source', l.source, 'earnedAt', l.earned_at, 'expiresAt', l.expires_at)) \
+         FROM point_lots l WHERE l.account_id = a.id AND l.remaining > 0), \
+         '[]'::json) AS lots, \
+     ARRAY(SELECT l.id FROM point_lots l WHERE l.id = ANY($2) AND l.account_id = a.id) \
+         AS known_lots \
+     FROM UNNEST($1::uuid[]) AS a(id)"
+}
+
+/// The changes of many loaded point accounts as parallel arrays, bound into
+/// the batching writer's one write statement (see
+/// [`crate::wallets::WalletColumns`]): the account rows, the touched lots
+/// and the new transactions.
+#[derive(Default)]
+pub(crate) struct PointAccountColumns<'a> {
+    rows: AccountRowColumns,
+    lots: LotColumns<'a>,
+    transactions: PointTransactionColumns<'a>,
+}
+
+impl<'a> PointAccountColumns<'a> {
+    /// How many parameters [`PointAccountColumns::bind`] binds.
+    pub const PARAMETERS: usize = 28;
+
+    /// Adds one account: as it is now, loaded at `expected_version`, with
+    /// the transactions and the touched lots (pictures in the order taken:
+    /// the last picture of a lot is its state now) of every command
+    /// applied to it since.
+    pub fn push(
+        &mut self,
+        account: &'a PointAccount,
+        expected_version: u64,
+        transactions: &'a [PointTransaction],
+        touched_lots: &'a [PointLot],
+    ) -> Result<(), WalletError> {
+        self.rows.push(account, expected_version)?;
+        // A lot touched by several commands is written once, as it is now.
+        let mut order: Vec<Uuid> = Vec::new();
+        let mut latest: HashMap<Uuid, &PointLot> = HashMap::new();
+        for lot in touched_lots {
+            if latest.insert(lot.id, lot).is_none() {
+                order.push(lot.id);
+            }
+        }
+        for lot_id in &order {
+            if let Some(lot) = latest.get(lot_id) {
+                self.lots.push(account.id, lot);
+            }
+        }
+        for transaction in transactions {
+            self.transactions.push(transaction)?;
+        }
+        Ok(())
+    }
+
+    /// How many account rows the statement must update.
+    pub fn len(&self) -> usize {
+        self.rows.ids.len()
+    }
+
+    /// The statement's common table expressions for point accounts, with
+    /// their parameters numbered from `$first`: `account_rows` (one row
+    /// per account updated), `point_lots_written`,
+    /// `point_transactions_written`.
+    pub fn ctes(first: usize) -> String {
+        let p = |offset: usize| first + offset;
+        format!(
+            "account_rows AS (UPDATE point_accounts a SET \
+                 available_points = u.available_points, pending_points = u.pending_points, \
+                 lifetime_earned = u.lifetime_earned, version = u.version, \
+                 transaction_count = u.transaction_count, updated_at = u.updated_at \
+                 FROM UNNEST({rows}) \
+                 AS u(id, available_points, pending_points, lifetime_earned, version, \
+                 transaction_count, updated_at, expected_version) \
+                 WHERE a.id = u.id AND a.version = u.expected_version RETURNING 1), \
+             point_lots_written AS (INSERT INTO point_lots (id, account_id, points, remaining, \
+                 state, source, earned_at, expires_at) \
+                 SELECT u.id, u.account_id, u.points, u.remaining, u.state, u.source, \
+                 u.earned_at, u.expires_at \
+                 FROM UNNEST({lots}) \
+                 AS u(id, account_id, points, remaining, state, source, earned_at, expires_at) \
+                 ON CONFLICT (id) DO UPDATE SET remaining = EXCLUDED.remaining, \
+                 state = EXCLUDED.state WHERE point_lots.account_id = EXCLUDED.account_id), \
+             point_transactions_written AS (INSERT INTO point_transactions (account_id, \
+                 sequence, id, transaction_type, points, balance_after, source, description, \
+                 lot_id, expires_at, idempotency_key, created_at) \
+                 SELECT u.account_id, u.sequence, u.id, u.transaction_type, u.points, \
+                 u.balance_after, u.source, u.description, u.lot_id, u.expires_at, \
+                 u.idempotency_key, u.created_at \
+                 FROM UNNEST({transactions}) \
+                 AS u(account_id, id, sequence, transaction_type, points, balance_after, \
+                 source, description, lot_id, expires_at, idempotency_key, created_at))",
+            rows = parameters(
+                p(0),
+                &[
+                    "uuid",
+                    "bigint",
+                    "bigint",
+                    "bigint",
+                    "bigint",
+                    "bigint",
+                    "timestamptz",
+                    "bigint"
+                ]
+            ),
+            lots = parameters(
+                p(8),
+                &[
+                    "uuid",
+                    "uuid",
+                    "bigint",
+                    "bigint",
+                    "text",
+                    "text",
+                    "timestamptz",
+                    "timestamptz"
+                ]
+            ),
+            transactions = parameters(
+                p(16),
+                &[
+                    "uuid",
+                    "uuid",
+                    "bigint",
+                    "text",
+                    "bigint",
+                    "bigint",
+                    "text",
+                    "text",
+                    "uuid",
+                    "timestamptz",
+                    "text",
+                    "timestamptz"
+                ]
+            ),
+        )
+    }
+
+    /// Binds the [`PointAccountColumns::PARAMETERS`] arrays, in the order of
+    /// [`PointAccountColumns::ctes`].
+    pub fn bind<'q>(self, query: PgQuery<'q>) -> PgQuery<'q>
+    where
+        'a: 'q,
+    {
+        let PointAccountColumns {
+            rows,
+            lots,
+            transactions,
+        } = self;
+        query
+            .bind(rows.ids)
+            .bind(rows.available)
+            .bind(rows.pending)
+            .bind(rows.lifetime_earned)
+            .bind(rows.versions)
+            .bind(rows.transaction_counts)
+            .bind(rows.updated_at)
+            .bind(rows.expected_versions)
+            .bind(lots.ids)
+            .bind(lots.account_ids)
+            .bind(lots.points)
+            .bind(lots.remaining)
+            .bind(lots.states)
+            .bind(lots.sources)
+            .bind(lots.earned_at)
+            .bind(lots.expires_at)
+            .bind(transactions.account_ids)
+            .bind(transactions.ids)
+            .bind(transactions.sequences)
+            .bind(transactions.types)
+            .bind(transactions.points)
+            .bind(transactions.balances_after)
+            .bind(transactions.sources)
+            .bind(transactions.descriptions)
+            .bind(transactions.lot_ids)
+            .bind(transactions.expires_at)
+            .bind(transactions.keys)
+            .bind(transactions.created_at)
+    }
+}
+
+#[derive(Default)]
+struct AccountRowColumns {
+    ids: Vec<Uuid>,
+    available: Vec<i64>,
+    pending: Vec<i64>,
+    lifetime_earned: Vec<i64>,
+    versions: Vec<i64>,
+    transaction_counts: Vec<i64>,
+    updated_at: Vec<DateTime<Utc>>,
+    expected_versions: Vec<i64>,
+}
+
+impl AccountRowColumns {
+    fn push(&mut self, account: &PointAccount, expected_version: u64) -> Result<(), WalletError> {
+        self.ids.push(account.id);
+        self.available.push(account.available_points());
+        self.pending.push(account.pending_points());
+        self.lifetime_earned.push(account.lifetime_earned);
+        self.versions
+            .push(signed(account.version, "point account version")?);
+        self.transaction_counts.push(signed(
+            account.transaction_count,
+            "point transaction count",
+        )?);
+        self.updated_at.push(account.updated_at);
+        self.expected_versions
+            .push(signed(expected_version, "point account version")?);
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct LotColumns<'a> {
+    ids: Vec<Uuid>,
+    account_ids: Vec<Uuid>,
+    points: Vec<i64>,
+    remaining: Vec<i64>,
+    states: Vec<&'static str>,
+    sources: Vec<&'a str>,
+    earned_at: Vec<DateTime<Utc>>,
+    expires_at: Vec<Option<DateTime<Utc>>>,
+}
+
+impl<'a> LotColumns<'a> {
+    fn push(&mut self, account_id: Uuid, lot: &'a PointLot) {
+        self.ids.push(lot.id);
+        self.account_ids.push(account_id);
+        self.points.push(lot.points);
+        self.remaining.push(lot.remaining);
+        self.states.push(lot_state(lot.state));
+        self.sources.push(lot.source.as_str());
+        self.earned_at.push(lot.earned_at);
+        self.expires_at.push(lot.expires_at);
+    }
+}
+
+#[derive(Default)]
+struct PointTransactionColumns<'a> {
+    account_ids: Vec<Uuid>,
+    ids: Vec<Uuid>,
+    sequences: Vec<i64>,
+    types: Vec<&'static str>,
+    points: Vec<i64>,
+    balances_after: Vec<i64>,
+    sources: Vec<&'a str>,
+    descriptions: Vec<Option<&'a str>>,
+    lot_ids: Vec<Option<Uuid>>,
+    expires_at: Vec<Option<DateTime<Utc>>>,
+    keys: Vec<Option<&'a str>>,
+    created_at: Vec<DateTime<Utc>>,
+}
+
+impl<'a> PointTransactionColumns<'a> {
+    fn push(&mut self, transaction: &'a PointTransaction) -> Result<(), WalletError> {
+        self.account_ids.push(transaction.account_id);
+        self.ids.push(transaction.id);
+        self.sequences
+            .push(signed(transaction.sequence, "point transaction sequence")?);
+        self.types.push(transaction.transaction_type.as_str());
+        self.points.push(transaction.points);
+        self.balances_after.push(transaction.balance_after);
+        self.sources.push(transaction.source.as_str());
+        self.descriptions.push(transaction.description.as_deref());
+        self.lot_ids.push(transaction.lot_id);
+        self.expires_at.push(transaction.expires_at);
+        self.keys.push(transaction.idempotency_key.as_deref());
+        self.created_at.push(transaction.created_at);
+        Ok(())
+    }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-use crate::{PgConfig, PgStore};
+use crate::{BatchConfig, PgConfig, PgStore};
 
 /// The prefix of scratch database names.
 pub const SCRATCH_PREFIX: &str = "wallet_test_";
@@ -124,16 +124,60 @@ pub fn test_config(url: &str) -> PgConfig {
     config
 }
 
+/// The test configuration with the batching writer on: two writers, so
+/// that tests see users spread over writers as well as sharing one.
+pub fn batched_test_config(url: &str) -> PgConfig {
+    let mut config = test_config(url);
+    config.batching = Some(BatchConfig {
+        writers: TEST_BATCH_WRITERS,
+        ..BatchConfig::default()
+    });
+    config
+}
+
+/// Writers of a batched test store.
+pub const TEST_BATCH_WRITERS: usize = 2;
+
+async fn connect_with(config: &PgConfig) -> PgStore {
+    PgStore::connect(config).await.unwrap_or_else(|error| {
+        panic!(
+            "cannot connect to {}: {error}; {HOW_TO}",
+            config.database_url
+        )
+    })
+}
+
 async fn connect_to(url: &str) -> PgStore {
-    PgStore::connect(&test_config(url))
-        .await
-        .unwrap_or_else(|error| panic!("cannot connect to {url}: {error}; {HOW_TO}"))
+    connect_with(&test_config(url)).await
 }
 
 /// A store on a new, migrated scratch database. Panics (never skips) when
 /// there is no server: see the module docs.
 pub async fn fresh_store() -> PgStore {
     fresh_store_with_url().await.0
+}
+
+/// A store on a new, migrated scratch database, with the batching writer
+/// on ([`batched_test_config`]): the suites that run against
+/// [`fresh_store`] run against this too.
+pub async fn fresh_batched_store() -> PgStore {
+    fresh_batched_store_in().await.0
+}
+
+/// [`fresh_batched_store`], with the scratch database's name and URL.
+pub async fn fresh_batched_store_in() -> (PgStore, ScratchDatabase) {
+    let database = fresh_database().await;
+    let store = connect_with(&batched_test_config(&database.url)).await;
+    (store, database)
+}
+
+/// A store on a new scratch database with `config` (its URL replaced by
+/// the scratch database's), for tests that tune the pool or the batching.
+pub async fn fresh_store_with(mut config: PgConfig) -> (PgStore, ScratchDatabase) {
+    let database = fresh_database().await;
+    config.database_url = database.url.clone();
+    let store = connect_with(&config).await;
+    (store, database)
 }
 
 /// [`fresh_store`], with the scratch database's URL for tests that need

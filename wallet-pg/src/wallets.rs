@@ -1,10 +1,11 @@
-//! The wallet unit of work, in three steps that a batching writer can reuse
-//! on one connection: [`lock_wallet`] (load the aggregate under its row
-//! lock), the caller's mutation, and [`write_wallet`] (persist the changes,
-//! the transactions, the outbox events and the idempotency records in one
-//! statement).
+//! The wallet unit of work, in three steps over one connection:
+//! [`lock_wallet`] (load the aggregate under its row lock), the caller's
+//! mutation, and [`write_wallet`] (persist the changes, the transactions,
+//! the outbox events and the idempotency records in one statement). The
+//! batching writer ([`crate::batch`]) uses the many-wallet twins:
+//! [`lock_wallets`] and the bulk columns of `WalletColumns`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
@@ -14,7 +15,7 @@ use wallet_core::store::{WalletFactory, WalletMutation};
 use wallet_core::wallet::WalletChanges;
 use wallet_core::{
     Applied, Claim, CommandOutput, CurrencyCode, Hold, IdempotencyRecord, Wallet, WalletError,
-    WalletItem,
+    WalletItem, WalletTransaction,
 };
 
 use crate::codec::{
@@ -572,4 +573,412 @@ async fn write_wallet_classified(
     write_wallet(conn, wallet, changes, records)
         .await
         .map_err(classify_write_error)
+}
+
+// ---- many wallets at once (the batching writer) ---------------------------
+
+/// Locks the wallets of `user_ids` (in user id order, so that two callers
+/// locking overlapping sets never deadlock) and loads each with its items,
+/// its active holds and those of `hold_ids` that are its own, in any
+/// status. Users without a wallet are simply absent from the answer.
+///
+/// Two statements whatever the number of wallets: the lock, then (after
+/// every lock is granted, so it sees everything committed before) the load.
+/// Must run inside a transaction; the locks last until it ends.
+pub async fn lock_wallets(
+    conn: &mut PgConnection,
+    user_ids: &[Uuid],
+    hold_ids: &[Uuid],
+) -> Result<Vec<Wallet>, WalletError> {
+    if user_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let lock_sql = format!(
+        "SELECT {WALLET_COLUMNS} FROM wallets w WHERE w.user_id = ANY($1) \
+         ORDER BY w.user_id FOR UPDATE"
+    );
+    let rows = sqlx::query(&lock_sql)
+        .bind(user_ids)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_error)?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut wallet_ids = Vec::with_capacity(rows.len());
+    for row in &rows {
+        wallet_ids.push(column::<Uuid>(row, "id")?);
+    }
+    let loaded = sqlx::query(load_many_sql())
+        .bind(&wallet_ids)
+        .bind(hold_ids)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_error)?;
+    let mut contents: HashMap<Uuid, (Vec<WalletItem>, Vec<Hold>)> =
+        HashMap::with_capacity(loaded.len());
+    for row in &loaded {
+        let items: Vec<WalletItem> = from_json(column(row, "items")?, "wallet items")?;
+        let holds: Vec<Hold> = from_json(column(row, "holds")?, "holds")?;
+        contents.insert(column(row, "id")?, (items, holds));
+    }
+    let mut wallets = Vec::with_capacity(rows.len());
+    for (row, wallet_id) in rows.iter().zip(&wallet_ids) {
+        let (items, holds) = contents
+            .remove(wallet_id)
+            .ok_or_else(|| WalletError::Internal("a locked wallet was not loaded".into()))?;
+        wallets.push(wallet_from_row(row, items, holds)?);
+    }
+    Ok(wallets)
+}
+
+fn load_many_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "SELECT w.id, \
+             coalesce((SELECT json_agg(json_build_object('currency', i.currency, \
+                 'balance', i.balance::text, 'held', i.held::text)) \
+                 FROM wallet_items i WHERE i.wallet_id = w.id), '[]'::json) AS items, \
+             coalesce((SELECT json_agg({HOLD_JSON}) FROM holds h \
+                 WHERE h.wallet_id = w.id AND (h.status = 'Active' OR h.id = ANY($2))), \
+                 '[]'::json) AS holds \
+             FROM UNNEST($1::uuid[]) AS w(id)"
+        )
+    })
+}
+
+/// The changes of many loaded wallets as parallel arrays, bound into the
+/// batching writer's one write statement ([`WalletColumns::ctes`]): the
+/// wallet rows (updated from the loaded version, which each row must still
+/// have), the touched items and holds and the new transactions. The
+/// events and idempotency records are written by the caller, in the
+/// order of the commands.
+#[derive(Default)]
+pub(crate) struct WalletColumns<'a> {
+    rows: WalletRowColumns<'a>,
+    items: ItemColumns<'a>,
+    holds: HoldColumns<'a>,
+    transactions: TransactionColumns<'a>,
+}
+
+impl<'a> WalletColumns<'a> {
+    /// How many parameters [`WalletColumns::bind`] binds.
+    pub const PARAMETERS: usize = 39;
+
+    /// Adds one wallet: as it is now, with the transactions and touched
+    /// holds of every command applied to it since it was loaded at
+    /// `expected_version`.
+    pub fn push(
+        &mut self,
+        wallet: &'a Wallet,
+        expected_version: u64,
+        transactions: &'a [WalletTransaction],
+        touched_holds: &BTreeSet<Uuid>,
+    ) -> Result<(), WalletError> {
+        self.rows.push(wallet, expected_version)?;
+        // Items of every currency a transaction touched, as they are now.
+        let currencies: BTreeSet<CurrencyCode> = transactions.iter().map(|t| t.currency).collect();
+        for currency in &currencies {
+            if let Some(item) = wallet.items.get(currency) {
+                self.items.push(wallet.id, item);
+            }
+        }
+        for hold_id in touched_holds {
+            if let Some(hold) = wallet.holds.get(hold_id) {
+                self.holds.push(hold);
+            }
+        }
+        for transaction in transactions {
+            self.transactions.push(transaction)?;
+        }
+        Ok(())
+    }
+
+    /// How many wallet rows the statement must update.
+    pub fn len(&self) -> usize {
+        self.rows.ids.len()
+    }
+
+    /// The statement's common table expressions for wallets, with their
+    /// parameters numbered from `$first`: `wallet_rows` (one row per
+    /// wallet updated), `wallet_items_written`, `holds_written`,
+    /// `wallet_transactions_written`.
+    pub fn ctes(first: usize) -> String {
+        let p = |offset: usize| first + offset;
+        format!(
+            "wallet_rows AS (UPDATE wallets w SET status = u.status, \
+                 frozen_reason = u.frozen_reason, version = u.version, \
+                 transaction_count = u.transaction_count, updated_at = u.updated_at \
+                 FROM UNNEST({rows}) \
+                 AS u(id, status, frozen_reason, version, transaction_count, updated_at, \
+                 expected_version) \
+                 WHERE w.id = u.id AND w.version = u.expected_version RETURNING 1), \
+             wallet_items_written AS (INSERT INTO wallet_items (wallet_id, currency, balance, held) \
+                 SELECT u.wallet_id, u.currency, u.balance, u.held \
+                 FROM UNNEST({items}) AS u(wallet_id, currency, balance, held) \
+                 ON CONFLICT (wallet_id, currency) \
+                 DO UPDATE SET balance = EXCLUDED.balance, held = EXCLUDED.held), \
+             holds_written AS (INSERT INTO holds (id, wallet_id, currency, original_amount, \
+                 remaining_amount, executed_amount, released_amount, status, reference_type, \
+                 reference_id, description, expires_at, created_at, updated_at) \
+                 SELECT u.id, u.wallet_id, u.currency, u.original_amount, u.remaining_amount, \
+                 u.executed_amount, u.released_amount, u.status, u.reference_type, \
+                 u.reference_id, u.description, u.expires_at, u.created_at, u.updated_at \
+                 FROM UNNEST({holds}) \
+                 AS u(id, wallet_id, currency, original_amount, remaining_amount, \
+                 executed_amount, released_amount, status, reference_type, reference_id, \
+                 description, expires_at, created_at, updated_at) \
+                 ON CONFLICT (id) DO UPDATE SET remaining_amount = EXCLUDED.remaining_amount, \
+                 executed_amount = EXCLUDED.executed_amount, \
+                 released_amount = EXCLUDED.released_amount, status = EXCLUDED.status, \
+                 updated_at = EXCLUDED.updated_at \
+                 WHERE holds.wallet_id = EXCLUDED.wallet_id), \
+             wallet_transactions_written AS (INSERT INTO wallet_transactions (wallet_id, \
+                 sequence, id, transaction_type, currency, amount, held_change, balance_after, \
+                 held_after, description, reference, hold_id, idempotency_key, created_at) \
+                 SELECT u.wallet_id, u.sequence, u.id, u.transaction_type, u.currency, \
+                 u.amount, u.held_change, u.balance_after, u.held_after, u.description, \
+                 u.reference, u.hold_id, u.idempotency_key, u.created_at \
+                 FROM UNNEST({transactions}) \
+                 AS u(wallet_id, id, sequence, transaction_type, currency, amount, held_change, \
+                 balance_after, held_after, description, reference, hold_id, idempotency_key, \
+                 created_at))",
+            rows = parameters(
+                p(0),
+                &["uuid", "text", "text", "bigint", "bigint", "timestamptz", "bigint"]
+            ),
+            items = parameters(p(7), &["uuid", "text", NUMERIC, NUMERIC]),
+            holds = parameters(
+                p(11),
+                &[
+                    "uuid",
+                    "uuid",
+                    "text",
+                    NUMERIC,
+                    NUMERIC,
+                    NUMERIC,
+                    NUMERIC,
+                    "text",
+                    "text",
+                    "uuid",
+                    "text",
+                    "timestamptz",
+                    "timestamptz",
+                    "timestamptz"
+                ]
+            ),
+            transactions = parameters(
+                p(25),
+                &[
+                    "uuid",
+                    "uuid",
+                    "bigint",
+                    "text",
+                    "text",
+                    NUMERIC,
+                    NUMERIC,
+                    NUMERIC,
+                    NUMERIC,
+                    "text",
+                    "text",
+                    "uuid",
+                    "text",
+                    "timestamptz"
+                ]
+            ),
+        )
+    }
+
+    /// Binds the [`WalletColumns::PARAMETERS`] arrays, in the order of
+    /// [`WalletColumns::ctes`].
+    pub fn bind<'q>(self, query: PgQuery<'q>) -> PgQuery<'q>
+    where
+        'a: 'q,
+    {
+        let WalletColumns {
+            rows,
+            items,
+            holds,
+            transactions,
+        } = self;
+        query
+            .bind(rows.ids)
+            .bind(rows.statuses)
+            .bind(rows.frozen_reasons)
+            .bind(rows.versions)
+            .bind(rows.transaction_counts)
+            .bind(rows.updated_at)
+            .bind(rows.expected_versions)
+            .bind(items.wallet_ids)
+            .bind(items.currencies)
+            .bind(items.balances)
+            .bind(items.held)
+            .bind(holds.ids)
+            .bind(holds.wallet_ids)
+            .bind(holds.currencies)
+            .bind(holds.original)
+            .bind(holds.remaining)
+            .bind(holds.executed)
+            .bind(holds.released)
+            .bind(holds.statuses)
+            .bind(holds.reference_types)
+            .bind(holds.reference_ids)
+            .bind(holds.descriptions)
+            .bind(holds.expires_at)
+            .bind(holds.created_at)
+            .bind(holds.updated_at)
+            .bind(transactions.wallet_ids)
+            .bind(transactions.ids)
+            .bind(transactions.sequences)
+            .bind(transactions.types)
+            .bind(transactions.currencies)
+            .bind(transactions.amounts)
+            .bind(transactions.held_changes)
+            .bind(transactions.balances_after)
+            .bind(transactions.held_after)
+            .bind(transactions.descriptions)
+            .bind(transactions.references)
+            .bind(transactions.hold_ids)
+            .bind(transactions.keys)
+            .bind(transactions.created_at)
+    }
+}
+
+/// A query with positional parameters, as the bulk writers bind them.
+pub(crate) type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Amounts travel as text and are cast in SQL, so they keep their scale:
+/// `$n::text[]::numeric[]`.
+pub(crate) const NUMERIC: &str = "text[]::numeric";
+
+/// `$first::type[], $first+1::type[], ...`: the arguments of an `UNNEST`.
+pub(crate) fn parameters(first: usize, types: &[&str]) -> String {
+    types
+        .iter()
+        .enumerate()
+        .map(|(offset, kind)| format!("${}::{kind}[]", first + offset))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+#[derive(Default)]
+struct WalletRowColumns<'a> {
+    ids: Vec<Uuid>,
+    statuses: Vec<&'static str>,
+    frozen_reasons: Vec<Option<&'a str>>,
+    versions: Vec<i64>,
+    transaction_counts: Vec<i64>,
+    updated_at: Vec<DateTime<Utc>>,
+    expected_versions: Vec<i64>,
+}
+
+impl<'a> WalletRowColumns<'a> {
+    fn push(&mut self, wallet: &'a Wallet, expected_version: u64) -> Result<(), WalletError> {
+        self.ids.push(wallet.id);
+        self.statuses.push(wallet.status.as_str());
+        self.frozen_reasons.push(wallet.frozen_reason.as_deref());
+        self.versions
+            .push(signed(wallet.version, "wallet version")?);
+        self.transaction_counts
+            .push(signed(wallet.transaction_count, "transaction count")?);
+        self.updated_at.push(wallet.updated_at);
+        self.expected_versions
+            .push(signed(expected_version, "wallet version")?);
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct ItemColumns<'a> {
+    wallet_ids: Vec<Uuid>,
+    currencies: Vec<&'a str>,
+    balances: Vec<String>,
+    held: Vec<String>,
+}
+
+impl<'a> ItemColumns<'a> {
+    fn push(&mut self, wallet_id: Uuid, item: &'a WalletItem) {
+        self.wallet_ids.push(wallet_id);
+        self.currencies.push(item.currency.as_str());
+        self.balances.push(amount_text(&item.balance));
+        self.held.push(amount_text(&item.held));
+    }
+}
+
+#[derive(Default)]
+struct HoldColumns<'a> {
+    ids: Vec<Uuid>,
+    wallet_ids: Vec<Uuid>,
+    currencies: Vec<&'a str>,
+    original: Vec<String>,
+    remaining: Vec<String>,
+    executed: Vec<String>,
+    released: Vec<String>,
+    statuses: Vec<&'static str>,
+    reference_types: Vec<&'a str>,
+    reference_ids: Vec<Uuid>,
+    descriptions: Vec<Option<&'a str>>,
+    expires_at: Vec<DateTime<Utc>>,
+    created_at: Vec<DateTime<Utc>>,
+    updated_at: Vec<DateTime<Utc>>,
+}
+
+impl<'a> HoldColumns<'a> {
+    fn push(&mut self, hold: &'a Hold) {
+        self.ids.push(hold.id);
+        self.wallet_ids.push(hold.wallet_id);
+        self.currencies.push(hold.currency.as_str());
+        self.original.push(amount_text(&hold.original_amount));
+        self.remaining.push(amount_text(&hold.remaining_amount));
+        self.executed.push(amount_text(&hold.executed_amount));
+        self.released.push(amount_text(&hold.released_amount));
+        self.statuses.push(hold.status.as_str());
+        self.reference_types.push(hold.reference_type.as_str());
+        self.reference_ids.push(hold.reference_id);
+        self.descriptions.push(hold.description.as_deref());
+        self.expires_at.push(hold.expires_at);
+        self.created_at.push(hold.created_at);
+        self.updated_at.push(hold.updated_at);
+    }
+}
+
+#[derive(Default)]
+struct TransactionColumns<'a> {
+    wallet_ids: Vec<Uuid>,
+    ids: Vec<Uuid>,
+    sequences: Vec<i64>,
+    types: Vec<&'static str>,
+    currencies: Vec<&'a str>,
+    amounts: Vec<String>,
+    held_changes: Vec<String>,
+    balances_after: Vec<String>,
+    held_after: Vec<String>,
+    descriptions: Vec<Option<&'a str>>,
+    references: Vec<Option<&'a str>>,
+    hold_ids: Vec<Option<Uuid>>,
+    keys: Vec<Option<&'a str>>,
+    created_at: Vec<DateTime<Utc>>,
+}
+
+impl<'a> TransactionColumns<'a> {
+    fn push(&mut self, transaction: &'a WalletTransaction) -> Result<(), WalletError> {
+        self.wallet_ids.push(transaction.wallet_id);
+        self.ids.push(transaction.id);
+        self.sequences
+            .push(signed(transaction.sequence, "transaction sequence")?);
+        self.types.push(transaction.transaction_type.as_str());
+        self.currencies.push(transaction.currency.as_str());
+        self.amounts.push(amount_text(&transaction.amount));
+        self.held_changes
+            .push(amount_text(&transaction.held_change));
+        self.balances_after
+            .push(amount_text(&transaction.balance_after));
+        self.held_after.push(amount_text(&transaction.held_after));
+        self.descriptions.push(transaction.description.as_deref());
+        self.references.push(transaction.reference.as_deref());
+        self.hold_ids.push(transaction.hold_id);
+        self.keys.push(transaction.idempotency_key.as_deref());
+        self.created_at.push(transaction.created_at);
+        Ok(())
+    }
 }

@@ -1,6 +1,7 @@
 //! Real concurrency against PostgreSQL: many tasks on one wallet, one
 //! idempotency key from many tasks, racing creators, and outbox readers
-//! racing many writers.
+//! racing many writers. Each test runs twice: on the store with one
+//! transaction per command, and with the batching writer on.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -18,9 +19,50 @@ use wallet_pg::PgStore;
 
 const TASKS: usize = 40;
 
-async fn service() -> WalletService<PgStore> {
-    WalletService::new(wallet_pg::testing::fresh_store().await, Policy::default())
+/// Which write path of the store a test runs on.
+#[derive(Debug, Clone, Copy)]
+enum Path {
+    Unbatched,
+    Batched,
 }
+
+async fn service(path: Path) -> WalletService<PgStore> {
+    let store = match path {
+        Path::Unbatched => wallet_pg::testing::fresh_store().await,
+        Path::Batched => wallet_pg::testing::fresh_batched_store().await,
+    };
+    WalletService::new(store, Policy::default())
+}
+
+/// Each test, on both write paths.
+macro_rules! on_both_paths {
+    ($($name:ident),* $(,)?) => {
+        mod unbatched {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::Path::Unbatched).await
+                }
+            )*
+        }
+        mod batched {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::Path::Batched).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_paths!(
+    many_tasks_on_one_wallet_never_overdraw_and_lose_nothing,
+    one_key_from_sixteen_tasks_takes_effect_once,
+    one_key_on_both_aggregates_at_once_takes_effect_once,
+    racing_creates_make_one_wallet,
+    outbox_readers_see_every_event_once_while_writers_commit,
+);
 
 fn key(text: &str) -> Option<IdempotencyKey> {
     Some(IdempotencyKey::parse(text).expect("a valid key"))
@@ -107,9 +149,8 @@ async fn one_task(service: WalletService<PgStore>, user: Uuid, task: usize) -> E
     effect
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn many_tasks_on_one_wallet_never_overdraw_and_lose_nothing() {
-    let service = service().await;
+async fn many_tasks_on_one_wallet_never_overdraw_and_lose_nothing(path: Path) {
+    let service = service(path).await;
     let user = Uuid::now_v7();
     service
         .execute(create_wallet(user), None)
@@ -207,9 +248,8 @@ async fn all_holds(service: &WalletService<PgStore>, user: Uuid) -> Vec<wallet_c
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn one_key_from_sixteen_tasks_takes_effect_once() {
-    let service = service().await;
+async fn one_key_from_sixteen_tasks_takes_effect_once(path: Path) {
+    let service = service(path).await;
     let user = Uuid::now_v7();
     service
         .execute(create_wallet(user), None)
@@ -240,9 +280,8 @@ async fn one_key_from_sixteen_tasks_takes_effect_once() {
     assert_eq!(all_transactions(&service, user).await.len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn one_key_on_both_aggregates_at_once_takes_effect_once() {
-    let service = service().await;
+async fn one_key_on_both_aggregates_at_once_takes_effect_once(path: Path) {
+    let service = service(path).await;
     let user = Uuid::now_v7();
     service
         .execute(create_wallet(user), None)
@@ -311,9 +350,8 @@ async fn one_key_on_both_aggregates_at_once_takes_effect_once() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn racing_creates_make_one_wallet() {
-    let service = service().await;
+async fn racing_creates_make_one_wallet(path: Path) {
+    let service = service(path).await;
     let user = Uuid::now_v7();
     let tasks = (0..16).map(|_| {
         let service = service.clone();
@@ -350,11 +388,10 @@ async fn racing_creates_make_one_wallet() {
     assert!(results.iter().all(|a| a.output == results[0].output));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn outbox_readers_see_every_event_once_while_writers_commit() {
+async fn outbox_readers_see_every_event_once_while_writers_commit(path: Path) {
     const WRITERS: usize = 8;
     const COMMANDS_PER_WRITER: usize = 40;
-    let service = service().await;
+    let service = service(path).await;
     let users: Vec<Uuid> = (0..WRITERS).map(|_| Uuid::now_v7()).collect();
     for user in &users {
         service

@@ -6,6 +6,11 @@
 //!
 //! 64 cases by default; set `PROPTEST_CASES` for more.
 //!
+//! Three runs: the unbatched store; the batching store, one command at a
+//! time; and the batching store given runs of consecutive commands at once,
+//! each run applied as one batch, which must equal the in-memory store
+//! applying the same commands one after another in the same order.
+//!
 //! All cases share one scratch database. Each case runs at its own span of
 //! time (earlier than every case before it, so a sweep never reaches a
 //! finished case's holds or lots), with its own users and ids, and compares
@@ -35,6 +40,20 @@ const CASE_SPAN_DAYS: i64 = 400;
 const FIRST_CASE_START_SECONDS: i64 = 221_845_392_000;
 const STEPS_MAX: usize = 30;
 const CASES_DEFAULT: u32 = 64;
+/// The most commands submitted at once in [`Mode::Batches`].
+const BATCH_STEPS_MAX: usize = 8;
+
+/// How the PostgreSQL side is given the commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// One command at a time.
+    OneByOne,
+    /// Runs of consecutive commands (creates excepted) at once: on a
+    /// current-thread runtime with one batching writer, each run is queued
+    /// whole before the writer takes it, so it forms one batch, applied in
+    /// submission order.
+    Batches,
+}
 
 const AMOUNTS: &[&str] = &[
     "1",
@@ -351,6 +370,7 @@ fn strip_events(mut snapshot: Snapshot) -> Snapshot {
 
 async fn run_case(
     postgres: &Arc<PgStore>,
+    mode: Mode,
     salt: u64,
     steps: &[Step],
     events_seen: &mut u64,
@@ -381,7 +401,22 @@ async fn run_case(
     ];
     let mut holds: Vec<Uuid> = Vec::new();
     let mut lots: Vec<Uuid> = Vec::new();
-    for (index, step) in steps.iter().enumerate() {
+    let mut index = 0;
+    while index < steps.len() {
+        let run = match mode {
+            Mode::OneByOne => 1,
+            Mode::Batches => batchable_run(&steps[index..]),
+        };
+        if run > 1 {
+            let chunk = &steps[index..index + run];
+            run_batch(
+                &memory, &database, postgres, &users, chunk, index, &mut holds, &mut lots,
+            )
+            .await?;
+            index += run;
+            continue;
+        }
+        let step = &steps[index];
         match step {
             Step::Advance { minutes } => {
                 let by = Duration::minutes(ADVANCES_MINUTES[*minutes]);
@@ -403,28 +438,10 @@ async fn run_case(
                     .await;
                 let right = database.harness.service.execute(command.clone(), key).await;
                 check(&format!("step {index}: {command:?}"), &left, &right)?;
-                match left {
-                    Ok(applied) => match applied.output {
-                        CommandOutput::Hold { hold } if !holds.contains(&hold.id) => {
-                            holds.push(hold.id)
-                        }
-                        CommandOutput::Points {
-                            lot_id: Some(lot_id),
-                            ..
-                        } if !lots.contains(&lot_id) => lots.push(lot_id),
-                        _ => {}
-                    },
-                    Err(error) => prop_assert!(
-                        !matches!(
-                            error,
-                            wallet_core::WalletError::Internal(_)
-                                | wallet_core::WalletError::Unavailable(_)
-                        ),
-                        "step {index}: {error:?}"
-                    ),
-                }
+                learn(&left, index, &mut holds, &mut lots)?;
             }
         }
+        index += 1;
     }
     for user in users {
         let left = strip_events(memory.harness.snapshot(user).await);
@@ -486,10 +503,124 @@ async fn run_case(
     Ok(())
 }
 
-#[test]
-fn postgres_matches_the_in_memory_store() {
-    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    let postgres = Arc::new(runtime.block_on(wallet_pg::testing::fresh_store()));
+/// How many steps from the start of `steps` can go in one batch: commands
+/// that are not creates (a create is a single statement of its own, outside
+/// the batching writer), at most [`BATCH_STEPS_MAX`].
+fn batchable_run(steps: &[Step]) -> usize {
+    steps
+        .iter()
+        .take(BATCH_STEPS_MAX)
+        .take_while(|step| {
+            matches!(
+                step,
+                Step::Command { kind, .. }
+                    if !matches!(kind, Kind::CreateWallet { .. } | Kind::CreatePoints)
+            )
+        })
+        .count()
+}
+
+/// Notes the holds and lots a successful command made, so later steps can
+/// name them; an error must be one of the domain's.
+fn learn(
+    result: &Result<wallet_core::Applied, wallet_core::WalletError>,
+    index: usize,
+    holds: &mut Vec<Uuid>,
+    lots: &mut Vec<Uuid>,
+) -> Result<(), TestCaseError> {
+    match result {
+        Ok(applied) => match &applied.output {
+            CommandOutput::Hold { hold } if !holds.contains(&hold.id) => holds.push(hold.id),
+            CommandOutput::Points {
+                lot_id: Some(lot_id),
+                ..
+            } if !lots.contains(lot_id) => lots.push(*lot_id),
+            _ => {}
+        },
+        Err(error) => prop_assert!(
+            !matches!(
+                error,
+                wallet_core::WalletError::Internal(_) | wallet_core::WalletError::Unavailable(_)
+            ),
+            "step {index}: {error:?}"
+        ),
+    }
+    Ok(())
+}
+
+/// A run of commands: one after another in memory; all at once on
+/// PostgreSQL, where they form one batch. The results must be the same,
+/// command by command.
+#[allow(clippy::too_many_arguments)]
+async fn run_batch(
+    memory: &Side<InMemoryStore>,
+    database: &Side<PgStore>,
+    postgres: &PgStore,
+    users: &[Uuid],
+    chunk: &[Step],
+    first: usize,
+    holds: &mut Vec<Uuid>,
+    lots: &mut Vec<Uuid>,
+) -> Result<(), TestCaseError> {
+    let now = memory.harness.now();
+    let mut commands = Vec::with_capacity(chunk.len());
+    for step in chunk {
+        if let Step::Command { user, kind, key } = step {
+            let command = command(users[*user], kind, now, holds, lots);
+            let key = key.map(|k| IdempotencyKey::parse(KEYS[k]).expect("test keys parse"));
+            commands.push((command, key));
+        }
+    }
+    let mut left = Vec::with_capacity(commands.len());
+    for (command, key) in &commands {
+        left.push(
+            memory
+                .harness
+                .service
+                .execute(command.clone(), key.clone())
+                .await,
+        );
+    }
+    let before = postgres.batch_stats().unwrap_or_default();
+    let right = futures::future::join_all(commands.iter().map(|(command, key)| {
+        database
+            .harness
+            .service
+            .execute(command.clone(), key.clone())
+    }))
+    .await;
+    let after = postgres.batch_stats().unwrap_or_default();
+    prop_assert!(
+        after.batches - before.batches <= 1,
+        "steps {first}..: {} commands submitted at once made {} batches",
+        after.commands - before.commands,
+        after.batches - before.batches
+    );
+    // Nothing else writes to the database: a batch that had to fall back
+    // to one transaction per command, or failed, is a bug of the batch.
+    prop_assert_eq!(
+        (after.fallbacks, after.failures),
+        (before.fallbacks, before.failures),
+        "steps {}..: the batch fell back or failed",
+        first
+    );
+    for (offset, ((command, _), (left, right))) in
+        commands.iter().zip(left.iter().zip(&right)).enumerate()
+    {
+        let index = first + offset;
+        check(
+            &format!("step {index} (in a batch): {command:?}"),
+            left,
+            right,
+        )?;
+        learn(left, index, holds, lots)?;
+    }
+    Ok(())
+}
+
+/// Runs the property over `postgres` on `runtime`.
+fn run_property(runtime: &tokio::runtime::Runtime, postgres: PgStore, mode: Mode) {
+    let postgres = Arc::new(postgres);
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|n| n.parse().ok())
@@ -506,10 +637,43 @@ fn postgres_matches_the_in_memory_store() {
         |steps| {
             let salt = salt.fetch_add(1, Ordering::SeqCst);
             let mut seen = events_seen.lock().expect("not poisoned");
-            runtime.block_on(run_case(&postgres, salt, &steps, &mut seen))
+            runtime.block_on(run_case(&postgres, mode, salt, &steps, &mut seen))
         },
     );
     if let Err(failure) = result {
         panic!("{failure}");
     }
+}
+
+#[test]
+fn postgres_matches_the_in_memory_store() {
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let postgres = runtime.block_on(wallet_pg::testing::fresh_store());
+    run_property(&runtime, postgres, Mode::OneByOne);
+}
+
+#[test]
+fn batched_postgres_matches_the_in_memory_store() {
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let postgres = runtime.block_on(wallet_pg::testing::fresh_batched_store());
+    run_property(&runtime, postgres, Mode::OneByOne);
+}
+
+#[test]
+fn commands_batched_together_match_the_in_memory_store_one_after_another() {
+    // One thread: a run submitted at once is queued whole before the
+    // writer runs. One writer: the batch is applied in submission order,
+    // which is the order the in-memory side used (ids and times included).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let postgres = runtime.block_on(async {
+        let mut config = wallet_pg::testing::batched_test_config("");
+        if let Some(batching) = config.batching.as_mut() {
+            batching.writers = 1;
+        }
+        wallet_pg::testing::fresh_store_with(config).await.0
+    });
+    run_property(&runtime, postgres, Mode::Batches);
 }

@@ -1,9 +1,12 @@
 //! Faults: connections ended under the store, a command cut while it holds
 //! its wallet's lock, and a real server restart in the middle of a load (on
-//! a throwaway cluster of the test's own, never the shared one).
+//! a throwaway cluster of the test's own, never the shared one). Each test
+//! runs twice: on the store with one transaction per command, and with the
+//! batching writer on.
 
 use std::path::PathBuf;
 use std::process::Command as Process;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,9 +27,50 @@ fn key(text: &str) -> IdempotencyKey {
     IdempotencyKey::parse(text).expect("a valid key")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_pool_recovers_after_its_connections_are_ended() {
-    let (store, database) = wallet_pg::testing::fresh_store_in().await;
+/// Which write path of the store a test runs on.
+#[derive(Debug, Clone, Copy)]
+enum Path {
+    Unbatched,
+    Batched,
+}
+
+async fn fresh_store_in(path: Path) -> (PgStore, wallet_pg::testing::ScratchDatabase) {
+    match path {
+        Path::Unbatched => wallet_pg::testing::fresh_store_in().await,
+        Path::Batched => wallet_pg::testing::fresh_batched_store_in().await,
+    }
+}
+
+/// Each test, on both write paths.
+macro_rules! on_both_paths {
+    ($($name:ident: $threads:literal),* $(,)?) => {
+        mod unbatched {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = $threads)]
+                async fn $name() {
+                    super::$name(super::Path::Unbatched).await
+                }
+            )*
+        }
+        mod batched {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = $threads)]
+                async fn $name() {
+                    super::$name(super::Path::Batched).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_paths!(
+    the_pool_recovers_after_its_connections_are_ended: 2,
+    a_command_cut_while_holding_the_lock_is_not_applied_and_its_retry_is: 4,
+    a_server_restart_in_the_middle_of_a_load_loses_and_doubles_nothing: 4,
+);
+
+async fn the_pool_recovers_after_its_connections_are_ended(path: Path) {
+    let (store, database) = fresh_store_in(path).await;
     let service = WalletService::new(store, Policy::default());
     let user = Uuid::now_v7();
     service
@@ -93,9 +137,8 @@ async fn the_pool_recovers_after_its_connections_are_ended() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_command_cut_while_holding_the_lock_is_not_applied_and_its_retry_is() {
-    let (store, database) = wallet_pg::testing::fresh_store_in().await;
+async fn a_command_cut_while_holding_the_lock_is_not_applied_and_its_retry_is(path: Path) {
+    let (store, database) = fresh_store_in(path).await;
     let store = Arc::new(store);
     let policy = Arc::new(Policy::default());
     let service = WalletService::with_parts(
@@ -228,9 +271,13 @@ impl ThrowawayCluster {
                 "PostgreSQL server binaries under /usr/lib/postgresql/<version>/bin \
                  (install the postgresql package)",
             );
+        // Each cluster of this process gets its own directory: the test
+        // runs on both write paths at once.
+        static CLUSTERS: AtomicU16 = AtomicU16::new(0);
+        let slot = CLUSTERS.fetch_add(1, Ordering::SeqCst);
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../target")
-            .join(format!("pg-restart-{}", std::process::id()));
+            .join(format!("pg-restart-{}-{slot}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).expect("a directory for the cluster");
         let data = root.join("data");
@@ -333,8 +380,7 @@ impl Drop for ThrowawayCluster {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_server_restart_in_the_middle_of_a_load_loses_and_doubles_nothing() {
+async fn a_server_restart_in_the_middle_of_a_load_loses_and_doubles_nothing(path: Path) {
     const COMMANDS: usize = 60;
     let cluster = Arc::new(
         tokio::task::spawn_blocking(ThrowawayCluster::start)
@@ -344,6 +390,9 @@ async fn a_server_restart_in_the_middle_of_a_load_loses_and_doubles_nothing() {
     let mut config = PgConfig::new(cluster.url());
     config.max_connections = 4;
     config.acquire_timeout = Duration::from_secs(2);
+    if let Path::Batched = path {
+        config.batching = Some(wallet_pg::BatchConfig::default());
+    }
     let store = PgStore::connect(&config).await.expect("connect");
     store.migrate().await.expect("migrate");
     let service = WalletService::new(store, Policy::default());

@@ -1,0 +1,503 @@
+//! The batching writer: batches form under load and keep the semantics of
+//! one transaction per command (each command its own result, a failing
+//! command failing alone, keys replayed within a batch), a full queue
+//! pushes back, and a store that cannot write answers `unavailable`.
+//!
+//! Tests that need a batch of a known make-up run on a current-thread
+//! runtime: commands submitted at once (`join_all`) are all queued before
+//! the writer task gets to run, so they form one batch, in submission
+//! order. Where a test compares with the in-memory store, both sides run
+//! on a manual clock and sequential ids, and the in-memory side applies the
+//! same commands one after another in that order.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use sqlx::{Connection, PgConnection};
+use uuid::Uuid;
+use wallet_core::command::apply_to_wallet;
+use wallet_core::store::WalletMutation;
+use wallet_core::testing::contract::{create_wallet, dec, deposit, earn, hold, withdraw, Harness};
+use wallet_core::{
+    Applied, Command, Ctx, HoldStatus, IdempotencyKey, InMemoryStore, Policy, Store,
+    UuidV7Generator, Wallet, WalletError, WalletService, WalletStore,
+};
+use wallet_pg::testing::{batched_test_config, fresh_store_with, ScratchDatabase};
+use wallet_pg::{BatchConfig, PgStore};
+
+/// A batching store with `writers` writers and otherwise `tune`d settings.
+async fn batched_store(tune: impl FnOnce(&mut BatchConfig)) -> (PgStore, ScratchDatabase) {
+    let mut config = batched_test_config("");
+    let mut batching = BatchConfig {
+        writers: 1,
+        ..BatchConfig::default()
+    };
+    tune(&mut batching);
+    config.batching = Some(batching);
+    fresh_store_with(config).await
+}
+
+fn key(text: &str) -> Option<IdempotencyKey> {
+    Some(IdempotencyKey::parse(text).expect("a valid key"))
+}
+
+/// The same commands, one after another in memory and all at once on the
+/// batching store; returns both sides' results.
+async fn side_by_side(
+    memory: &Harness<InMemoryStore>,
+    batched: &Harness<PgStore>,
+    commands: &[(Command, Option<IdempotencyKey>)],
+) -> (
+    Vec<Result<Applied, WalletError>>,
+    Vec<Result<Applied, WalletError>>,
+) {
+    let mut left = Vec::with_capacity(commands.len());
+    for (command, key) in commands {
+        left.push(memory.service.execute(command.clone(), key.clone()).await);
+    }
+    let right = join_all(
+        commands
+            .iter()
+            .map(|(command, key)| batched.service.execute(command.clone(), key.clone())),
+    )
+    .await;
+    (left, right)
+}
+
+async fn both_sides() -> (Harness<InMemoryStore>, Harness<PgStore>) {
+    let (store, _) = batched_store(|_| {}).await;
+    (Harness::new(InMemoryStore::new()), Harness::new(store))
+}
+
+/// Runs commands that must succeed, one after another.
+async fn prepare<S: Store>(harness: &Harness<S>, commands: Vec<Command>) {
+    for command in commands {
+        harness.ok(command).await;
+    }
+}
+
+fn stats(harness: &Harness<PgStore>) -> wallet_pg::BatchStats {
+    harness
+        .service
+        .store()
+        .batch_stats()
+        .expect("batching is on")
+}
+
+#[tokio::test]
+async fn commands_submitted_together_form_one_batch_with_a_result_each() {
+    let (memory, batched) = both_sides().await;
+    let user = Uuid::from_u128(1);
+    let setup = || vec![create_wallet(user), deposit(user, "100", "USD")];
+    prepare(&memory, setup()).await;
+    prepare(&batched, setup()).await;
+    let before = stats(&batched);
+
+    // 48 commands on one wallet: deposits of 1 and withdrawals of 40; the
+    // withdrawals that no longer fit fail, each alone.
+    let commands: Vec<(Command, Option<IdempotencyKey>)> = (0..48)
+        .map(|i| {
+            let command = if i % 3 == 2 {
+                withdraw(user, "40", "USD")
+            } else {
+                deposit(user, "1", "USD")
+            };
+            (command, None)
+        })
+        .collect();
+    let (left, right) = side_by_side(&memory, &batched, &commands).await;
+    assert_eq!(left, right, "the batch gave other results than one by one");
+    let refused = right
+        .iter()
+        .filter(|r| matches!(r, Err(WalletError::InsufficientFunds)))
+        .count();
+    assert!(refused > 0 && refused < 16, "{refused} withdrawals refused");
+
+    let after = stats(&batched);
+    assert_eq!(after.commands - before.commands, 48);
+    assert_eq!(
+        after.batches - before.batches,
+        1,
+        "48 commands queued at once form one batch"
+    );
+    assert!(after.largest >= 48);
+    assert_eq!((after.fallbacks, after.failures), (0, 0));
+    // One version per successful command, each command's events at its own.
+    assert_eq!(memory.snapshot(user).await, batched.snapshot(user).await);
+    batched.check_wallet(user).await;
+}
+
+#[tokio::test]
+async fn a_failing_command_in_a_batch_leaves_nothing_behind() {
+    let (memory, batched) = both_sides().await;
+    let user = Uuid::from_u128(2);
+    let setup = |now: chrono::DateTime<chrono::Utc>| {
+        vec![
+            create_wallet(user),
+            deposit(user, "100", "USD"),
+            hold(user, "30", "USD", Some(now + chrono::Duration::hours(1))),
+        ]
+    };
+    prepare(&memory, setup(memory.now())).await;
+    prepare(&batched, setup(batched.now())).await;
+    // The hold is overdue now: every command first expires it. A command
+    // that then fails must not keep the expiry (the in-memory store, one
+    // by one, does not).
+    memory.advance(chrono::Duration::hours(2));
+    batched.advance(chrono::Duration::hours(2));
+    let (left, right) =
+        side_by_side(&memory, &batched, &[(withdraw(user, "500", "USD"), None)]).await;
+    assert_eq!(left, right);
+    assert_eq!(right[0], Err(WalletError::InsufficientFunds));
+    let holds = batched.all_holds(user).await;
+    assert_eq!(
+        holds[0].status,
+        HoldStatus::Active,
+        "the failed command kept nothing"
+    );
+
+    // In a batch with others: the failing one first, then one that succeeds
+    // (and so expires the hold itself), then another failure.
+    let (left, right) = side_by_side(
+        &memory,
+        &batched,
+        &[
+            (withdraw(user, "500", "USD"), None),
+            (deposit(user, "5", "USD"), None),
+            (withdraw(user, "1000", "USD"), None),
+        ],
+    )
+    .await;
+    assert_eq!(left, right);
+    assert!(right[1].is_ok());
+    assert_eq!(memory.snapshot(user).await, batched.snapshot(user).await);
+    batched.check_wallet(user).await;
+}
+
+#[tokio::test]
+async fn a_key_repeated_in_one_batch_replays_and_a_reused_key_is_refused() {
+    let (memory, batched) = both_sides().await;
+    let user = Uuid::from_u128(3);
+    let setup = || {
+        vec![
+            create_wallet(user),
+            Command::CreatePointAccount { user_id: user },
+        ]
+    };
+    prepare(&memory, setup()).await;
+    prepare(&batched, setup()).await;
+    let before = stats(&batched);
+    let mut commands: Vec<(Command, Option<IdempotencyKey>)> = (0..4)
+        .map(|_| (deposit(user, "10", "USD"), key("pay")))
+        .collect();
+    commands.push((withdraw(user, "1", "USD"), key("pay")));
+    commands.push((earn(user, 10, None, false), key("pay")));
+    commands.push((earn(user, 10, None, false), key("points")));
+    commands.push((earn(user, 10, None, false), key("points")));
+    let (left, right) = side_by_side(&memory, &batched, &commands).await;
+    assert_eq!(left, right);
+    let first = right[0].as_ref().expect("the first deposit");
+    assert!(!first.replayed);
+    for repeat in &right[1..4] {
+        let repeat = repeat.as_ref().expect("a replay");
+        assert!(repeat.replayed);
+        assert_eq!(repeat.output, first.output);
+    }
+    assert_eq!(right[4], Err(WalletError::IdempotencyKeyReused));
+    assert_eq!(right[5], Err(WalletError::IdempotencyKeyReused));
+    assert!(right[7].as_ref().is_ok_and(|applied| applied.replayed));
+
+    let after = stats(&batched);
+    assert_eq!(after.batches - before.batches, 1);
+    assert_eq!(
+        (after.fallbacks, after.failures),
+        (0, 0),
+        "the batch itself told the repeats apart"
+    );
+    assert_eq!(batched.wallet(user).await.balances[0].balance, dec("10"));
+    assert_eq!(batched.points(user).await.available_points, 10);
+    assert_eq!(memory.snapshot(user).await, batched.snapshot(user).await);
+}
+
+#[tokio::test]
+async fn commands_on_many_wallets_share_a_batch_per_writer() {
+    const WRITERS: usize = 2;
+    const WALLETS: usize = 40;
+    let (store, _) = batched_store(|batching| batching.writers = WRITERS).await;
+    let service = WalletService::new(store, Policy::default());
+    let users: Vec<Uuid> = (0..WALLETS).map(|_| Uuid::now_v7()).collect();
+    for user in &users {
+        service
+            .execute(create_wallet(*user), None)
+            .await
+            .expect("create");
+    }
+    let before = service.store().batch_stats().expect("batching is on");
+    let deposits = users
+        .iter()
+        .chain(&users)
+        .map(|user| service.execute(deposit(*user, "2.50", "USD"), None));
+    for result in join_all(deposits).await {
+        result.expect("a deposit");
+    }
+    let after = service.store().batch_stats().expect("batching is on");
+    assert_eq!(after.commands - before.commands, 2 * WALLETS as u64);
+    assert!(
+        after.batches - before.batches <= WRITERS as u64,
+        "{WALLETS} wallets' commands queued at once form one batch per writer: {after:?}"
+    );
+    for user in &users {
+        let wallet = service.wallet(*user).await.expect("wallet");
+        assert_eq!(wallet.balances[0].balance, dec("5.00"));
+        assert_eq!(wallet.version, 3);
+    }
+}
+
+/// Waits until some connection to `database` waits for a lock.
+async fn until_a_lock_is_awaited(admin: &mut PgConnection, database: &str) {
+    for _ in 0..1500 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = $1 AND wait_event_type = 'Lock'",
+        )
+        .bind(database)
+        .fetch_one(&mut *admin)
+        .await
+        .expect("pg_locks");
+        if waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("nobody waited for the wallet's lock");
+}
+
+/// A connection to `url` holding the user's wallet row lock until it
+/// commits.
+async fn hold_row_lock(url: &str, user: Uuid) -> PgConnection {
+    let mut holder = PgConnection::connect(url).await.expect("a connection");
+    sqlx::query("BEGIN")
+        .execute(&mut holder)
+        .await
+        .expect("begin");
+    sqlx::query("SELECT 1 FROM wallets WHERE user_id = $1 FOR UPDATE")
+        .bind(user)
+        .execute(&mut holder)
+        .await
+        .expect("lock");
+    holder
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_pushes_back_then_answers_unavailable() {
+    let (store, database) = batched_store(|batching| {
+        batching.max_batch = 1;
+        batching.queue_depth = 1;
+        batching.enqueue_timeout = Duration::from_millis(200);
+    })
+    .await;
+    let service = WalletService::new(store, Policy::default());
+    let user = Uuid::now_v7();
+    service
+        .execute(create_wallet(user), None)
+        .await
+        .expect("create");
+    // Another connection holds the wallet's row lock, so the writer's
+    // batch waits for it.
+    let mut holder = hold_row_lock(&database.url, user).await;
+    let first = tokio::spawn({
+        let service = service.clone();
+        async move {
+            service
+                .execute(deposit(user, "1", "VND"), key("first"))
+                .await
+        }
+    });
+    let mut admin = PgConnection::connect(&wallet_pg::testing::server_url())
+        .await
+        .expect("an admin connection");
+    until_a_lock_is_awaited(&mut admin, &database.name).await;
+
+    // The writer is busy with the first command: the second takes the one
+    // place in the queue, the third finds it full, waits, and gives up.
+    let mut second = Box::pin(service.execute(deposit(user, "2", "VND"), key("second")));
+    assert!(
+        futures::poll!(second.as_mut()).is_pending(),
+        "the second command waits in the queue"
+    );
+    let third = service
+        .execute(deposit(user, "4", "VND"), key("third"))
+        .await;
+    assert!(
+        matches!(third, Err(WalletError::Unavailable(_))),
+        "a full queue pushes back: {third:?}"
+    );
+
+    sqlx::query("COMMIT")
+        .execute(&mut holder)
+        .await
+        .expect("commit");
+    first.await.expect("joined").expect("the first command");
+    second.await.expect("the second command");
+    let wallet = service.wallet(user).await.expect("wallet");
+    assert_eq!(
+        wallet.balances[0].balance,
+        dec("3"),
+        "the third was not applied"
+    );
+    // Refused for a full queue, the command can simply be sent again.
+    service
+        .execute(deposit(user, "4", "VND"), key("third"))
+        .await
+        .expect("the third, again");
+}
+
+#[tokio::test]
+async fn a_closed_store_answers_unavailable_instead_of_waiting() {
+    let (store, _) = batched_store(|_| {}).await;
+    let service = WalletService::new(store, Policy::default());
+    let user = Uuid::now_v7();
+    service
+        .execute(create_wallet(user), None)
+        .await
+        .expect("create");
+    service.store().close().await;
+    let results = join_all((0..8).map(|_| service.execute(deposit(user, "1", "VND"), None))).await;
+    for result in results {
+        assert!(
+            matches!(result, Err(WalletError::Unavailable(_))),
+            "{result:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_cut_before_its_commit_answers_every_command_unavailable_and_applies_none() {
+    let (store, database) = batched_store(|_| {}).await;
+    let store = Arc::new(store);
+    let policy = Arc::new(Policy::default());
+    let service = WalletService::with_parts(
+        Arc::clone(&store),
+        (*policy).clone(),
+        Arc::new(wallet_core::SystemClock),
+        Arc::new(UuidV7Generator::new()),
+    );
+    let (blocker, user) = (Uuid::now_v7(), Uuid::now_v7());
+    for who in [blocker, user] {
+        service
+            .execute(create_wallet(who), None)
+            .await
+            .expect("create");
+    }
+    let (events_before, _) = service.events(None, Some(1000)).await.expect("events");
+
+    // The writer first waits on a wallet whose row another connection
+    // holds, so that the commands below queue up behind it and form the
+    // next batch together.
+    let mut holder = hold_row_lock(&database.url, blocker).await;
+    let blocked = tokio::spawn({
+        let service = service.clone();
+        async move { service.execute(deposit(blocker, "1", "VND"), None).await }
+    });
+    let mut admin = PgConnection::connect(&wallet_pg::testing::server_url())
+        .await
+        .expect("an admin connection");
+    until_a_lock_is_awaited(&mut admin, &database.name).await;
+
+    // Four keyed deposits, then a command whose mutation tells us it runs
+    // (the batch holds its locks by then) and waits until we have ended
+    // the batch's connection.
+    let mut deposits: Vec<_> = (0..4)
+        .map(|i| Box::pin(service.execute(deposit(user, "10", "VND"), key(&format!("d{i}")))))
+        .collect();
+    for pending in &mut deposits {
+        assert!(futures::poll!(pending.as_mut()).is_pending(), "queued");
+    }
+    let (running_tx, running_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let go_rx = std::sync::Mutex::new(go_rx);
+    let ids = Arc::new(UuidV7Generator::new());
+    let last_command = deposit(user, "7", "VND");
+    let mutation: WalletMutation = {
+        let command = last_command.clone();
+        let policy = Arc::clone(&policy);
+        Arc::new(move |wallet: &mut Wallet| {
+            let _ = running_tx.send(());
+            tokio::task::block_in_place(|| {
+                if let Ok(go) = go_rx.lock() {
+                    let _ = go.recv_timeout(Duration::from_secs(30));
+                }
+            });
+            let ctx = Ctx {
+                now: wallet_core::context::truncate_to_micros(chrono::Utc::now()),
+                ids: &*ids,
+                policy: &policy,
+                idempotency_key: None,
+            };
+            apply_to_wallet(wallet, &command, &ctx)
+        })
+    };
+    let mut last = Box::pin(store.update_wallet(user, None, None, mutation));
+    assert!(futures::poll!(last.as_mut()).is_pending(), "queued");
+
+    sqlx::query("COMMIT")
+        .execute(&mut holder)
+        .await
+        .expect("commit");
+    blocked.await.expect("joined").expect("the blocked deposit");
+    tokio::task::spawn_blocking(move || running_rx.recv_timeout(Duration::from_secs(30)))
+        .await
+        .expect("joined")
+        .expect("the batch ran the last command");
+    // The batch's connection is the one holding row locks on `wallets` now.
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(l.pid) FROM pg_locks l \
+         JOIN pg_database d ON d.oid = l.database \
+         WHERE d.datname = $1 AND l.locktype = 'relation' AND l.mode = 'RowShareLock' \
+         AND l.granted GROUP BY l.pid",
+    )
+    .bind(&database.name)
+    .fetch_all(&mut admin)
+    .await
+    .expect("terminate");
+    assert_eq!(
+        ended,
+        vec![true],
+        "exactly the batch's connection was ended"
+    );
+    go_tx.send(()).expect("the mutation waits");
+
+    let last = last.await;
+    assert!(matches!(last, Err(WalletError::Unavailable(_))), "{last:?}");
+    for result in join_all(deposits).await {
+        assert!(
+            matches!(result, Err(WalletError::Unavailable(_))),
+            "every command of the cut batch is unavailable, got {result:?}"
+        );
+    }
+    let wallet = service.wallet(user).await.expect("wallet");
+    assert!(
+        wallet.balances.is_empty(),
+        "nothing of the batch was applied"
+    );
+    let (events_after, _) = service.events(None, Some(1000)).await.expect("events");
+    assert_eq!(
+        events_after.len(),
+        events_before.len() + 1,
+        "only the blocked deposit's event"
+    );
+    // Retried with their keys, the deposits take effect once each.
+    for i in 0..4 {
+        let retried = service
+            .execute(deposit(user, "10", "VND"), key(&format!("d{i}")))
+            .await
+            .expect("the retry");
+        assert!(!retried.replayed);
+    }
+    let wallet = service.wallet(user).await.expect("wallet");
+    assert_eq!(wallet.balances[0].balance, dec("40"));
+    let stats = store.batch_stats().expect("batching is on");
+    assert!(stats.failures >= 1, "{stats:?}");
+}
