@@ -509,12 +509,33 @@ pub struct CreateWalletRequest {
     pub default_currency: Option<String>,
 }
 
+/// The schema of an amount in a request: a decimal string or a JSON
+/// number, both read exactly.
+fn amount_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+    let one_of = OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(r"^-?[0-9]+(\.[0-9]+)?$"))
+                .examples([serde_json::json!("10.50")]),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Number)
+                .examples([serde_json::json!(10.5)]),
+        )
+        .description(Some("A decimal string or a JSON number, read exactly."))
+        .build();
+    Schema::OneOf(one_of)
+}
+
 /// Deposit or withdraw.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MoneyRequest {
     /// A decimal string or a JSON number, read exactly.
-    #[schema(value_type = String, example = "10.50")]
+    #[schema(schema_with = amount_schema)]
     pub amount: Box<RawValue>,
     #[schema(example = "USD")]
     pub currency: String,
@@ -529,7 +550,7 @@ pub struct MoneyRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExchangeRequest {
     /// Amount of `fromCurrency` to exchange.
-    #[schema(value_type = String, example = "1.00")]
+    #[schema(schema_with = amount_schema)]
     pub amount: Box<RawValue>,
     #[schema(example = "USD")]
     pub from_currency: String,
@@ -541,7 +562,7 @@ pub struct ExchangeRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateHoldRequest {
-    #[schema(value_type = String, example = "2.00")]
+    #[schema(schema_with = amount_schema)]
     pub amount: Box<RawValue>,
     #[schema(example = "USD")]
     pub currency: String,
@@ -559,7 +580,7 @@ pub struct CreateHoldRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExecuteHoldRequest {
     /// Default: all that remains.
-    #[schema(value_type = Option<String>, example = "1.00")]
+    #[schema(schema_with = amount_schema)]
     pub amount: Option<Box<RawValue>>,
     pub reference: Option<String>,
 }
@@ -569,7 +590,7 @@ pub struct ExecuteHoldRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReleaseHoldRequest {
     /// Default: all that remains.
-    #[schema(value_type = Option<String>, example = "1.00")]
+    #[schema(schema_with = amount_schema)]
     pub amount: Option<Box<RawValue>>,
 }
 

@@ -198,9 +198,18 @@ async fn metrics_count_requests_transactions_and_errors() {
     )
     .await
     .assert_problem(422, "insufficient_funds");
+    // A made-up method must not become a label value of its own.
+    let odd = reqwest::Method::from_bytes(b"XYZZY").expect("a method");
+    app.send(odd, "/health", None, &[], None).await;
     let metrics = app
         .send(reqwest::Method::GET, "/metrics", None, &[], None)
         .await;
+    assert!(!metrics.text.contains("XYZZY"), "{}", metrics.text);
+    assert!(
+        metrics.text.contains("method=\"OTHER\""),
+        "{}",
+        metrics.text
+    );
     assert_eq!(metrics.status, 200);
     assert!(metrics
         .header("content-type")
