@@ -240,19 +240,19 @@ pub async fn write_wallet(
         .bind(
             transactions
                 .iter()
-                .map(|t| t.held_change)
+                .map(|t| amount_text(&t.held_change))
                 .collect::<Vec<_>>(),
         )
         .bind(
             transactions
                 .iter()
-                .map(|t| t.balance_after)
+                .map(|t| amount_text(&t.balance_after))
                 .collect::<Vec<_>>(),
         )
         .bind(
             transactions
                 .iter()
-                .map(|t| t.held_after)
+                .map(|t| amount_text(&t.held_after))
                 .collect::<Vec<_>>(),
         )
         .bind(

@@ -352,7 +352,9 @@ fn check<T: PartialEq + std::fmt::Debug>(
     memory: T,
     postgres: T,
 ) -> Result<(), TestCaseError> {
-    if memory == postgres {
+    // Decimals compare equal whatever their scale (`0` == `0.00`), but
+    // clients see the scale: the printed forms must match as well.
+    if memory == postgres && format!("{memory:?}") == format!("{postgres:?}") {
         Ok(())
     } else {
         Err(TestCaseError::fail(format!(
