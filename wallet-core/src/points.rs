@@ -5,7 +5,7 @@
 //! first, non-expiring last, ties by earn time, then id), so spending and
 //! expiring touch only the lots they consume instead of sorting every time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -201,7 +201,7 @@ pub struct PointAccount {
     pub updated_at: DateTime<Utc>,
     /// Ids of lots that left the live set (spent, expired, cancelled) but
     /// that a command names, so it can answer `lot_not_pending`.
-    known_lots: Vec<Uuid>,
+    known_lots: BTreeSet<Uuid>,
     changes: PointChanges,
 }
 
@@ -230,7 +230,7 @@ impl PointAccount {
             transaction_count: 0,
             created_at: ctx.now,
             updated_at: ctx.now,
-            known_lots: Vec::new(),
+            known_lots: BTreeSet::new(),
             changes: PointChanges {
                 created: true,
                 ..PointChanges::default()
@@ -265,7 +265,7 @@ impl PointAccount {
             transaction_count,
             created_at,
             updated_at,
-            known_lots: Vec::new(),
+            known_lots: BTreeSet::new(),
             changes: PointChanges {
                 expected_version: version,
                 ..PointChanges::default()
@@ -305,9 +305,7 @@ impl PointAccount {
     /// set, so that confirming it answers `lot_not_pending`, not
     /// `lot_not_found`.
     pub fn remember_lot(&mut self, lot_id: Uuid) {
-        if !self.known_lots.contains(&lot_id) {
-            self.known_lots.push(lot_id);
-        }
+        self.known_lots.insert(lot_id);
     }
 
     /// The live lots: available ones in spend order, then pending ones.
