@@ -45,6 +45,27 @@ pub struct SweepReport {
     pub failures: usize,
 }
 
+/// The clock, ids, policy and key of one unit of work.
+struct UnitContext {
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+    policy: Arc<Policy>,
+    idempotency_key: Option<Arc<str>>,
+}
+
+impl UnitContext {
+    /// Runs `work` with a context at the current time: each call (a retry
+    /// included) reads the clock afresh.
+    fn run<R>(&self, work: impl FnOnce(&Ctx<'_>) -> R) -> R {
+        work(&Ctx {
+            now: truncate_to_micros(self.clock.now()),
+            ids: &*self.ids,
+            policy: &self.policy,
+            idempotency_key: self.idempotency_key.as_deref(),
+        })
+    }
+}
+
 /// Runs commands and queries against a store.
 pub struct WalletService<S> {
     store: Arc<S>,
@@ -139,61 +160,35 @@ impl<S: Store> WalletService<S> {
         command: &Arc<Command>,
         claim: Option<Claim>,
     ) -> Result<Applied, WalletError> {
-        let key: Option<Arc<str>> = claim.as_ref().map(|c| Arc::from(c.key.as_str()));
-        let (clock, ids, policy) = (
-            Arc::clone(&self.clock),
-            Arc::clone(&self.ids),
-            Arc::clone(&self.policy),
-        );
+        let unit = self.unit(claim.as_ref().map(|c| Arc::from(c.key.as_str())));
         let command = Arc::clone(command);
-        // Each call of a unit of work reads the clock afresh, so a retry
-        // runs at its own time.
-        let context = move || {
-            (
-                truncate_to_micros(clock.now()),
-                Arc::clone(&ids),
-                Arc::clone(&policy),
-            )
-        };
         match command.target() {
             Target::NewWallet => {
                 let factory = Arc::new(move || {
-                    let (now, ids, policy) = context();
-                    let ctx = Ctx {
-                        now,
-                        ids: &*ids,
-                        policy: &policy,
-                        idempotency_key: key.as_deref(),
-                    };
-                    let Command::CreateWallet {
-                        user_id,
-                        default_currency,
-                    } = &*command
-                    else {
-                        return Err(WalletError::Internal("not a create command".into()));
-                    };
-                    let currency = match default_currency {
-                        Some(code) => *code,
-                        None => policy.currencies.resolve("VND")?,
-                    };
-                    let wallet = Wallet::open(*user_id, currency, &ctx)?;
-                    let output = CommandOutput::Wallet {
-                        wallet: wallet.view(),
-                    };
-                    Ok((wallet, output))
+                    unit.run(|ctx| {
+                        let Command::CreateWallet {
+                            user_id,
+                            default_currency,
+                        } = &*command
+                        else {
+                            return Err(WalletError::Internal("not a create command".into()));
+                        };
+                        let currency = match default_currency {
+                            Some(code) => *code,
+                            None => ctx.policy.currencies.resolve("VND")?,
+                        };
+                        let wallet = Wallet::open(*user_id, currency, ctx)?;
+                        let output = CommandOutput::Wallet {
+                            wallet: wallet.view(),
+                        };
+                        Ok((wallet, output))
+                    })
                 });
                 self.store.create_wallet(user_id, claim, factory).await
             }
             Target::Wallet { hold_id } => {
                 let mutation = Arc::new(move |wallet: &mut Wallet| {
-                    let (now, ids, policy) = context();
-                    let ctx = Ctx {
-                        now,
-                        ids: &*ids,
-                        policy: &policy,
-                        idempotency_key: key.as_deref(),
-                    };
-                    apply_to_wallet(wallet, &command, &ctx)
+                    unit.run(|ctx| apply_to_wallet(wallet, &command, ctx))
                 });
                 self.store
                     .update_wallet(user_id, hold_id, claim, mutation)
@@ -201,18 +196,13 @@ impl<S: Store> WalletService<S> {
             }
             Target::NewPointAccount => {
                 let factory = Arc::new(move || {
-                    let (now, ids, policy) = context();
-                    let ctx = Ctx {
-                        now,
-                        ids: &*ids,
-                        policy: &policy,
-                        idempotency_key: key.as_deref(),
-                    };
-                    let account = PointAccount::open(command.user_id(), &ctx);
-                    let output = CommandOutput::PointAccount {
-                        account: account.view(),
-                    };
-                    Ok((account, output))
+                    unit.run(|ctx| {
+                        let account = PointAccount::open(command.user_id(), ctx);
+                        let output = CommandOutput::PointAccount {
+                            account: account.view(),
+                        };
+                        Ok((account, output))
+                    })
                 });
                 self.store
                     .create_point_account(user_id, claim, factory)
@@ -220,19 +210,23 @@ impl<S: Store> WalletService<S> {
             }
             Target::PointAccount { lot_id } => {
                 let mutation = Arc::new(move |account: &mut PointAccount| {
-                    let (now, ids, policy) = context();
-                    let ctx = Ctx {
-                        now,
-                        ids: &*ids,
-                        policy: &policy,
-                        idempotency_key: key.as_deref(),
-                    };
-                    apply_to_point_account(account, &command, &ctx)
+                    unit.run(|ctx| apply_to_point_account(account, &command, ctx))
                 });
                 self.store
                     .update_point_account(user_id, lot_id, claim, mutation)
                     .await
             }
+        }
+    }
+
+    /// What a unit of work needs to build its [`Ctx`], owned so that the
+    /// unit can be handed to the store (and called again on retry).
+    fn unit(&self, idempotency_key: Option<Arc<str>>) -> UnitContext {
+        UnitContext {
+            clock: Arc::clone(&self.clock),
+            ids: Arc::clone(&self.ids),
+            policy: Arc::clone(&self.policy),
+            idempotency_key,
         }
     }
 
@@ -338,20 +332,8 @@ impl<S: Store> WalletService<S> {
         &self,
         expire: fn(&mut A, &Ctx<'_>) -> Result<CommandOutput, WalletError>,
     ) -> Arc<dyn Fn(&mut A) -> Result<CommandOutput, WalletError> + Send + Sync> {
-        let (clock, ids, policy) = (
-            Arc::clone(&self.clock),
-            Arc::clone(&self.ids),
-            Arc::clone(&self.policy),
-        );
-        Arc::new(move |aggregate: &mut A| {
-            let ctx = Ctx {
-                now: truncate_to_micros(clock.now()),
-                ids: &*ids,
-                policy: &policy,
-                idempotency_key: None,
-            };
-            expire(aggregate, &ctx)
-        })
+        let unit = self.unit(None);
+        Arc::new(move |aggregate: &mut A| unit.run(|ctx| expire(aggregate, ctx)))
     }
 
     /// Counts a sweep's unit of work; an unavailable store stops the sweep.
