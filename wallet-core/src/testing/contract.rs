@@ -9,7 +9,7 @@
 //! Run them all with [`run_all`] (one test), or one test per scenario with
 //! [`store_contract_tests!`](crate::store_contract_tests):
 //!
-//! ```ignore
+//! ```text
 //! // tests/contract_memory.rs
 //! wallet_core::store_contract_tests!(async { wallet_core::InMemoryStore::new() });
 //! ```
