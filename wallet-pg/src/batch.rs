@@ -99,8 +99,9 @@ pub struct BatchConfig {
     /// The most commands waiting for each writer.
     pub queue_depth: usize,
     /// Writer tasks; users are spread over them by a hash of the user id.
-    /// Each holds one connection of the primary pool while it writes, so
-    /// the pool needs more connections than this (for creates and reads).
+    /// The writers have a pool of their own on the primary, one connection
+    /// each. More writers mean more transactions in parallel but smaller
+    /// batches: on two cores one writer did best (see docs/performance.md).
     pub writers: usize,
     /// How long a caller waits for room in a full queue before the command
     /// is `unavailable`.
@@ -209,6 +210,7 @@ enum Work {
 /// The writers' queues. Dropping the last handle closes them, and each
 /// writer ends once its queue is drained.
 pub(crate) struct Batcher {
+    pool: PgPool,
     queues: Vec<mpsc::Sender<Job>>,
     enqueue_timeout: Duration,
     counters: Arc<Counters>,
@@ -225,7 +227,8 @@ impl std::fmt::Debug for Batcher {
 }
 
 impl Batcher {
-    /// Starts the writers on the current tokio runtime.
+    /// Starts the writers on the current tokio runtime, writing through
+    /// `pool` (their own: see `PgConfig::writer_pool`).
     pub(crate) fn start(pool: PgPool, config: &BatchConfig) -> Result<Self, WalletError> {
         config.validate()?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
@@ -244,10 +247,17 @@ impl Batcher {
             queues.push(sender);
         }
         Ok(Batcher {
+            pool,
             queues,
             enqueue_timeout: config.enqueue_timeout,
             counters,
         })
+    }
+
+    /// Closes the writers' pool: commands still queued, and any sent
+    /// later, are `unavailable`.
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
     }
 
     pub(crate) fn stats(&self) -> BatchStats {

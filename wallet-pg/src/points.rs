@@ -442,8 +442,11 @@ async fn update_point_account_in(
 /// Locks the point accounts of `user_ids` (in user id order) and loads each
 /// with its live lots; each lot of `lot_ids` that is an account's own is
 /// remembered on it ([`PointAccount::remember_lot`]). Users without an
-/// account are absent from the answer. Two statements whatever the number
-/// of accounts; must run inside a transaction.
+/// account are absent from the answer. Must run inside a transaction.
+///
+/// One statement locks and loads, with the consistency check of
+/// [`crate::wallets::lock_wallets`]: accounts whose lock waited for a
+/// change are loaded again in a second statement.
 pub async fn lock_point_accounts(
     conn: &mut PgConnection,
     user_ids: &[Uuid],
@@ -452,41 +455,48 @@ pub async fn lock_point_accounts(
     if user_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = sqlx::query(
-        "SELECT id, user_id, lifetime_earned, version, transaction_count, created_at, updated_at \
-         FROM point_accounts WHERE user_id = ANY($1) ORDER BY user_id FOR UPDATE",
-    )
-    .bind(user_ids)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(map_error)?;
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut account_ids = Vec::with_capacity(rows.len());
-    for row in &rows {
-        account_ids.push(column::<Uuid>(row, "id")?);
-    }
-    let loaded = sqlx::query(load_many_sql())
-        .bind(&account_ids)
+    let rows = sqlx::query(lock_many_sql())
+        .bind(user_ids)
         .bind(lot_ids)
         .fetch_all(&mut *conn)
         .await
         .map_err(map_error)?;
     let mut contents: HashMap<Uuid, (Vec<PointLot>, Vec<Uuid>)> =
-        HashMap::with_capacity(loaded.len());
-    for row in &loaded {
-        let lots: Vec<PointLot> = from_json(column(row, "lots")?, "point lots")?;
-        let known: Vec<Uuid> = column(row, "known_lots")?;
-        contents.insert(column(row, "id")?, (lots, known));
+        HashMap::with_capacity(rows.len());
+    let mut stale = Vec::new();
+    for row in &rows {
+        let id: Uuid = column(row, "id")?;
+        let locked: i64 = column(row, "version")?;
+        let seen: Option<i64> = column(row, "seen_version")?;
+        if seen == Some(locked) {
+            let lots: Vec<PointLot> = from_json(column(row, "lots")?, "point lots")?;
+            let known: Vec<Uuid> = column(row, "known_lots")?;
+            contents.insert(id, (lots, known));
+        } else {
+            stale.push(id);
+        }
+    }
+    if !stale.is_empty() {
+        let loaded = sqlx::query(load_many_sql())
+            .bind(&stale)
+            .bind(lot_ids)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_error)?;
+        for row in &loaded {
+            let lots: Vec<PointLot> = from_json(column(row, "lots")?, "point lots")?;
+            let known: Vec<Uuid> = column(row, "known_lots")?;
+            contents.insert(column(row, "id")?, (lots, known));
+        }
     }
     let mut accounts = Vec::with_capacity(rows.len());
-    for (row, account_id) in rows.iter().zip(&account_ids) {
+    for row in &rows {
+        let account_id: Uuid = column(row, "id")?;
         let (lots, known) = contents
-            .remove(account_id)
+            .remove(&account_id)
             .ok_or_else(|| WalletError::Internal("a locked point account was not loaded".into()))?;
         let mut account = PointAccount::restore(
-            *account_id,
+            account_id,
             column(row, "user_id")?,
             lots,
             column(row, "lifetime_earned")?,
@@ -503,16 +513,32 @@ pub async fn lock_point_accounts(
     Ok(accounts)
 }
 
-fn load_many_sql() -> &'static str {
-    "SELECT a.id, \
-     coalesce((SELECT json_agg(json_build_object('id', l.id, 'accountId', l.account_id, \
-         'points', l.points, 'remaining', l.remaining, 'state', l.state, \
-         'source', l.source, 'earnedAt', l.earned_at, 'expiresAt', l.expires_at)) \
-         FROM point_lots l WHERE l.account_id = a.id AND l.remaining > 0), \
-         '[]'::json) AS lots, \
+/// The live lots of an account as JSON, and the ids of `$2` that are its
+/// own, for an account row `a`.
+const LOTS_OF_ACCOUNT: &str = "coalesce((SELECT json_agg(json_build_object('id', l.id, \
+     'accountId', l.account_id, 'points', l.points, 'remaining', l.remaining, \
+     'state', l.state, 'source', l.source, 'earnedAt', l.earned_at, \
+     'expiresAt', l.expires_at)) \
+     FROM point_lots l WHERE l.account_id = a.id AND l.remaining > 0), '[]'::json) AS lots, \
      ARRAY(SELECT l.id FROM point_lots l WHERE l.id = ANY($2) AND l.account_id = a.id) \
-         AS known_lots \
-     FROM UNNEST($1::uuid[]) AS a(id)"
+     AS known_lots";
+
+fn lock_many_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "SELECT a.id, a.user_id, a.lifetime_earned, a.version, a.transaction_count, \
+             a.created_at, a.updated_at, \
+             (SELECT s.version FROM point_accounts s WHERE s.id = a.id) AS seen_version, \
+             {LOTS_OF_ACCOUNT} \
+             FROM point_accounts a WHERE a.user_id = ANY($1) ORDER BY a.user_id FOR UPDATE"
+        )
+    })
+}
+
+fn load_many_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| format!("SELECT a.id, {LOTS_OF_ACCOUNT} FROM UNNEST($1::uuid[]) AS a(id)"))
 }
 
 /// The changes of many loaded point accounts as parallel arrays, bound into

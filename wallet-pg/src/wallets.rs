@@ -580,11 +580,16 @@ async fn write_wallet_classified(
 /// Locks the wallets of `user_ids` (in user id order, so that two callers
 /// locking overlapping sets never deadlock) and loads each with its items,
 /// its active holds and those of `hold_ids` that are its own, in any
-/// status. Users without a wallet are simply absent from the answer.
+/// status. Users without a wallet are simply absent from the answer. Must
+/// run inside a transaction; the locks last until it ends.
 ///
-/// Two statements whatever the number of wallets: the lock, then (after
-/// every lock is granted, so it sees everything committed before) the load.
-/// Must run inside a transaction; the locks last until it ends.
+/// One statement locks and loads. Its loads read the statement's snapshot,
+/// taken before any lock was granted: if a lock had to wait for another
+/// transaction that changed the wallet, they are stale. Every change of a
+/// wallet's items, holds or log also bumps the wallet row's version, so the
+/// statement compares the version the snapshot saw with the version it
+/// locked (the newest); the wallets where they differ are loaded again in
+/// a second statement, which sees everything committed before the locks.
 pub async fn lock_wallets(
     conn: &mut PgConnection,
     user_ids: &[Uuid],
@@ -593,24 +598,32 @@ pub async fn lock_wallets(
     if user_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let lock_sql = format!(
-        "SELECT {WALLET_COLUMNS} FROM wallets w WHERE w.user_id = ANY($1) \
-         ORDER BY w.user_id FOR UPDATE"
-    );
-    let rows = sqlx::query(&lock_sql)
+    let rows = sqlx::query(lock_many_sql())
         .bind(user_ids)
+        .bind(hold_ids)
         .fetch_all(&mut *conn)
         .await
         .map_err(map_error)?;
-    if rows.is_empty() {
-        return Ok(Vec::new());
+    let mut wallets = Vec::with_capacity(rows.len());
+    let mut stale = Vec::new();
+    for (index, row) in rows.iter().enumerate() {
+        let locked: i64 = column(row, "version")?;
+        let seen: Option<i64> = column(row, "seen_version")?;
+        if seen == Some(locked) {
+            let items: Vec<WalletItem> = from_json(column(row, "items")?, "wallet items")?;
+            let holds: Vec<Hold> = from_json(column(row, "holds")?, "holds")?;
+            wallets.push(wallet_from_row(row, items, holds)?);
+        } else {
+            stale.push(index);
+            wallets.push(wallet_from_row(row, Vec::new(), Vec::new())?);
+        }
     }
-    let mut wallet_ids = Vec::with_capacity(rows.len());
-    for row in &rows {
-        wallet_ids.push(column::<Uuid>(row, "id")?);
+    if stale.is_empty() {
+        return Ok(wallets);
     }
+    let stale_ids: Vec<Uuid> = stale.iter().map(|&index| wallets[index].id).collect();
     let loaded = sqlx::query(load_many_sql())
-        .bind(&wallet_ids)
+        .bind(&stale_ids)
         .bind(hold_ids)
         .fetch_all(&mut *conn)
         .await
@@ -622,14 +635,30 @@ pub async fn lock_wallets(
         let holds: Vec<Hold> = from_json(column(row, "holds")?, "holds")?;
         contents.insert(column(row, "id")?, (items, holds));
     }
-    let mut wallets = Vec::with_capacity(rows.len());
-    for (row, wallet_id) in rows.iter().zip(&wallet_ids) {
+    for index in stale {
         let (items, holds) = contents
-            .remove(wallet_id)
+            .remove(&wallets[index].id)
             .ok_or_else(|| WalletError::Internal("a locked wallet was not loaded".into()))?;
-        wallets.push(wallet_from_row(row, items, holds)?);
+        wallets[index] = wallet_from_row(&rows[index], items, holds)?;
     }
     Ok(wallets)
+}
+
+fn lock_many_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "SELECT {WALLET_COLUMNS}, \
+             (SELECT s.version FROM wallets s WHERE s.id = w.id) AS seen_version, \
+             coalesce((SELECT json_agg(json_build_object('currency', i.currency, \
+                 'balance', i.balance::text, 'held', i.held::text)) \
+                 FROM wallet_items i WHERE i.wallet_id = w.id), '[]'::json) AS items, \
+             coalesce((SELECT json_agg({HOLD_JSON}) FROM holds h \
+                 WHERE h.wallet_id = w.id AND (h.status = 'Active' OR h.id = ANY($2))), \
+                 '[]'::json) AS holds \
+             FROM wallets w WHERE w.user_id = ANY($1) ORDER BY w.user_id FOR UPDATE"
+        )
+    })
 }
 
 fn load_many_sql() -> &'static str {

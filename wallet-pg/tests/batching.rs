@@ -1,7 +1,8 @@
 //! The batching writer: batches form under load and keep the semantics of
 //! one transaction per command (each command its own result, a failing
-//! command failing alone, keys replayed within a batch), a full queue
-//! pushes back, and a store that cannot write answers `unavailable`.
+//! command failing alone, keys replayed within a batch), a batch that
+//! waited for another process's writer builds on what it committed, a full
+//! queue pushes back, and a store that cannot write answers `unavailable`.
 //!
 //! Tests that need a batch of a known make-up run on a current-thread
 //! runtime: commands submitted at once (`join_all`) are all queued before
@@ -500,4 +501,152 @@ async fn a_batch_cut_before_its_commit_answers_every_command_unavailable_and_app
     assert_eq!(wallet.balances[0].balance, dec("40"));
     let stats = store.batch_stats().expect("batching is on");
     assert!(stats.failures >= 1, "{stats:?}");
+}
+
+/// A unit of work that reports when it runs (its aggregate locked) and
+/// then waits for `go` before applying `command`.
+struct Blocker {
+    running: mpsc::Receiver<()>,
+    go: mpsc::Sender<()>,
+}
+
+/// A mutation of an aggregate `A`, as the store traits take it.
+type Mutation<A> =
+    Arc<dyn Fn(&mut A) -> Result<wallet_core::CommandOutput, WalletError> + Send + Sync>;
+/// Applies a command to an aggregate `A` ([`apply_to_wallet`] and its twin).
+type Apply<A> = fn(&mut A, &Command, &Ctx<'_>) -> Result<wallet_core::CommandOutput, WalletError>;
+
+fn blocked<A: 'static>(command: Command, apply: Apply<A>) -> (Blocker, Mutation<A>) {
+    let (running_tx, running) = mpsc::channel::<()>();
+    let (go, go_rx) = mpsc::channel::<()>();
+    let go_rx = std::sync::Mutex::new(go_rx);
+    let ids = Arc::new(UuidV7Generator::new());
+    let policy = Arc::new(Policy::default());
+    let mutation = Arc::new(move |aggregate: &mut A| {
+        let _ = running_tx.send(());
+        tokio::task::block_in_place(|| {
+            if let Ok(go) = go_rx.lock() {
+                let _ = go.recv_timeout(Duration::from_secs(30));
+            }
+        });
+        let ctx = Ctx {
+            now: wallet_core::context::truncate_to_micros(chrono::Utc::now()),
+            ids: &*ids,
+            policy: &policy,
+            idempotency_key: None,
+        };
+        apply(aggregate, &command, &ctx)
+    });
+    (Blocker { running, go }, mutation)
+}
+
+async fn until_running(blocker: Blocker) -> mpsc::Sender<()> {
+    let Blocker { running, go } = blocker;
+    tokio::task::spawn_blocking(move || running.recv_timeout(Duration::from_secs(30)))
+        .await
+        .expect("joined")
+        .expect("the unit of work runs");
+    go
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_that_waited_for_another_writer_sees_what_it_committed() {
+    let (batched, database) = batched_store(|_| {}).await;
+    // Another process's store on the same database, one transaction per
+    // command: its units of work hold the rows the batch then waits for.
+    let other = PgStore::connect(&wallet_pg::testing::test_config(&database.url))
+        .await
+        .expect("a second store");
+    let service = WalletService::new(batched, Policy::default());
+    let user = Uuid::now_v7();
+    for command in [
+        create_wallet(user),
+        deposit(user, "100", "USD"),
+        Command::CreatePointAccount { user_id: user },
+        earn(user, 100, None, false),
+    ] {
+        service.execute(command, None).await.expect("setup");
+    }
+    let mut admin = PgConnection::connect(&wallet_pg::testing::server_url())
+        .await
+        .expect("an admin connection");
+
+    // The other store's deposit and earn hold the wallet and the account.
+    let (wallet_blocker, wallet_mutation) = blocked(deposit(user, "10", "USD"), apply_to_wallet);
+    let (points_blocker, points_mutation) = blocked(
+        earn(user, 7, None, false),
+        wallet_core::command::apply_to_point_account,
+    );
+    let other = Arc::new(other);
+    let other_deposit = tokio::spawn({
+        let other = Arc::clone(&other);
+        async move { other.update_wallet(user, None, None, wallet_mutation).await }
+    });
+    let other_earn = tokio::spawn({
+        let other = Arc::clone(&other);
+        async move {
+            wallet_core::PointStore::update_point_account(
+                &*other,
+                user,
+                None,
+                None,
+                points_mutation,
+            )
+            .await
+        }
+    });
+    let wallet_go = until_running(wallet_blocker).await;
+    let points_go = until_running(points_blocker).await;
+
+    // A batch with a deposit and an earn waits for the wallet first...
+    let batch = {
+        let service = service.clone();
+        tokio::spawn(async move {
+            join_all([
+                service.execute(deposit(user, "5", "USD"), None),
+                service.execute(earn(user, 3, None, false), None),
+            ])
+            .await
+        })
+    };
+    until_a_lock_is_awaited(&mut admin, &database.name).await;
+    wallet_go.send(()).expect("the deposit waits");
+    other_deposit
+        .await
+        .expect("joined")
+        .expect("the other store's deposit");
+    // ...then for the account.
+    until_a_lock_is_awaited(&mut admin, &database.name).await;
+    points_go.send(()).expect("the earn waits");
+    other_earn
+        .await
+        .expect("joined")
+        .expect("the other store's earn");
+
+    for result in batch.await.expect("joined") {
+        result.expect("the batch's commands");
+    }
+    // Nothing lost: the batch applied its commands on top of what the
+    // other store committed while it waited.
+    let wallet = service.wallet(user).await.expect("wallet");
+    assert_eq!(wallet.balances[0].balance, dec("115"));
+    assert_eq!(wallet.version, 4);
+    let points = service.point_account(user).await.expect("points");
+    assert_eq!(points.available_points, 110);
+    assert_eq!(points.version, 4);
+    let log = service
+        .transactions(
+            user,
+            wallet_core::TransactionFilter::default(),
+            wallet_core::PageRequest {
+                limit: 100,
+                cursor: None,
+            },
+        )
+        .await
+        .expect("history")
+        .items;
+    assert_eq!(log.len(), 3);
+    wallet_core::testing::invariants::check_wallet(&wallet, &[], &log)
+        .unwrap_or_else(|violation| panic!("{violation}"));
 }
