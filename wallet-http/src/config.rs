@@ -19,6 +19,8 @@ pub const REQUEST_TIMEOUT_MIN: Duration = Duration::from_secs(1);
 pub const REQUEST_TIMEOUT_MAX: Duration = Duration::from_secs(10 * 60);
 /// The most database connections per pool.
 pub const DATABASE_CONNECTIONS_MAX: u32 = 1000;
+/// The most batching writers.
+pub const BATCH_WRITERS_MAX: usize = 64;
 
 /// The wallet ledger's HTTP service.
 #[derive(Debug, Clone, Parser)]
@@ -56,6 +58,27 @@ pub struct Settings {
         global = true
     )]
     pub database_max_connections: u32,
+    /// Apply concurrent commands in shared database transactions (the
+    /// batching writer of wallet-pg).
+    #[arg(
+        long = "wallet-batch",
+        env = "WALLET_BATCH",
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_value = "false",
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        global = true
+    )]
+    pub batch: bool,
+    /// Batching writers (with WALLET_BATCH).
+    #[arg(
+        long = "wallet-batch-writers",
+        env = "WALLET_BATCH_WRITERS",
+        default_value_t = wallet_pg::batch::WRITERS_DEFAULT,
+        global = true
+    )]
+    pub batch_writers: usize,
     /// Issuer URL of the identity provider (its keys are read from
     /// `{JWT_AUTHORITY}/.well-known/openid-configuration`).
     #[arg(long, env = "JWT_AUTHORITY", global = true)]
@@ -175,6 +198,8 @@ pub struct DatabaseSettings {
     pub url: String,
     pub read_url: Option<String>,
     pub max_connections: u32,
+    /// Batching writers, when commands are batched (`WALLET_BATCH`).
+    pub batch_writers: Option<usize>,
 }
 
 /// Log output format.
@@ -228,6 +253,16 @@ impl Cli {
                         .filter(|u| !u.is_empty())
                         .map(str::to_owned),
                     max_connections: s.database_max_connections,
+                    batch_writers: if s.batch {
+                        if s.batch_writers == 0 || s.batch_writers > BATCH_WRITERS_MAX {
+                            return Err(format!(
+                                "WALLET_BATCH_WRITERS must be 1 to {BATCH_WRITERS_MAX}"
+                            ));
+                        }
+                        Some(s.batch_writers)
+                    } else {
+                        None
+                    },
                 })
             }
         };
@@ -417,6 +452,16 @@ mod tests {
         check(&["--bind", "nowhere"], "WALLET_BIND");
         check(&["--database-url", "mysql://x"], "postgres://");
         check(&["migrate", "--database-url", ""], "DATABASE_URL");
+        check(
+            &[
+                "--database-url",
+                "postgres://h/db",
+                "--wallet-batch",
+                "--wallet-batch-writers",
+                "0",
+            ],
+            "WALLET_BATCH_WRITERS",
+        );
         let migrate = Cli::try_parse_from([
             "wallet-http",
             "migrate",
@@ -430,6 +475,31 @@ mod tests {
             cli.validate()
         });
         assert!(migrate.is_ok(), "migrate needs no authority: {migrate:?}");
+    }
+
+    #[test]
+    fn batching_is_off_unless_asked_for() {
+        let base = [
+            "--jwt-authority",
+            "https://id.example",
+            "--database-url",
+            "postgres://h/db",
+        ];
+        let writers = |extra: &[&str]| {
+            let mut args = base.to_vec();
+            args.extend_from_slice(extra);
+            cli(&args).map(|c| c.database.and_then(|d| d.batch_writers))
+        };
+        assert_eq!(writers(&[]), Ok(None));
+        assert_eq!(
+            writers(&["--wallet-batch"]),
+            Ok(Some(wallet_pg::batch::WRITERS_DEFAULT))
+        );
+        assert_eq!(
+            writers(&["--wallet-batch", "true", "--wallet-batch-writers", "3"]),
+            Ok(Some(3))
+        );
+        assert_eq!(writers(&["--wallet-batch-writers", "3"]), Ok(None));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use wallet_core::WalletError;
-use wallet_pg::{PgConfig, PgStore};
+use wallet_pg::{BatchConfig, PgConfig, PgStore};
 
 use crate::backend::Backend;
 use crate::config::DatabaseSettings;
@@ -26,12 +26,20 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<PgStore, String> {
     config.read_url = settings.read_url.clone();
     config.max_connections = settings.max_connections;
     config.application_name = "wallet-http".to_owned();
-    PgStore::connect(&config).await.map_err(|error| {
+    config.batching = settings.batch_writers.map(|writers| BatchConfig {
+        writers,
+        ..BatchConfig::default()
+    });
+    let store = PgStore::connect(&config).await.map_err(|error| {
         format!(
             "cannot connect to the database (DATABASE_URL): {}",
             describe(&error)
         )
-    })
+    })?;
+    if let Some(writers) = settings.batch_writers {
+        tracing::info!(writers, "commands are applied in batches (WALLET_BATCH)");
+    }
+    Ok(store)
 }
 
 /// Applies the migrations.

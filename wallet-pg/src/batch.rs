@@ -79,8 +79,12 @@ use crate::PgStore;
 pub const MAX_BATCH_DEFAULT: usize = 256;
 /// The default queue depth of each writer.
 pub const QUEUE_DEPTH_DEFAULT: usize = 1024;
-/// The default number of writers.
-pub const WRITERS_DEFAULT: usize = 4;
+/// The default number of writers: one. Fewer writers make bigger batches;
+/// on two cores one writer did best on every workload (see
+/// docs/performance.md). More help where one PostgreSQL backend applying
+/// every batch becomes the limit, and limit the commands held up behind a
+/// batch that waits for a lock another process holds.
+pub const WRITERS_DEFAULT: usize = 1;
 /// The default wait for room in a full queue before `unavailable`.
 pub const ENQUEUE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
 /// The largest batch accepted: the write statement binds a few arrays of
@@ -101,7 +105,7 @@ pub struct BatchConfig {
     /// Writer tasks; users are spread over them by a hash of the user id.
     /// The writers have a pool of their own on the primary, one connection
     /// each. More writers mean more transactions in parallel but smaller
-    /// batches: on two cores one writer did best (see docs/performance.md).
+    /// batches (see [`WRITERS_DEFAULT`]).
     pub writers: usize,
     /// How long a caller waits for room in a full queue before the command
     /// is `unavailable`.
