@@ -547,6 +547,7 @@ async fn measure(
             largest: after.largest,
             fallbacks: after.fallbacks - before.fallbacks,
             failures: after.failures - before.failures,
+            chained: after.chained - before.chained,
         }),
         _ => None,
     };

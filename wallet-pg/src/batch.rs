@@ -31,7 +31,8 @@
 //! 5. **One write, one commit.** Every row the batch changed, the
 //!    transactions, the outbox events (in command order) and the
 //!    idempotency records are written in one statement, then the batch
-//!    commits. Replies are held until the commit: if it fails, every
+//!    commits; when commands are already waiting, `COMMIT; BEGIN` goes in
+//!    one round trip and the next batch runs on the same connection. Replies are held until the commit: if it fails, every
 //!    command of the batch gets the error (`unavailable`, or a
 //!    `concurrency_conflict` the service retries), never a result of a state
 //!    that was not committed.
@@ -58,7 +59,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::pool::PoolConnection;
+use sqlx::{PgConnection, PgPool, Postgres};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 use wallet_core::store::{PointMutation, WalletMutation};
@@ -160,6 +162,9 @@ pub struct BatchStats {
     pub fallbacks: u64,
     /// Batches that failed as a whole (`unavailable`, conflicts).
     pub failures: u64,
+    /// Batches that ran in a transaction begun by the previous batch's
+    /// commit (commands were waiting when it committed).
+    pub chained: u64,
 }
 
 #[derive(Debug, Default)]
@@ -169,6 +174,7 @@ struct Counters {
     largest: AtomicU64,
     fallbacks: AtomicU64,
     failures: AtomicU64,
+    chained: AtomicU64,
 }
 
 impl Counters {
@@ -186,6 +192,7 @@ impl Counters {
             largest: self.largest.load(Ordering::Relaxed),
             fallbacks: self.fallbacks.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
+            chained: self.chained.load(Ordering::Relaxed),
         }
     }
 }
@@ -341,12 +348,92 @@ async fn write_loop(
     counters: Arc<Counters>,
 ) {
     let mut jobs = Vec::with_capacity(max_batch);
+    let mut session: Option<Session> = None;
     while queue.recv_many(&mut jobs, max_batch).await > 0 {
         // A caller that gave up (its request timed out, its task was
         // cancelled) is not applied behind its back.
         let batch: Vec<Job> = jobs.drain(..).filter(|j| !j.reply.is_closed()).collect();
-        if !batch.is_empty() {
-            run_batch(&pool, batch, &counters).await;
+        if batch.is_empty() {
+            if let Some(open) = session.take() {
+                open.end().await;
+            }
+            continue;
+        }
+        session = run_batch(&pool, session, batch, &queue, &counters).await;
+    }
+    if let Some(open) = session.take() {
+        open.end().await;
+    }
+}
+
+/// A writer's connection with a transaction begun, kept from one batch to
+/// the next while commands keep coming: the next batch then needs neither
+/// the pool's hand-over nor a `BEGIN` of its own (the commit sends
+/// `COMMIT; BEGIN` in one round trip). Dropped before its transaction has
+/// ended (a failure, a cancelled task), the connection is closed, not
+/// returned to the pool, so no lock or open transaction outlives it.
+struct Session {
+    conn: Option<PoolConnection<Postgres>>,
+}
+
+impl Session {
+    /// A connection from the pool with a transaction begun.
+    async fn begin(pool: &PgPool) -> Result<Self, WalletError> {
+        let conn = pool.acquire().await.map_err(map_error)?;
+        let mut session = Session { conn: Some(conn) };
+        session.simple("BEGIN").await?;
+        Ok(session)
+    }
+
+    fn conn(&mut self) -> Result<&mut PgConnection, WalletError> {
+        self.conn
+            .as_deref_mut()
+            .ok_or_else(|| WalletError::Internal("the batch session has ended".into()))
+    }
+
+    /// Runs `sql` (transaction control, possibly two statements) in one
+    /// round trip of the simple query protocol.
+    async fn simple(&mut self, sql: &'static str) -> Result<(), WalletError> {
+        let conn = self.conn()?;
+        sqlx::Executor::execute(conn, sql)
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    /// Commits; with `again`, begins the next transaction in the same round
+    /// trip and keeps the session, else hands the connection back.
+    async fn commit(mut self, again: bool) -> Result<Option<Self>, WalletError> {
+        self.simple(if again { "COMMIT; BEGIN" } else { "COMMIT" })
+            .await?;
+        if again {
+            return Ok(Some(self));
+        }
+        // The transaction has ended: the connection may go back.
+        drop(self.conn.take());
+        Ok(None)
+    }
+
+    /// Rolls back and hands the connection back (closed if the rollback
+    /// did not go through).
+    async fn roll_back(mut self) {
+        if self.simple("ROLLBACK").await.is_ok() {
+            drop(self.conn.take());
+        }
+    }
+
+    /// Ends a begun transaction that carried nothing.
+    async fn end(self) {
+        if let Ok(Some(session)) = self.commit(false).await {
+            drop(session);
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.as_mut() {
+            conn.close_on_drop();
         }
     }
 }
@@ -359,9 +446,21 @@ enum BatchFailure {
     OneByOne,
 }
 
-async fn run_batch(pool: &PgPool, jobs: Vec<Job>, counters: &Counters) {
+/// Applies one batch and answers its callers. Returns the session to carry
+/// the next batch, when commands are waiting for one.
+async fn run_batch(
+    pool: &PgPool,
+    session: Option<Session>,
+    jobs: Vec<Job>,
+    queue: &mpsc::Receiver<Job>,
+    counters: &Counters,
+) -> Option<Session> {
     counters.batch(jobs.len());
-    match apply_batch(pool, &jobs).await {
+    if session.is_some() {
+        counters.chained.fetch_add(1, Ordering::Relaxed);
+    }
+    let (outcome, session) = apply_batch(pool, session, &jobs, queue).await;
+    match outcome {
         Ok(results) => {
             for (job, result) in jobs.into_iter().zip(results) {
                 let _ = job.reply.send(result);
@@ -393,47 +492,57 @@ async fn run_batch(pool: &PgPool, jobs: Vec<Job>, counters: &Counters) {
             }
         }
     }
+    session
 }
 
-/// One transaction for the whole batch; the results in the jobs' order.
+/// One transaction for the whole batch (on `session`, or a new one);
+/// the results in the jobs' order, and the session for the next batch.
 async fn apply_batch(
     pool: &PgPool,
+    session: Option<Session>,
     jobs: &[Job],
-) -> Result<Vec<Result<Applied, WalletError>>, BatchFailure> {
-    let everyone = |error: sqlx::Error| BatchFailure::Everyone(map_error(error));
-    let mut conn = pool.acquire().await.map_err(everyone)?;
-    let mut transaction = sqlx::Connection::begin(&mut *conn)
-        .await
-        .map_err(everyone)?;
-    match apply_in(&mut transaction, jobs).await {
-        Ok((results, true)) => {
-            transaction.commit().await.map_err(everyone)?;
-            Ok(results)
-        }
-        Ok((results, false)) => {
-            // Nothing to keep: replays, refusals, sweeps with nothing due.
-            transaction.rollback().await.map_err(everyone)?;
-            Ok(results)
-        }
+    queue: &mpsc::Receiver<Job>,
+) -> (
+    Result<Vec<Result<Applied, WalletError>>, BatchFailure>,
+    Option<Session>,
+) {
+    let mut session = match session {
+        Some(session) => session,
+        None => match Session::begin(pool).await {
+            Ok(session) => session,
+            Err(error) => return (Err(BatchFailure::Everyone(error)), None),
+        },
+    };
+    let applied = match session.conn() {
+        Ok(conn) => apply_in(conn, jobs).await,
+        Err(error) => Err(error),
+    };
+    match applied {
+        // The transaction ends whatever it did (replays, refusals and
+        // sweeps with nothing due write nothing but hold row locks).
+        Ok(results) => match session.commit(!queue.is_empty()).await {
+            Ok(next) => (Ok(results), next),
+            Err(error) => (Err(BatchFailure::Everyone(error)), None),
+        },
         Err(error) => {
-            let _ = transaction.rollback().await;
+            // The fallback needs the writer's connection: give it back.
+            session.roll_back().await;
             match error {
                 WalletError::Unavailable(_) | WalletError::ConcurrencyConflict => {
-                    Err(BatchFailure::Everyone(error))
+                    (Err(BatchFailure::Everyone(error)), None)
                 }
-                _ => Err(BatchFailure::OneByOne),
+                _ => (Err(BatchFailure::OneByOne), None),
             }
         }
     }
 }
 
 /// Locks and loads what the batch names, applies each command in order,
-/// and writes what changed. Returns the results and whether anything was
-/// written.
+/// and writes what changed. Returns the results in the jobs' order.
 async fn apply_in(
     conn: &mut PgConnection,
     jobs: &[Job],
-) -> Result<(Vec<Result<Applied, WalletError>>, bool), WalletError> {
+) -> Result<Vec<Result<Applied, WalletError>>, WalletError> {
     let mut wallet_users = BTreeSet::new();
     let mut account_users = BTreeSet::new();
     let mut hold_ids = Vec::new();
@@ -464,8 +573,8 @@ async fn apply_in(
     let mut state = BatchState::new(wallets, accounts, records);
     let results: Vec<Result<Applied, WalletError>> =
         jobs.iter().map(|job| state.apply(job)).collect();
-    let wrote = state.write(conn).await?;
-    Ok((results, wrote))
+    state.write(conn).await?;
+    Ok(results)
 }
 
 /// A wallet in a batch: as the commands applied so far left it.

@@ -348,6 +348,10 @@ async fn a_full_queue_pushes_back_then_answers_unavailable() {
         dec("3"),
         "the third was not applied"
     );
+    // The second command was waiting when the first committed: its batch
+    // ran in the transaction that commit began.
+    let stats = service.store().batch_stats().expect("batching is on");
+    assert!(stats.chained >= 1, "{stats:?}");
     // Refused for a full queue, the command can simply be sent again.
     service
         .execute(deposit(user, "4", "VND"), key("third"))
