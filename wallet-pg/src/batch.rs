@@ -81,12 +81,13 @@ use crate::PgStore;
 pub const MAX_BATCH_DEFAULT: usize = 256;
 /// The default queue depth of each writer.
 pub const QUEUE_DEPTH_DEFAULT: usize = 1024;
-/// The default number of writers: one. Fewer writers make bigger batches;
-/// on two cores one writer did best on every workload (see
-/// docs/performance.md). More help where one PostgreSQL backend applying
-/// every batch becomes the limit, and limit the commands held up behind a
-/// batch that waits for a lock another process holds.
-pub const WRITERS_DEFAULT: usize = 1;
+/// The default number of writers: two. Fewer writers make bigger batches,
+/// more overlap one batch's commit with another's work; on two cores two
+/// did best on spread load, with four well behind (see
+/// docs/performance.md). More also hold up fewer commands behind a batch
+/// that waits for a lock another process holds. A hot wallet is one
+/// writer's whatever the number.
+pub const WRITERS_DEFAULT: usize = 2;
 /// The default wait for room in a full queue before `unavailable`.
 pub const ENQUEUE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
 /// The largest batch accepted: the write statement binds a few arrays of
