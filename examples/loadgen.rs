@@ -107,13 +107,15 @@ struct Options {
     max_connections: u32,
     writers: usize,
     max_batch: usize,
+    cached_wallets: usize,
     test_before_acquire: bool,
 }
 
 fn usage() -> &'static str {
     "usage: loadgen [--database-url URL] [--workload spread|hot|mixed|all|hot-deposit] \
      [--path single|batched|both] [--clients N] [--seconds S] [--json] [--reference-tps TPS] \
-     [--max-connections N] [--writers N] [--max-batch N] [--test-before-acquire]"
+     [--max-connections N] [--writers N] [--max-batch N] [--cached-wallets N] \
+     [--test-before-acquire]"
 }
 
 fn number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, String> {
@@ -134,6 +136,7 @@ fn parse_options() -> Result<Options, String> {
         max_connections: 0,
         writers: defaults.writers,
         max_batch: defaults.max_batch,
+        cached_wallets: defaults.cached_wallets,
         test_before_acquire: false,
     };
     let mut args = std::env::args().skip(1);
@@ -173,6 +176,7 @@ fn parse_options() -> Result<Options, String> {
             }
             "--writers" => options.writers = number("--writers", &value()?)?,
             "--max-batch" => options.max_batch = number("--max-batch", &value()?)?,
+            "--cached-wallets" => options.cached_wallets = number("--cached-wallets", &value()?)?,
             "--test-before-acquire" => options.test_before_acquire = true,
             "--json" => options.json = true,
             "--help" | "-h" => return Err(usage().to_string()),
@@ -548,6 +552,8 @@ async fn measure(
             fallbacks: after.fallbacks - before.fallbacks,
             failures: after.failures - before.failures,
             chained: after.chained - before.chained,
+            cached: after.cached - before.cached,
+            stale: after.stale - before.stale,
         }),
         _ => None,
     };
@@ -603,13 +609,21 @@ impl Report<'_> {
                 "ratio": ratio,
                 "mean_batch": mean_batch,
                 "largest_batch": self.batches.map(|b| b.largest),
+                "kept_wallets": self.batches.map(|b| b.cached),
+                "stale_batches": self.batches.map(|b| b.stale),
             });
             println!("{line}");
             return;
         }
         let reference = reference.map_or("-".to_string(), |r| format!("{r:.0}"));
         let ratio = ratio.map_or("-".to_string(), |r| format!("{r:.2}"));
-        let batch = mean_batch.map_or(String::new(), |m| format!(" mean_batch={m:.1}"));
+        let batch = match (mean_batch, self.batches) {
+            (Some(mean), Some(b)) => format!(
+                " mean_batch={mean:.1} kept_wallets={} stale_batches={}",
+                b.cached, b.stale
+            ),
+            _ => String::new(),
+        };
         println!(
             "{:<7} {:<8} clients={:<4} seconds={:<5.1} ops/s={:<8.0} p50={:<7.2}ms \
              p99={:<8.2}ms errors={:<5} reference_tps={reference} ratio={ratio}{batch}",
@@ -661,6 +675,7 @@ fn config(options: &Options, path: WritePath) -> PgConfig {
         config.batching = Some(BatchConfig {
             writers: options.writers,
             max_batch: options.max_batch,
+            cached_wallets: options.cached_wallets,
             ..BatchConfig::default()
         });
     }

@@ -20,9 +20,11 @@ use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 use wallet_core::command::apply_to_wallet;
 use wallet_core::store::WalletMutation;
-use wallet_core::testing::contract::{create_wallet, dec, deposit, earn, hold, withdraw, Harness};
+use wallet_core::testing::contract::{
+    create_wallet, dec, deposit, earn, execute, hold, hold_of, wallet_of, withdraw, Harness,
+};
 use wallet_core::{
-    Applied, Command, Ctx, HoldStatus, IdempotencyKey, InMemoryStore, Policy, Store,
+    Applied, Command, CommandOutput, Ctx, HoldStatus, IdempotencyKey, InMemoryStore, Policy, Store,
     UuidV7Generator, Wallet, WalletError, WalletService, WalletStore,
 };
 use wallet_pg::testing::{batched_test_config, fresh_store_with, ScratchDatabase};
@@ -653,4 +655,149 @@ async fn a_batch_that_waited_for_another_writer_sees_what_it_committed() {
     assert_eq!(log.len(), 3);
     wallet_core::testing::invariants::check_wallet(&wallet, &[], &log)
         .unwrap_or_else(|violation| panic!("{violation}"));
+}
+
+/// One command at a time on both sides; the results must agree.
+async fn one_by_one(
+    memory: &Harness<InMemoryStore>,
+    batched: &Harness<PgStore>,
+    command: Command,
+) -> Result<CommandOutput, WalletError> {
+    let left = memory.run(command.clone()).await;
+    let right = batched.run(command).await;
+    assert_eq!(left, right, "the batching store answered otherwise");
+    right
+}
+
+#[tokio::test]
+async fn a_wallet_its_writer_committed_is_kept_and_answers_as_a_fresh_load_would() {
+    let (memory, batched) = both_sides().await;
+    let user = Uuid::from_u128(0x4b);
+    let setup = || vec![create_wallet(user), deposit(user, "100", "USD")];
+    prepare(&memory, setup()).await;
+    prepare(&batched, setup()).await;
+    let before = stats(&batched);
+
+    one_by_one(&memory, &batched, deposit(user, "5", "USD"))
+        .await
+        .expect("a deposit");
+    let held = hold_of(
+        one_by_one(&memory, &batched, hold(user, "30", "USD", None))
+            .await
+            .expect("a hold"),
+    );
+    // The kept copy has the hold, active.
+    one_by_one(&memory, &batched, execute(user, held.id, Some("10")))
+        .await
+        .expect("a partial execute");
+    one_by_one(&memory, &batched, execute(user, held.id, None))
+        .await
+        .expect("the rest");
+    // Kept copies hold active holds only, as a fresh load does: this one
+    // must be loaded, in its final status.
+    assert_eq!(
+        one_by_one(&memory, &batched, execute(user, held.id, None)).await,
+        Err(WalletError::HoldNotActive)
+    );
+    // Refused on the kept copy, which the batch still proves newest.
+    assert_eq!(
+        one_by_one(&memory, &batched, withdraw(user, "500", "USD")).await,
+        Err(WalletError::InsufficientFunds)
+    );
+    one_by_one(&memory, &batched, withdraw(user, "75", "USD"))
+        .await
+        .expect("a withdrawal of the rest");
+
+    let after = stats(&batched);
+    // Every command but the one naming an ended hold took the kept copy.
+    assert_eq!(after.cached - before.cached, 6, "{after:?}");
+    assert_eq!(after.stale - before.stale, 0, "{after:?}");
+    assert_eq!(memory.snapshot(user).await, batched.snapshot(user).await);
+    batched.check_wallet(user).await;
+}
+
+#[tokio::test]
+async fn a_kept_wallet_another_process_changed_is_noticed_and_the_batch_runs_again() {
+    let (batched, database) = batched_store(|_| {}).await;
+    let service = WalletService::new(batched, Policy::default());
+    let other = WalletService::new(
+        PgStore::connect(&wallet_pg::testing::test_config(&database.url))
+            .await
+            .expect("a second store"),
+        Policy::default(),
+    );
+    let user = Uuid::now_v7();
+    service
+        .execute(create_wallet(user), None)
+        .await
+        .expect("a wallet");
+    service
+        .execute(deposit(user, "100", "USD"), None)
+        .await
+        .expect("a deposit through the batch: the writer keeps the wallet");
+    other
+        .execute(deposit(user, "50", "USD"), None)
+        .await
+        .expect("a deposit by another process");
+    let before = service.store().batch_stats().expect("batching is on");
+
+    // On the kept copy (100) this withdrawal is refused; the wallet has
+    // 150, and the answer must be the one the newest state gives.
+    let result = service
+        .execute(withdraw(user, "120", "USD"), None)
+        .await
+        .expect("the withdrawal, on the newest state");
+    assert_eq!(wallet_of(&result.output).version, 4);
+
+    let after = service.store().batch_stats().expect("batching is on");
+    assert_eq!(after.stale - before.stale, 1, "{after:?}");
+    assert_eq!(after.failures - before.failures, 0, "{after:?}");
+    let wallet = service.wallet(user).await.expect("wallet");
+    assert_eq!(wallet.balances[0].balance, dec("30"));
+    assert_eq!(wallet.version, 4);
+
+    // And a change the other process makes to a wallet the batch then
+    // changes: the batch's deposit builds on it, nothing is overwritten.
+    other
+        .execute(withdraw(user, "10", "USD"), None)
+        .await
+        .expect("a withdrawal by another process");
+    service
+        .execute(deposit(user, "1", "USD"), None)
+        .await
+        .expect("a deposit on the newest state");
+    let wallet = service.wallet(user).await.expect("wallet");
+    assert_eq!(wallet.balances[0].balance, dec("21"));
+    assert_eq!(wallet.version, 6);
+    let after = service.store().batch_stats().expect("batching is on");
+    assert_eq!(after.stale - before.stale, 2, "{after:?}");
+    assert_eq!(after.fallbacks - before.fallbacks, 0, "{after:?}");
+    let log = service
+        .transactions(
+            user,
+            wallet_core::TransactionFilter::default(),
+            wallet_core::PageRequest {
+                limit: 100,
+                cursor: None,
+            },
+        )
+        .await
+        .expect("history")
+        .items;
+    assert_eq!(log.len(), 5);
+    wallet_core::testing::invariants::check_wallet(&wallet, &[], &log)
+        .unwrap_or_else(|violation| panic!("{violation}"));
+}
+
+#[tokio::test]
+async fn with_no_wallets_kept_every_batch_locks_and_loads() {
+    let (store, _database) = batched_store(|batching| batching.cached_wallets = 0).await;
+    let batched = Harness::new(store);
+    let user = batched.new_wallet(0x4c).await;
+    for _ in 0..3 {
+        batched.ok(deposit(user, "1", "USD")).await;
+    }
+    let after = stats(&batched);
+    assert_eq!((after.cached, after.stale), (0, 0), "{after:?}");
+    assert_eq!(batched.wallet(user).await.balances[0].balance, dec("3"));
 }

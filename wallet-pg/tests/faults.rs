@@ -65,7 +65,7 @@ macro_rules! on_both_paths {
 
 on_both_paths!(
     the_pool_recovers_after_its_connections_are_ended: 2,
-    a_command_cut_while_holding_the_lock_is_not_applied_and_its_retry_is: 4,
+    a_command_cut_inside_its_transaction_is_not_applied_and_its_retry_is: 4,
     a_server_restart_in_the_middle_of_a_load_loses_and_doubles_nothing: 4,
 );
 
@@ -137,7 +137,7 @@ async fn the_pool_recovers_after_its_connections_are_ended(path: Path) {
     );
 }
 
-async fn a_command_cut_while_holding_the_lock_is_not_applied_and_its_retry_is(path: Path) {
+async fn a_command_cut_inside_its_transaction_is_not_applied_and_its_retry_is(path: Path) {
     let (store, database) = fresh_store_in(path).await;
     let store = Arc::new(store);
     let policy = Arc::new(Policy::default());
@@ -159,8 +159,10 @@ async fn a_command_cut_while_holding_the_lock_is_not_applied_and_its_retry_is(pa
     let before = service.wallet(user).await.expect("read");
     let (events_before, _) = service.events(None, Some(1000)).await.expect("events");
 
-    // A deposit whose mutation tells us it runs (the wallet row is locked
-    // by then) and waits until we have ended its connection.
+    // A deposit whose mutation tells us it runs (its transaction is open
+    // by then: on the single path it holds the wallet's row lock; a
+    // batching writer that kept the wallet takes the lock in its write)
+    // and waits until we have ended its connection.
     let command = deposit(user, "7", "USD");
     let (locked_tx, locked_rx) = mpsc::channel::<()>();
     let (go_tx, go_rx) = mpsc::channel::<()>();
@@ -200,16 +202,14 @@ async fn a_command_cut_while_holding_the_lock_is_not_applied_and_its_retry_is(pa
         .await
         .expect("joined")
         .expect("the mutation ran");
-    // The command's connection is the one holding a row lock on `wallets`
-    // (FOR UPDATE takes RowShareLock on the table) in the scratch database.
+    // The command's connection is the one of the scratch database with a
+    // transaction open and waiting for its client (the mutation).
     let mut admin = PgConnection::connect(&wallet_pg::testing::server_url())
         .await
         .expect("an admin connection");
     let ended: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(l.pid) FROM pg_locks l \
-         JOIN pg_database d ON d.oid = l.database \
-         WHERE d.datname = $1 AND l.locktype = 'relation' AND l.mode = 'RowShareLock' \
-         AND l.granted GROUP BY l.pid",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND state = 'idle in transaction'",
     )
     .bind(&database.name)
     .fetch_all(&mut admin)
