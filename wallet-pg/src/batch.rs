@@ -19,8 +19,9 @@
 //! 3. **One lock per aggregate.** The batch locks all its wallets in one
 //!    statement and all its point accounts in another, in user id order (so
 //!    that writers of other processes locking overlapping sets cannot
-//!    deadlock), loads them in one statement each, and loads the
-//!    idempotency records of every key the batch names in one more.
+//!    deadlock), loads them in the same statements, and loads the
+//!    idempotency records of every key the batch names in one more. (A
+//!    batch on one kept wallet skips the wallet's: see 6.)
 //! 4. **Each command on its own.** Commands are applied in arrival order,
 //!    each on a copy of its aggregate: one that fails leaves nothing behind
 //!    and fails alone; one that succeeds becomes the aggregate the next
@@ -28,28 +29,38 @@
 //!    carry that version. A key already used earlier in the batch replays
 //!    that command's result (or is `idempotency_key_reused`), exactly as a
 //!    stored record would.
-//! 5. **One write, one commit.** Every row the batch changed, the
-//!    transactions, the outbox events (in command order) and the
-//!    idempotency records are written in one statement, then the batch
-//!    commits; when commands are already waiting, `COMMIT; BEGIN` goes in
-//!    one round trip and the next batch runs on the same connection. Replies are held until the commit: if it fails, every
-//!    command of the batch gets the error (`unavailable`, or a
-//!    `concurrency_conflict` the service retries), never a result of a state
-//!    that was not committed.
+//! 5. **One write, one commit.** Every aggregate the batch changed (and a
+//!    kept wallet it used, changed or not: see 6), the transactions, the
+//!    outbox events (in command order) and the idempotency records are
+//!    written in one statement, then the batch commits; when commands are
+//!    already waiting, `COMMIT; BEGIN` goes in one round trip and the next
+//!    batch runs on the same connection. Replies are held until the
+//!    commit: if it fails, every command of the batch gets the error
+//!    (`unavailable`, or a `concurrency_conflict` the service retries),
+//!    never a result of a state that was not committed.
 //! 6. **Wallets kept between batches.** A writer keeps the wallets its
 //!    batches committed (up to [`BatchConfig::cached_wallets`], with only
-//!    their active holds, as a fresh load would give them). A later batch
-//!    on such a wallet skips the lock-and-load statement: the write's
-//!    `UPDATE ... WHERE version = <kept version>` takes the row lock and
-//!    proves the kept copy is still the newest (every change of a wallet
-//!    bumps its version), and a wallet the batch did not change is written
-//!    back as it was for the same proof. If another process changed the
-//!    wallet meanwhile, the version does not match: the batch rolls back,
-//!    forgets what it kept, and runs again with locks and loads, so no
-//!    answer is ever given from a stale copy. A command naming a hold the
-//!    kept copy does not hold as active loads the wallet as before. On one
-//!    hot wallet this takes a batch from three round trips to two. Point
-//!    accounts are always locked and loaded.
+//!    their active holds, as a fresh load would give them). A batch whose
+//!    only aggregate is one kept wallet (the hot wallet's case) skips the
+//!    lock-and-load statement: the write's `UPDATE ... WHERE version =
+//!    <kept version>` takes the row lock before anything else of the
+//!    wallet is written, and proves the kept copy is still the newest
+//!    (every change of a wallet bumps its version); if the batch changed
+//!    nothing, the wallet is written back as it was for the same proof, so
+//!    a refusal too is an answer of the newest state. If another process
+//!    changed the wallet meanwhile, the version does not match and nothing
+//!    of the wallet is written: the batch rolls back, the writer forgets
+//!    what it kept, and the batch runs again with locks and loads (as it
+//!    does after any failure of a run with a kept wallet but an outage).
+//!    A command naming a hold that the kept copy does not hold as active
+//!    loads the wallet as before. Being the batch's one lock, it cannot be
+//!    taken out of order with another. Kept wallets are forgotten whenever
+//!    the writers' pool opens a connection (the server may have restarted
+//!    or failed over without commits the writer saw, and hand out a
+//!    version number again), and after any failed or fallen-back batch.
+//!    On one hot wallet this takes a batch from three round trips to two.
+//!    Anything that changes a wallet outside this crate must bump its
+//!    version (the locked path relies on that too).
 //! 7. **Falling back.** When a statement of the batch fails for another
 //!    reason (another process stored one of the batch's keys first, a
 //!    constraint refused a row), the batch rolls back and each of its
@@ -279,7 +290,12 @@ impl std::fmt::Debug for Batcher {
 impl Batcher {
     /// Starts the writers on the current tokio runtime, writing through
     /// `pool` (their own: see `PgConfig::writer_pool`).
-    pub(crate) fn start(pool: PgPool, config: &BatchConfig) -> Result<Self, WalletError> {
+    /// `connections` counts the connections `pool` has opened.
+    pub(crate) fn start(
+        pool: PgPool,
+        connections: Arc<AtomicU64>,
+        config: &BatchConfig,
+    ) -> Result<Self, WalletError> {
         config.validate()?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             WalletError::Internal("batching needs a tokio runtime to run its writers".into())
@@ -292,7 +308,7 @@ impl Batcher {
                 pool.clone(),
                 receiver,
                 config.max_batch,
-                WalletCache::new(config.cached_wallets),
+                WalletCache::new(config.cached_wallets, Arc::clone(&connections)),
                 Arc::clone(&counters),
             ));
             queues.push(sender);
@@ -564,6 +580,7 @@ async fn apply_batch(
             Err(error) => return (Err(BatchFailure::Everyone(error)), None),
         },
     };
+    cache.check_connections();
     let mut applied = match session.conn() {
         Ok(conn) => apply_in(conn, jobs, Some(&*cache), counters).await,
         Err(error) => Err(Attempt::Failed(error)),
@@ -655,13 +672,16 @@ async fn apply_in(
             claim_keys.push(claim.key.as_str());
         }
     }
+    // A kept wallet is used only when it is the one lock the batch takes:
+    // its lock then comes with the write, and there is no other lock for
+    // it to be ordered with (see the module docs).
     let mut kept = Vec::new();
-    let mut to_lock = Vec::new();
-    for user in wallet_users {
-        let named = named_holds.get(&user).map_or(&[][..], Vec::as_slice);
-        match cache.and_then(|cache| cache.get(user, named)) {
-            Some(wallet) => kept.push(wallet),
-            None => to_lock.push(user),
+    let mut to_lock: Vec<Uuid> = wallet_users.into_iter().collect();
+    if let ([user], true) = (to_lock.as_slice(), account_users.is_empty()) {
+        let named = named_holds.get(user).map_or(&[][..], Vec::as_slice);
+        if let Some(wallet) = cache.and_then(|cache| cache.get(*user, named)) {
+            kept.push(wallet);
+            to_lock.clear();
         }
     }
     let used_cache = !kept.is_empty();
@@ -701,13 +721,33 @@ async fn apply_in(
 struct WalletCache {
     wallets: HashMap<Uuid, Wallet>,
     capacity: usize,
+    /// Connections the writers' pool has opened, and how many it had when
+    /// these wallets were kept.
+    connections: Arc<AtomicU64>,
+    seen_connections: u64,
 }
 
 impl WalletCache {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity: usize, connections: Arc<AtomicU64>) -> Self {
+        let seen_connections = connections.load(Ordering::SeqCst);
         WalletCache {
             wallets: HashMap::new(),
             capacity,
+            connections,
+            seen_connections,
+        }
+    }
+
+    /// Forgets every kept wallet if the pool has opened a connection since
+    /// they were kept: the server may be another one (a failover, a
+    /// restart) that lost commits the writer saw, and a version number it
+    /// hands out again must not pass for the kept one. Called once the
+    /// batch has its connection.
+    fn check_connections(&mut self) {
+        let now = self.connections.load(Ordering::SeqCst);
+        if now != self.seen_connections {
+            self.wallets.clear();
+            self.seen_connections = now;
         }
     }
 
@@ -1052,6 +1092,12 @@ mod tests {
     #[test]
     fn limits_are_checked() {
         assert!(BatchConfig::default().validate().is_ok());
+        assert!(BatchConfig {
+            cached_wallets: 0,
+            ..BatchConfig::default()
+        }
+        .validate()
+        .is_ok());
         for config in [
             BatchConfig {
                 max_batch: 0,
@@ -1071,6 +1117,10 @@ mod tests {
             },
             BatchConfig {
                 enqueue_timeout: Duration::ZERO,
+                ..BatchConfig::default()
+            },
+            BatchConfig {
+                cached_wallets: CACHED_WALLETS_LIMIT + 1,
                 ..BatchConfig::default()
             },
         ] {

@@ -59,6 +59,7 @@ mod reader;
 pub mod testing;
 pub mod wallets;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -153,17 +154,28 @@ impl PgConfig {
     /// batch, so PostgreSQL would otherwise plan them afresh each time
     /// (measured: about 1 ms of a 3 ms batch), and their generic plans are
     /// the same index lookups.
-    fn writer_pool(&self, batching: &BatchConfig) -> Result<PgPool, WalletError> {
+    ///
+    /// Also returns a count of the connections the pool has opened: the
+    /// writers forget the wallets they keep when it moves (see
+    /// [`batch`](crate::batch)).
+    fn writer_pool(&self, batching: &BatchConfig) -> Result<(PgPool, Arc<AtomicU64>), WalletError> {
         let writers = u32::try_from(batching.writers)
             .map_err(|_| WalletError::Validation("batching: too many writers".into()))?;
         let options = self
             .connect_options(&self.database_url)?
             .options([("plan_cache_mode", "force_generic_plan")]);
-        Ok(self
+        let connections = Arc::new(AtomicU64::new(0));
+        let opened = Arc::clone(&connections);
+        let pool = self
             .pool_options()
             .max_connections(writers)
             .min_connections(0)
-            .connect_lazy_with(options))
+            .after_connect(move |_conn, _meta| {
+                opened.fetch_add(1, Ordering::SeqCst);
+                Box::pin(async { Ok(()) })
+            })
+            .connect_lazy_with(options);
+        Ok((pool, connections))
     }
 
     fn connect_options(&self, url: &str) -> Result<PgConnectOptions, WalletError> {
@@ -214,10 +226,10 @@ impl PgStore {
             None => None,
         };
         let batcher = match &config.batching {
-            Some(batching) => Some(Arc::new(Batcher::start(
-                config.writer_pool(batching)?,
-                batching,
-            )?)),
+            Some(batching) => {
+                let (pool, connections) = config.writer_pool(batching)?;
+                Some(Arc::new(Batcher::start(pool, connections, batching)?))
+            }
             None => None,
         };
         Ok(PgStore {

@@ -730,9 +730,12 @@ impl<'a> WalletColumns<'a> {
     }
 
     /// The statement's common table expressions for wallets, with their
-    /// parameters numbered from `$first`: `wallet_rows` (one row per
+    /// parameters numbered from `$first`: `wallet_rows` (the id of each
     /// wallet updated), `wallet_items_written`, `holds_written`,
-    /// `wallet_transactions_written`.
+    /// `wallet_transactions_written`. Items, holds and transactions are
+    /// written only for the wallets `wallet_rows` updated: so the wallet's
+    /// row lock comes first, and a wallet whose version no longer matches
+    /// writes nothing (the caller sees it missing from the count).
     pub fn ctes(first: usize) -> String {
         let p = |offset: usize| first + offset;
         format!(
@@ -742,10 +745,11 @@ impl<'a> WalletColumns<'a> {
                  FROM UNNEST({rows}) \
                  AS u(id, status, frozen_reason, version, transaction_count, updated_at, \
                  expected_version) \
-                 WHERE w.id = u.id AND w.version = u.expected_version RETURNING 1), \
+                 WHERE w.id = u.id AND w.version = u.expected_version RETURNING w.id), \
              wallet_items_written AS (INSERT INTO wallet_items (wallet_id, currency, balance, held) \
                  SELECT u.wallet_id, u.currency, u.balance, u.held \
                  FROM UNNEST({items}) AS u(wallet_id, currency, balance, held) \
+                 WHERE u.wallet_id IN (SELECT id FROM wallet_rows) \
                  ON CONFLICT (wallet_id, currency) \
                  DO UPDATE SET balance = EXCLUDED.balance, held = EXCLUDED.held), \
              holds_written AS (INSERT INTO holds (id, wallet_id, currency, original_amount, \
@@ -758,6 +762,7 @@ impl<'a> WalletColumns<'a> {
                  AS u(id, wallet_id, currency, original_amount, remaining_amount, \
                  executed_amount, released_amount, status, reference_type, reference_id, \
                  description, expires_at, created_at, updated_at) \
+                 WHERE u.wallet_id IN (SELECT id FROM wallet_rows) \
                  ON CONFLICT (id) DO UPDATE SET remaining_amount = EXCLUDED.remaining_amount, \
                  executed_amount = EXCLUDED.executed_amount, \
                  released_amount = EXCLUDED.released_amount, status = EXCLUDED.status, \
@@ -772,7 +777,8 @@ impl<'a> WalletColumns<'a> {
                  FROM UNNEST({transactions}) \
                  AS u(wallet_id, id, sequence, transaction_type, currency, amount, held_change, \
                  balance_after, held_after, description, reference, hold_id, idempotency_key, \
-                 created_at))",
+                 created_at) \
+                 WHERE u.wallet_id IN (SELECT id FROM wallet_rows))",
             rows = parameters(
                 p(0),
                 &["uuid", "text", "text", "bigint", "bigint", "timestamptz", "bigint"]

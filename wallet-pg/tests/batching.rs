@@ -801,3 +801,28 @@ async fn with_no_wallets_kept_every_batch_locks_and_loads() {
     assert_eq!((after.cached, after.stale), (0, 0), "{after:?}");
     assert_eq!(batched.wallet(user).await.balances[0].balance, dec("3"));
 }
+
+#[tokio::test]
+async fn kept_wallets_are_forgotten_when_the_writers_connect_again() {
+    let (store, database) = batched_store(|_| {}).await;
+    let batched = Harness::new(store);
+    let user = batched.new_wallet(0x4d).await;
+    batched.ok(deposit(user, "1", "USD")).await;
+    let before = stats(&batched);
+    batched.ok(deposit(user, "1", "USD")).await;
+    let kept = stats(&batched);
+    assert_eq!(kept.cached - before.cached, 1, "{kept:?}");
+
+    // A server that went away may come back without commits the writer
+    // saw: after a new connection, nothing kept is trusted.
+    let ended = wallet_pg::testing::terminate_connections(&database.name).await;
+    assert!(ended >= 1, "the store had connections to end");
+    batched.ok(deposit(user, "1", "USD")).await;
+    let reconnected = stats(&batched);
+    assert_eq!(reconnected.cached - kept.cached, 0, "{reconnected:?}");
+    batched.ok(deposit(user, "1", "USD")).await;
+    let again = stats(&batched);
+    assert_eq!(again.cached - reconnected.cached, 1, "{again:?}");
+    assert_eq!(batched.wallet(user).await.balances[0].balance, dec("4"));
+    batched.check_wallet(user).await;
+}
