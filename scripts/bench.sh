@@ -2,17 +2,19 @@
 # Throughput of the wallet on PostgreSQL, side by side with the server's own
 # ceiling measured in the same run.
 #
-# Each round:
+# Each round, for each workload (spread, hot, mixed):
 # 1. `pgbench -N` (one-row update + inserts per transaction) with the same
-#    client count, on a scratch database of the same server: the reference.
-# 2. The load generator's workloads (spread, hot, mixed) against another
-#    scratch database, on both write paths (one transaction per command,
-#    and the batching writer), each reported with the reference and the
-#    ratio.
+#    client count, on a scratch database of the same server: the reference,
+#    measured right before the workload (the server's speed drifts on a
+#    shared machine, so the two are kept close in time).
+# 2. The load generator on that workload against another scratch
+#    database, on both write paths (one transaction per command, and the
+#    batching writer), each reported with the reference and the ratio.
 # With several rounds, a last table gives the medians (needs jq).
 #
 # Usage: scripts/bench.sh [--clients N] [--seconds S] [--rounds R] [--json]
 #                         [-- LOADGEN-ARGS...]   (e.g. -- --writers 2 --path batched)
+#   --workloads "spread hot" picks workloads (default: spread hot mixed).
 # Environment: DATABASE_URL (any database on the server; default: the one
 # scripts/ensure-postgres.sh finds or starts); CARGO_TARGET_DIR is honoured.
 set -euo pipefail
@@ -22,15 +24,23 @@ clients=16
 seconds=10
 rounds=1
 json=""
+workloads="spread hot mixed"
 extra=()
-usage="usage: scripts/bench.sh [--clients N] [--seconds S] [--rounds R] [--json] [-- LOADGEN-ARGS...]"
+usage="usage: scripts/bench.sh [--clients N] [--seconds S] [--rounds R] [--workloads \"spread hot mixed\"] [--json] [-- LOADGEN-ARGS...]"
 while [ $# -gt 0 ]; do
   case "$1" in
     --clients) clients="$2"; shift 2 ;;
     --seconds) seconds="$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
     --json) json="--json"; shift ;;
+    --workloads) workloads="$2"; shift 2 ;;
     --) shift; extra=("$@"); break ;;
+    *) echo "$usage" >&2; exit 2 ;;
+  esac
+done
+for workload in $workloads; do
+  case "$workload" in
+    spread|hot|mixed|hot-deposit) ;;
     *) echo "$usage" >&2; exit 2 ;;
   esac
 done
@@ -70,25 +80,27 @@ loadgen="${CARGO_TARGET_DIR:-target}/release/examples/loadgen"
 pgbench -q -i -s 10 "$(url_for "$reference_db")" >/dev/null 2>&1
 threads=$(( clients < 2 ? clients : 2 ))
 for round in $(seq 1 "$rounds"); do
-  echo "bench.sh: round $round of $rounds: pgbench -N, $clients clients, ${seconds}s (scale 10)" >&2
-  reference_tps=$(pgbench -N -c "$clients" -j "$threads" -T "$seconds" -n "$(url_for "$reference_db")" 2>/dev/null \
-    | awk '/^tps = / { print $3; exit }')
-  if [ -z "$reference_tps" ]; then
-    echo "bench.sh: pgbench gave no figure" >&2
-    exit 1
-  fi
-  [ -n "$json" ] || echo "reference: pgbench -N clients=$clients seconds=$seconds tps=$reference_tps"
-  run=("$loadgen" --database-url "$(url_for "$wallet_db")" --workload all
-    --clients "$clients" --seconds "$seconds" --reference-tps "$reference_tps" "${extra[@]}")
-  if [ -z "$json" ] && ! command -v jq >/dev/null 2>&1; then
-    "${run[@]}"   # text lines; medians need jq
-    continue
-  fi
-  "${run[@]}" --json \
-    | tee -a "$results" \
-    | if [ -n "$json" ]; then cat; else
-        jq -r '"\(.workload | . + "       " | .[0:7]) \(.path | . + "        " | .[0:8]) clients=\(.clients) ops/s=\(.ops_per_s | floor) p50=\(.p50_ms * 100 | floor / 100)ms p99=\(.p99_ms * 100 | floor / 100)ms errors=\(.errors) reference_tps=\(.reference_tps | floor) ratio=\(.ratio * 100 | floor / 100)\(if .mean_batch then " mean_batch=\(.mean_batch * 10 | floor / 10)" else "" end)"'
-      fi
+  for workload in $workloads; do
+    echo "bench.sh: round $round of $rounds, $workload: pgbench -N, $clients clients, ${seconds}s (scale 10)" >&2
+    reference_tps=$(pgbench -N -c "$clients" -j "$threads" -T "$seconds" -n "$(url_for "$reference_db")" 2>/dev/null \
+      | awk '/^tps = / { print $3; exit }')
+    if [ -z "$reference_tps" ]; then
+      echo "bench.sh: pgbench gave no figure" >&2
+      exit 1
+    fi
+    [ -n "$json" ] || echo "reference: pgbench -N clients=$clients seconds=$seconds tps=$reference_tps"
+    run=("$loadgen" --database-url "$(url_for "$wallet_db")" --workload "$workload"
+      --clients "$clients" --seconds "$seconds" --reference-tps "$reference_tps" "${extra[@]}")
+    if [ -z "$json" ] && ! command -v jq >/dev/null 2>&1; then
+      "${run[@]}"   # text lines; medians need jq
+      continue
+    fi
+    "${run[@]}" --json \
+      | tee -a "$results" \
+      | if [ -n "$json" ]; then cat; else
+          jq -r '"\(.workload | . + "       " | .[0:7]) \(.path | . + "        " | .[0:8]) clients=\(.clients) ops/s=\(.ops_per_s | floor) p50=\(.p50_ms * 100 | floor / 100)ms p99=\(.p99_ms * 100 | floor / 100)ms errors=\(.errors) reference_tps=\(.reference_tps | floor) ratio=\(.ratio * 100 | floor / 100)\(if .mean_batch then " mean_batch=\(.mean_batch * 10 | floor / 10)" else "" end)"'
+        fi
+  done
 done
 
 if [ "$rounds" -gt 1 ] && [ -z "$json" ] && command -v jq >/dev/null 2>&1; then
@@ -98,6 +110,6 @@ if [ "$rounds" -gt 1 ] && [ -z "$json" ] && command -v jq >/dev/null 2>&1; then
     def median: sort | if length % 2 == 1 then .[length / 2 | floor]
                        else (.[length / 2 - 1] + .[length / 2]) / 2 end;
     group_by([.workload, .path])[]
-    | "\(.[0].workload | . + "       " | .[0:7]) \(.[0].path | . + "        " | .[0:8]) ops/s=\(map(.ops_per_s) | median | floor) p50=\(map(.p50_ms) | median * 100 | floor / 100)ms p99=\(map(.p99_ms) | median * 100 | floor / 100)ms reference_tps=\(map(.reference_tps) | median | floor) ratio=\(map(.ratio) | median * 100 | floor / 100)"
+    | "\(.[0].workload | . + "       " | .[0:7]) \(.[0].path | . + "        " | .[0:8]) ops/s=\(map(.ops_per_s) | median | floor) p50=\(map(.p50_ms) | median * 100 | floor / 100)ms p99=\(map(.p99_ms) | median * 100 | floor / 100)ms reference_tps=\(map(.reference_tps) | median | floor) ratio=\(map(.ratio) | median * 100 | floor / 100) (\(map(.ratio) | min * 100 | floor / 100) to \(map(.ratio) | max * 100 | floor / 100))"
   ' "$results"
 fi

@@ -79,6 +79,15 @@ pub struct Settings {
         global = true
     )]
     pub batch_writers: usize,
+    /// Wallets each batching writer keeps between batches, 0 for none
+    /// (with WALLET_BATCH).
+    #[arg(
+        long = "wallet-batch-cached-wallets",
+        env = "WALLET_BATCH_CACHED_WALLETS",
+        default_value_t = wallet_pg::batch::CACHED_WALLETS_DEFAULT,
+        global = true
+    )]
+    pub batch_cached_wallets: usize,
     /// Issuer URL of the identity provider (its keys are read from
     /// `{JWT_AUTHORITY}/.well-known/openid-configuration`).
     #[arg(long, env = "JWT_AUTHORITY", global = true)]
@@ -200,6 +209,8 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     /// Batching writers, when commands are batched (`WALLET_BATCH`).
     pub batch_writers: Option<usize>,
+    /// Wallets each batching writer keeps (`WALLET_BATCH_CACHED_WALLETS`).
+    pub batch_cached_wallets: usize,
 }
 
 /// Log output format.
@@ -262,6 +273,16 @@ impl Cli {
                         Some(s.batch_writers)
                     } else {
                         None
+                    },
+                    batch_cached_wallets: if s.batch_cached_wallets
+                        > wallet_pg::batch::CACHED_WALLETS_LIMIT
+                    {
+                        return Err(format!(
+                            "WALLET_BATCH_CACHED_WALLETS must be 0 to {}",
+                            wallet_pg::batch::CACHED_WALLETS_LIMIT
+                        ));
+                    } else {
+                        s.batch_cached_wallets
                     },
                 })
             }
@@ -462,6 +483,15 @@ mod tests {
             ],
             "WALLET_BATCH_WRITERS",
         );
+        check(
+            &[
+                "--database-url",
+                "postgres://h/db",
+                "--wallet-batch-cached-wallets",
+                "99999999",
+            ],
+            "WALLET_BATCH_CACHED_WALLETS",
+        );
         let migrate = Cli::try_parse_from([
             "wallet-http",
             "migrate",
@@ -500,6 +530,19 @@ mod tests {
             Ok(Some(3))
         );
         assert_eq!(writers(&["--wallet-batch-writers", "3"]), Ok(None));
+        let cached = |extra: &[&str]| {
+            let mut args = base.to_vec();
+            args.extend_from_slice(extra);
+            cli(&args).map(|c| c.database.map(|d| d.batch_cached_wallets))
+        };
+        assert_eq!(
+            cached(&[]),
+            Ok(Some(wallet_pg::batch::CACHED_WALLETS_DEFAULT))
+        );
+        assert_eq!(
+            cached(&["--wallet-batch", "--wallet-batch-cached-wallets", "0"]),
+            Ok(Some(0))
+        );
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<PgStore, String> {
     config.application_name = "wallet-http".to_owned();
     config.batching = settings.batch_writers.map(|writers| BatchConfig {
         writers,
+        cached_wallets: settings.batch_cached_wallets,
         ..BatchConfig::default()
     });
     let store = PgStore::connect(&config).await.map_err(|error| {
