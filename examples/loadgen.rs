@@ -1,7 +1,9 @@
 //! Load generator: drives wallet-pg through the application service with N
 //! concurrent clients for a fixed time and prints ops/s, p50, p99 and errors,
 //! on the store with one transaction per command (`single`) and with the
-//! batching writer (`batched`), side by side in one run.
+//! batching writer (`batched`), side by side in one run; `--path all` adds
+//! the batching writer keeping no wallets between batches
+//! (`batched-unkept`), to show what kept wallets are worth.
 //!
 //! ```text
 //! cargo run --release --features postgres --example loadgen -- \
@@ -85,6 +87,9 @@ enum WritePath {
     Single,
     /// The batching writer.
     Batched,
+    /// The batching writer keeping no wallets between batches
+    /// (`cached_wallets = 0`): every batch locks and loads.
+    BatchedUnkept,
 }
 
 impl WritePath {
@@ -92,6 +97,7 @@ impl WritePath {
         match self {
             WritePath::Single => "single",
             WritePath::Batched => "batched",
+            WritePath::BatchedUnkept => "batched-unkept",
         }
     }
 }
@@ -113,7 +119,7 @@ struct Options {
 
 fn usage() -> &'static str {
     "usage: loadgen [--database-url URL] [--workload spread|hot|mixed|all|hot-deposit] \
-     [--path single|batched|both] [--clients N] [--seconds S] [--json] [--reference-tps TPS] \
+     [--path single|batched|batched-unkept|both|all] [--clients N] [--seconds S] [--json] [--reference-tps TPS] \
      [--max-connections N] [--writers N] [--max-batch N] [--cached-wallets N] \
      [--test-before-acquire]"
 }
@@ -161,7 +167,13 @@ fn parse_options() -> Result<Options, String> {
                 options.paths = match value()?.as_str() {
                     "single" => vec![WritePath::Single],
                     "batched" => vec![WritePath::Batched],
+                    "batched-unkept" => vec![WritePath::BatchedUnkept],
                     "both" => vec![WritePath::Single, WritePath::Batched],
+                    "all" => vec![
+                        WritePath::Single,
+                        WritePath::Batched,
+                        WritePath::BatchedUnkept,
+                    ],
                     other => return Err(format!("unknown path {other}\n{}", usage())),
                 }
             }
@@ -671,11 +683,15 @@ fn config(options: &Options, path: WritePath) -> PgConfig {
     config.max_connections = options.max_connections;
     config.test_before_acquire = options.test_before_acquire;
     config.application_name = format!("loadgen-{}", path.name());
-    if path == WritePath::Batched {
+    if path != WritePath::Single {
         config.batching = Some(BatchConfig {
             writers: options.writers,
             max_batch: options.max_batch,
-            cached_wallets: options.cached_wallets,
+            cached_wallets: if path == WritePath::BatchedUnkept {
+                0
+            } else {
+                options.cached_wallets
+            },
             ..BatchConfig::default()
         });
     }
