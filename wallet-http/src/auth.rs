@@ -5,10 +5,18 @@
 //! or against a fixed key set (development mode, tests). Only RS256 and
 //! ES256 are accepted, each only with a key of its own type, so an HMAC can
 //! never be checked against a public key and `none` is never accepted.
+//!
+//! A token that passed every check is remembered (by the SHA-256 of its
+//! text) for at most [`TOKEN_CACHE_TTL`], never past its `exp` (with the
+//! same leeway) and only while the key set that verified it is the current
+//! one: a client sending the same token again skips the signature check
+//! (about 80 µs of CPU for ES256), which is most of what authentication
+//! costs a request. At most [`TOKEN_CACHE_ENTRIES_MAX`] tokens are kept.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
@@ -30,6 +38,10 @@ pub const TOKEN_LENGTH_MAX: usize = 16 * 1024;
 pub const KEYS_MAX: usize = 32;
 /// The most roles a token may carry.
 pub const ROLES_MAX: usize = 64;
+/// The longest a verified token is remembered (see the module docs).
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(30);
+/// The most verified tokens remembered at once.
+pub const TOKEN_CACHE_ENTRIES_MAX: usize = 4096;
 
 /// Why a token was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,6 +254,7 @@ pub struct JwtVerifier {
     issuer: String,
     audience: Option<String>,
     keys: KeySource,
+    verified: TokenCache,
 }
 
 impl JwtVerifier {
@@ -266,6 +279,7 @@ impl JwtVerifier {
                 last_read: tokio::sync::Mutex::new(None),
                 refresh_interval: KEY_REFRESH_INTERVAL,
             }),
+            verified: TokenCache::default(),
         })
     }
 
@@ -275,6 +289,7 @@ impl JwtVerifier {
             issuer: issuer.to_owned(),
             audience,
             keys: KeySource::Fixed(Arc::new(ring)),
+            verified: TokenCache::default(),
         }
     }
 
@@ -309,6 +324,13 @@ impl JwtVerifier {
         if token.len() > TOKEN_LENGTH_MAX {
             return Err(invalid("too long"));
         }
+        let digest = TokenCache::digest(token);
+        if let Some(actor) = self
+            .verified
+            .get(&digest, &self.current(), unix_now(), Instant::now())
+        {
+            return Ok(actor);
+        }
         let header = decode_header(token).map_err(|_| invalid("malformed"))?;
         let algorithm = header.alg;
         if !matches!(algorithm, Algorithm::RS256 | Algorithm::ES256) {
@@ -342,7 +364,14 @@ impl JwtVerifier {
                 Err(error) => outcome = Err(AuthError::Invalid(describe(&error))),
             }
         }
-        actor_of(outcome?)
+        let claims = outcome?;
+        let expires = claims.exp.as_ref().and_then(serde_json::Value::as_u64);
+        let actor = actor_of(claims)?;
+        if let Some(expires) = expires {
+            self.verified
+                .insert(digest, &actor, &ring, expires, Instant::now());
+        }
+        Ok(actor)
     }
 
     fn validation(&self, algorithm: Algorithm) -> Validation {
@@ -390,6 +419,9 @@ fn describe(error: &jsonwebtoken::errors::Error) -> String {
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: String,
+    /// Checked by the library; read here (when a whole number) to bound
+    /// how long the token is remembered.
+    exp: Option<serde_json::Value>,
     roles: Option<RoleClaim>,
     role: Option<RoleClaim>,
 }
@@ -421,6 +453,84 @@ fn actor_of(claims: Claims) -> Result<Actor, AuthError> {
     Ok(Actor { user_id, roles })
 }
 
+/// Seconds since the Unix epoch, as the token library counts them.
+fn unix_now() -> u64 {
+    jsonwebtoken::get_current_timestamp()
+}
+
+/// Tokens that passed every check (see the module docs).
+#[derive(Default)]
+struct TokenCache {
+    entries: Mutex<HashMap<[u8; 32], Verified>>,
+}
+
+struct Verified {
+    actor: Actor,
+    /// The key set that verified the token.
+    ring: Arc<KeyRing>,
+    /// The token's `exp`.
+    expires: u64,
+    /// When it stops being remembered.
+    until: Instant,
+}
+
+impl TokenCache {
+    fn digest(token: &str) -> [u8; 32] {
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(
+            ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref(),
+        );
+        digest
+    }
+
+    /// The caller of a remembered token, if it is still to be trusted:
+    /// verified by the current key set, not expired, not kept too long.
+    fn get(
+        &self,
+        digest: &[u8; 32],
+        current: &Arc<KeyRing>,
+        now_unix: u64,
+        now: Instant,
+    ) -> Option<Actor> {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = entries.get(digest)?;
+        if Arc::ptr_eq(&entry.ring, current)
+            && now_unix <= entry.expires.saturating_add(LEEWAY_SECONDS)
+            && now < entry.until
+        {
+            return Some(entry.actor.clone());
+        }
+        entries.remove(digest);
+        None
+    }
+
+    fn insert(
+        &self,
+        digest: [u8; 32],
+        actor: &Actor,
+        ring: &Arc<KeyRing>,
+        expires: u64,
+        now: Instant,
+    ) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= TOKEN_CACHE_ENTRIES_MAX {
+            entries.retain(|_, entry| now < entry.until);
+            if entries.len() >= TOKEN_CACHE_ENTRIES_MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(
+            digest,
+            Verified {
+                actor: actor.clone(),
+                ring: Arc::clone(ring),
+                expires,
+                until: now + TOKEN_CACHE_TTL,
+            },
+        );
+    }
+}
+
 /// The token of an `Authorization: Bearer <token>` header.
 pub fn bearer_token(headers: &axum::http::HeaderMap) -> Result<&str, AuthError> {
     let value = headers
@@ -436,4 +546,73 @@ pub fn bearer_token(headers: &axum::http::HeaderMap) -> Result<&str, AuthError> 
         return Err(AuthError::Invalid("expected `Bearer <token>`".to_owned()));
     }
     Ok(token.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn actor() -> Actor {
+        Actor {
+            user_id: Uuid::from_u128(7),
+            roles: vec!["User".to_owned()],
+        }
+    }
+
+    #[test]
+    fn a_remembered_token_is_trusted_only_while_its_key_set_exp_and_ttl_allow() {
+        let cache = TokenCache::default();
+        let ring = Arc::new(KeyRing::default());
+        let digest = TokenCache::digest("a.b.c");
+        let now = Instant::now();
+        let exp = 1_000_000;
+        assert_eq!(cache.get(&digest, &ring, exp - 10, now), None);
+        cache.insert(digest, &actor(), &ring, exp, now);
+        assert_eq!(cache.get(&digest, &ring, exp - 10, now), Some(actor()));
+        // Another token is not this one.
+        assert_eq!(
+            cache.get(&TokenCache::digest("a.b.d"), &ring, exp - 10, now),
+            None
+        );
+        // Within the leeway past exp, as the library allows; not beyond.
+        assert_eq!(
+            cache.get(&digest, &ring, exp + LEEWAY_SECONDS, now),
+            Some(actor())
+        );
+        assert_eq!(
+            cache.get(&digest, &ring, exp + LEEWAY_SECONDS + 1, now),
+            None
+        );
+        // Forgotten once refused: the next check verifies it again.
+        assert_eq!(cache.get(&digest, &ring, exp - 10, now), None);
+
+        cache.insert(digest, &actor(), &ring, exp, now);
+        assert_eq!(
+            cache.get(&digest, &ring, exp - 10, now + TOKEN_CACHE_TTL),
+            None
+        );
+
+        // Keys read again: what the old set verified is checked anew.
+        cache.insert(digest, &actor(), &ring, exp, now);
+        let reread = Arc::new(KeyRing::default());
+        assert_eq!(cache.get(&digest, &reread, exp - 10, now), None);
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let cache = TokenCache::default();
+        let ring = Arc::new(KeyRing::default());
+        let now = Instant::now();
+        for n in 0..TOKEN_CACHE_ENTRIES_MAX + 10 {
+            cache.insert(
+                TokenCache::digest(&n.to_string()),
+                &actor(),
+                &ring,
+                u64::MAX / 2,
+                now,
+            );
+        }
+        let entries = cache.entries.lock().map(|e| e.len()).unwrap_or(usize::MAX);
+        assert!(entries <= TOKEN_CACHE_ENTRIES_MAX, "{entries} tokens kept");
+    }
 }
