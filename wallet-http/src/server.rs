@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use wallet_core::{InMemoryStore, Policy, WalletService};
@@ -79,6 +80,13 @@ pub async fn serve<S: Backend>(
         stop.clone(),
     ));
     let app = router(state);
+    // Answers are small and go out at once: no waiting on Nagle's
+    // algorithm for the peer's acknowledgement.
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
+        }
+    });
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
