@@ -582,7 +582,7 @@ async fn apply_batch(
     };
     cache.check_connections();
     let mut applied = match session.conn() {
-        Ok(conn) => apply_in(conn, jobs, Some(&*cache), counters).await,
+        Ok(conn) => apply_in(conn, jobs, Some(&mut *cache), counters).await,
         Err(error) => Err(Attempt::Failed(error)),
     };
     if matches!(applied, Err(Attempt::Stale)) {
@@ -643,7 +643,7 @@ enum Attempt {
 async fn apply_in(
     conn: &mut PgConnection,
     jobs: &[Job],
-    cache: Option<&WalletCache>,
+    cache: Option<&mut WalletCache>,
     counters: &Counters,
 ) -> Result<(Vec<Result<Applied, WalletError>>, BatchState), Attempt> {
     let mut wallet_users = BTreeSet::new();
@@ -679,7 +679,7 @@ async fn apply_in(
     let mut to_lock: Vec<Uuid> = wallet_users.into_iter().collect();
     if let ([user], true) = (to_lock.as_slice(), account_users.is_empty()) {
         let named = named_holds.get(user).map_or(&[][..], Vec::as_slice);
-        if let Some(wallet) = cache.and_then(|cache| cache.get(*user, named)) {
+        if let Some(wallet) = cache.and_then(|cache| cache.take(*user, named)) {
             kept.push(wallet);
             to_lock.clear();
         }
@@ -751,20 +751,23 @@ impl WalletCache {
         }
     }
 
-    /// A copy of the user's kept wallet, if it holds every hold of
-    /// `named` as active (a fresh load would add the others, in whatever
-    /// status they are).
-    fn get(&self, user_id: Uuid, named: &[Uuid]) -> Option<Wallet> {
+    /// Takes the user's kept wallet out, if it holds every hold of `named`
+    /// as active (a fresh load would add the others, in whatever status
+    /// they are). Taken, not copied: a batch that commits keeps its
+    /// wallets again, and one that does not clears the cache.
+    fn take(&mut self, user_id: Uuid, named: &[Uuid]) -> Option<Wallet> {
         let wallet = self.wallets.get(&user_id)?;
-        named
-            .iter()
-            .all(|id| {
-                wallet
-                    .holds
-                    .get(id)
-                    .is_some_and(|hold| hold.status == HoldStatus::Active)
-            })
-            .then(|| wallet.clone())
+        let usable = named.iter().all(|id| {
+            wallet
+                .holds
+                .get(id)
+                .is_some_and(|hold| hold.status == HoldStatus::Active)
+        });
+        if usable {
+            self.wallets.remove(&user_id)
+        } else {
+            None
+        }
     }
 
     /// Keeps a committed wallet (without its changes, which are written).

@@ -644,19 +644,29 @@ pub async fn lock_wallets(
     Ok(wallets)
 }
 
+/// The contents of wallet `w.id` as the JSON columns `items` (every item)
+/// and `holds` (the active ones and those among `$2`): what the lock and
+/// the reload of [`lock_wallets`] both load.
+fn contents_columns() -> String {
+    format!(
+        "coalesce((SELECT json_agg(json_build_object('currency', i.currency, \
+             'balance', i.balance::text, 'held', i.held::text)) \
+             FROM wallet_items i WHERE i.wallet_id = w.id), '[]'::json) AS items, \
+         coalesce((SELECT json_agg({HOLD_JSON}) FROM holds h \
+             WHERE h.wallet_id = w.id AND (h.status = 'Active' OR h.id = ANY($2))), \
+             '[]'::json) AS holds"
+    )
+}
+
 fn lock_many_sql() -> &'static str {
     static SQL: OnceLock<String> = OnceLock::new();
     SQL.get_or_init(|| {
         format!(
             "SELECT {WALLET_COLUMNS}, \
              (SELECT s.version FROM wallets s WHERE s.id = w.id) AS seen_version, \
-             coalesce((SELECT json_agg(json_build_object('currency', i.currency, \
-                 'balance', i.balance::text, 'held', i.held::text)) \
-                 FROM wallet_items i WHERE i.wallet_id = w.id), '[]'::json) AS items, \
-             coalesce((SELECT json_agg({HOLD_JSON}) FROM holds h \
-                 WHERE h.wallet_id = w.id AND (h.status = 'Active' OR h.id = ANY($2))), \
-                 '[]'::json) AS holds \
-             FROM wallets w WHERE w.user_id = ANY($1) ORDER BY w.user_id FOR UPDATE"
+             {contents} \
+             FROM wallets w WHERE w.user_id = ANY($1) ORDER BY w.user_id FOR UPDATE",
+            contents = contents_columns()
         )
     })
 }
@@ -666,13 +676,9 @@ fn load_many_sql() -> &'static str {
     SQL.get_or_init(|| {
         format!(
             "SELECT w.id, \
-             coalesce((SELECT json_agg(json_build_object('currency', i.currency, \
-                 'balance', i.balance::text, 'held', i.held::text)) \
-                 FROM wallet_items i WHERE i.wallet_id = w.id), '[]'::json) AS items, \
-             coalesce((SELECT json_agg({HOLD_JSON}) FROM holds h \
-                 WHERE h.wallet_id = w.id AND (h.status = 'Active' OR h.id = ANY($2))), \
-                 '[]'::json) AS holds \
-             FROM UNNEST($1::uuid[]) AS w(id)"
+             {contents} \
+             FROM UNNEST($1::uuid[]) AS w(id)",
+            contents = contents_columns()
         )
     })
 }

@@ -640,9 +640,18 @@ async fn a_batch_that_waited_for_another_writer_sees_what_it_committed() {
     let points = service.point_account(user).await.expect("points");
     assert_eq!(points.available_points, 110);
     assert_eq!(points.version, 4);
+    assert_eq!(checked_history(&service, &wallet).await, 3);
+}
+
+/// Checks the wallet against its history (one page holds it in these
+/// tests) by the invariants; returns how many transactions it has.
+async fn checked_history(
+    service: &WalletService<PgStore>,
+    wallet: &wallet_core::WalletView,
+) -> usize {
     let log = service
         .transactions(
-            user,
+            wallet.user_id,
             wallet_core::TransactionFilter::default(),
             wallet_core::PageRequest {
                 limit: 100,
@@ -652,9 +661,9 @@ async fn a_batch_that_waited_for_another_writer_sees_what_it_committed() {
         .await
         .expect("history")
         .items;
-    assert_eq!(log.len(), 3);
-    wallet_core::testing::invariants::check_wallet(&wallet, &[], &log)
+    wallet_core::testing::invariants::check_wallet(wallet, &[], &log)
         .unwrap_or_else(|violation| panic!("{violation}"));
+    log.len()
 }
 
 /// One command at a time on both sides; the results must agree.
@@ -772,21 +781,7 @@ async fn a_kept_wallet_another_process_changed_is_noticed_and_the_batch_runs_aga
     let after = service.store().batch_stats().expect("batching is on");
     assert_eq!(after.stale - before.stale, 2, "{after:?}");
     assert_eq!(after.fallbacks - before.fallbacks, 0, "{after:?}");
-    let log = service
-        .transactions(
-            user,
-            wallet_core::TransactionFilter::default(),
-            wallet_core::PageRequest {
-                limit: 100,
-                cursor: None,
-            },
-        )
-        .await
-        .expect("history")
-        .items;
-    assert_eq!(log.len(), 5);
-    wallet_core::testing::invariants::check_wallet(&wallet, &[], &log)
-        .unwrap_or_else(|violation| panic!("{violation}"));
+    assert_eq!(checked_history(&service, &wallet).await, 5);
 }
 
 #[tokio::test]
