@@ -1,18 +1,17 @@
-//! The application: shared state, the caller extractor, the router built
-//! from the route table, and the layer every request passes through
-//! (request id, tracing span, timeout, metrics, problem documents).
+//! The application: shared state, the caller and body extractors, and the
+//! layer every request passes through (request id, tracing span, timeout,
+//! metrics, problem documents). The router that serves the route table is
+//! [`crate::routes::router`]; this module knows nothing of the routes.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Method, StatusCode};
-use axum::middleware::{self, Next};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Router;
-use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 use uuid::Uuid;
 use wallet_core::{Actor, WalletService};
@@ -21,7 +20,6 @@ use crate::auth::{bearer_token, TokenVerifier};
 use crate::backend::Backend;
 use crate::metrics::Metrics;
 use crate::problem::{Problem, ProblemCode, PROBLEM_CONTENT_TYPE};
-use crate::routes;
 
 /// The header carrying the request id.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -53,7 +51,6 @@ struct Inner<S> {
     verifier: Arc<dyn TokenVerifier>,
     metrics: Metrics,
     options: HttpOptions,
-    openapi: Bytes,
 }
 
 impl<S> Clone for AppState<S> {
@@ -72,15 +69,12 @@ impl<S: Backend> AppState<S> {
         metrics: Metrics,
         options: HttpOptions,
     ) -> Self {
-        let specs: Vec<_> = routes::table::<S>().into_iter().map(|r| r.spec).collect();
-        let openapi = serde_json::to_vec(&crate::openapi::document(&specs)).unwrap_or_default();
         AppState {
             inner: Arc::new(Inner {
                 service,
                 verifier,
                 metrics,
                 options,
-                openapi: Bytes::from(openapi),
             }),
         }
     }
@@ -93,11 +87,6 @@ impl<S: Backend> AppState<S> {
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
-    }
-
-    /// The OpenAPI document, serialised.
-    pub fn openapi(&self) -> Bytes {
-        self.inner.openapi.clone()
     }
 }
 
@@ -137,28 +126,9 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     }
 }
 
-/// The router of the whole service.
-pub fn router<S: Backend>(state: AppState<S>) -> Router {
-    let mut router = Router::new();
-    for route in routes::table::<S>() {
-        router = router.route(route.spec.path, route.handler);
-    }
-    router
-        .fallback(|| async { Problem::not_found() })
-        .layer(DefaultBodyLimit::max(crate::BODY_LIMIT_BYTES))
-        .layer(CatchPanicLayer::custom(
-            |_: Box<dyn std::any::Any + Send>| {
-                tracing::error!("a handler panicked");
-                Problem::internal().into_response()
-            },
-        ))
-        .layer(middleware::from_fn_with_state(state.clone(), observe::<S>))
-        .with_state(state)
-}
-
 /// The layer around every request: request id, span, timeout, metrics,
 /// and problem documents for whatever error left the router without one.
-async fn observe<S: Backend>(
+pub(crate) async fn observe<S: Backend>(
     State(state): State<AppState<S>>,
     mut request: Request,
     next: Next,

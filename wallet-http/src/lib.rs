@@ -4,8 +4,13 @@
 //! contract over [`wallet_core::WalletService`], on the PostgreSQL store of
 //! `wallet-pg` or the in-memory store of `wallet-core`.
 //!
-//! - [`routes`]: the route table (each route's description and handler);
-//! - [`app`]: state, the caller extractor, the router and the layer around
+//! - [`spec`]: what each route is (path, permission, success status), written
+//!   once; it depends on nothing else of the crate;
+//! - [`routes`]: the route table (each route's description and handler) and
+//!   the router that serves it;
+//! - [`gate`]: the one check of a route's permission, before its handler;
+//! - [`openapi`]: the OpenAPI document generated from the route table;
+//! - [`app`]: state, the caller and body extractors, and the layer around
 //!   every request (request id, span, timeout, metrics, problem documents);
 //! - [`auth`]: bearer tokens (OpenID discovery, key cache, RS256/ES256);
 //! - [`problem`]: the one mapping from the core's errors to HTTP;
@@ -18,6 +23,7 @@ pub mod backend;
 pub mod config;
 pub mod dev;
 pub mod dto;
+pub mod gate;
 pub mod input;
 pub mod metrics;
 pub mod openapi;
@@ -27,9 +33,10 @@ pub mod routes;
 pub mod server;
 pub mod spec;
 
-pub use app::{router, AppState, HttpOptions};
+pub use app::{AppState, HttpOptions};
 pub use auth::{JwtVerifier, KeyRing, TokenVerifier};
 pub use backend::Backend;
+pub use routes::router;
 pub use server::{application, serve, BackgroundOptions};
 
 /// The version of the service.

@@ -78,32 +78,24 @@ fn success_response(success: &Success, replayable: bool) -> (String, Value) {
             json!({ "description": "`true` when this is the stored response of an earlier request with the same key.", "schema": { "type": "string", "enum": ["true"] } }),
         );
     }
-    let (status, content) = match success {
-        Success::Schema(status, schema) => (*status, json_content(reference(schema))),
-        Success::Page(schema) => (
-            200,
-            json_content(json!({
-                "type": "object",
-                "required": ["items", "nextCursor"],
-                "properties": {
-                    "items": { "type": "array", "items": reference(schema) },
-                    "nextCursor": { "type": ["string", "null"], "description": "Pass as `cursor` for the next page; null on the last page." }
-                }
-            })),
-        ),
-        Success::Text => (
-            200,
-            json!({ "text/plain": { "schema": { "type": "string" } } }),
-        ),
-        Success::Html => (
-            200,
-            json!({ "text/html": { "schema": { "type": "string" } } }),
-        ),
-        Success::Document => (200, json_content(json!({ "type": "object" }))),
+    let content = match success {
+        Success::Schema(_, schema) => json_content(reference(schema)),
+        Success::Page(schema) => json_content(json!({
+            "type": "object",
+            "required": ["items", "nextCursor"],
+            "properties": {
+                "items": { "type": "array", "items": reference(schema) },
+                "nextCursor": { "type": ["string", "null"], "description": "Pass as `cursor` for the next page; null on the last page." }
+            }
+        })),
+        Success::Text => json!({ "text/plain": { "schema": { "type": "string" } } }),
+        Success::Html => json!({ "text/html": { "schema": { "type": "string" } } }),
+        Success::Document => json_content(json!({ "type": "object" })),
     };
-    let description = if status == 201 { "Created" } else { "OK" };
+    let status = success.status();
+    let description = status.canonical_reason().unwrap_or("OK");
     (
-        status.to_string(),
+        status.as_str().to_owned(),
         json!({ "description": description, "headers": headers, "content": content }),
     )
 }

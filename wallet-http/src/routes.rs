@@ -1,27 +1,34 @@
-//! The route table and the handlers.
+//! The route table, the router that serves it, and the handlers.
 //!
-//! Every route is one entry of [`table`]: its description (which the
-//! OpenAPI document is generated from) and its handler (which the router
-//! serves), so the two cannot drift apart.
-//!
-//! Handlers authorise before they load or parse anything: a caller who may
-//! not see a wallet learns nothing about it, not even whether it exists.
+//! Every route is one entry of [`table`]: its description ([`RouteSpec`]:
+//! path, declared access, success status), from which the OpenAPI document
+//! is generated, and its handler, which the router serves behind the
+//! permission gate of [`crate::gate`]. A handler only reads the request:
+//! a command route's handler builds the command ([`BuildCommand`]) and the
+//! one command endpoint ([`command`]) runs it and answers with the route's
+//! declared status; a query route's handler runs its query. No handler
+//! checks who is calling.
 
-use axum::extract::{RawQuery, State};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::handler::Handler;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
-use axum::Json;
+use axum::{Extension, Json, Router};
+use rust_decimal::Decimal;
 use serde::Deserialize;
+use tower_http::catch_panic::CatchPanicLayer;
 use wallet_core::{
-    access_of, Access, Actor, Command, CommandOutput, CurrencyCode, HoldStatus, PageRequest,
-    TransactionFilter, TransactionType, WalletError, WalletStatus,
+    Actor, Command, CommandOutput, CurrencyCode, HoldStatus, PageRequest, TransactionFilter,
+    TransactionType, WalletError, WalletStatus,
 };
 
-use crate::app::{AppState, Body, Caller};
+use crate::app::{observe, AppState, Body};
 use crate::backend::Backend;
 use crate::dto::*;
+use crate::gate::{self, Permitted};
 use crate::input::{self, json_body, NoFields, PathIds};
 use crate::problem::Problem;
 use crate::spec::RouteSpec;
@@ -33,24 +40,67 @@ pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 pub struct Route<S> {
     pub spec: RouteSpec,
     pub handler: MethodRouter<AppState<S>>,
+    /// How a command route builds its command; `None` for the other routes.
+    pub build: Option<BuildCommand>,
 }
 
+/// What a command route's handler reads: the caller (already through the
+/// gate), the ids of the path and the body.
+pub struct CommandInput<'a> {
+    pub actor: &'a Actor,
+    pub ids: PathIds,
+    pub body: &'a Bytes,
+}
+
+/// Turns the request of a command route into its command.
+pub type BuildCommand = fn(&CommandInput<'_>) -> Result<Command, Problem>;
+
+fn method_filter(method: &Method) -> MethodFilter {
+    if method == Method::POST {
+        MethodFilter::POST
+    } else if method == Method::DELETE {
+        MethodFilter::DELETE
+    } else {
+        MethodFilter::GET
+    }
+}
+
+/// A query or operations route.
 fn route<S, H, T>(spec: RouteSpec, handler: H) -> Route<S>
 where
     S: Backend,
     H: Handler<T, AppState<S>>,
     T: 'static,
 {
-    let filter = if spec.method == Method::POST {
-        MethodFilter::POST
-    } else if spec.method == Method::DELETE {
-        MethodFilter::DELETE
-    } else {
-        MethodFilter::GET
+    Route {
+        handler: on(method_filter(&spec.method), handler),
+        spec,
+        build: None,
+    }
+}
+
+/// A command route: `build` reads the request, and the command endpoint
+/// runs the command and answers with the route's declared status.
+fn command<S: Backend>(spec: RouteSpec, build: BuildCommand) -> Route<S> {
+    let status = spec.success.status();
+    let endpoint = move |State(state): State<AppState<S>>,
+                         permitted: Permitted,
+                         ids: PathIds,
+                         headers: HeaderMap,
+                         Body(body): Body| async move {
+        let input = CommandInput {
+            actor: permitted.actor(),
+            ids,
+            body: &body,
+        };
+        let command = build(&input)?;
+        permitted.confirm(command.user_id())?;
+        run(&state, &headers, command, status).await
     };
     Route {
+        handler: on(method_filter(&spec.method), endpoint),
         spec,
-        handler: on(filter, handler),
+        build: Some(build),
     }
 }
 
@@ -58,59 +108,81 @@ where
 pub fn table<S: Backend>() -> Vec<Route<S>> {
     use crate::spec::routes as r;
     vec![
-        route(r::create_wallet(), create_wallet::<S>),
+        command(r::create_wallet(), create_wallet),
         route(r::list_wallets(), list_wallets::<S>),
         route(r::statistics(), statistics::<S>),
         route(r::events(), events::<S>),
         route(r::get_wallet(), get_wallet::<S>),
-        route(r::close_wallet(), close_wallet::<S>),
-        route(r::deposit(), deposit::<S>),
-        route(r::withdraw(), withdraw::<S>),
-        route(r::exchange(), exchange::<S>),
+        command(r::close_wallet(), close_wallet),
+        command(r::deposit(), deposit),
+        command(r::withdraw(), withdraw),
+        command(r::exchange(), exchange),
         route(r::transactions(), transactions::<S>),
-        route(r::create_hold(), create_hold::<S>),
+        command(r::create_hold(), create_hold),
         route(r::list_holds(), list_holds::<S>),
         route(r::get_hold(), get_hold::<S>),
-        route(r::execute_hold(), execute_hold::<S>),
-        route(r::release_hold(), release_hold::<S>),
-        route(r::cancel_hold(), cancel_hold::<S>),
-        route(r::freeze(), freeze::<S>),
-        route(r::unfreeze(), unfreeze::<S>),
-        route(r::create_point_account(), create_point_account::<S>),
+        command(r::execute_hold(), execute_hold),
+        command(r::release_hold(), release_hold),
+        command(r::cancel_hold(), cancel_hold),
+        command(r::freeze(), freeze),
+        command(r::unfreeze(), unfreeze),
+        command(r::create_point_account(), create_point_account),
         route(r::get_point_account(), get_point_account::<S>),
-        route(r::earn_points(), earn_points::<S>),
-        route(r::spend_points(), spend_points::<S>),
-        route(r::adjust_points(), adjust_points::<S>),
-        route(r::confirm_pending(), confirm_pending::<S>),
-        route(r::cancel_pending(), cancel_pending::<S>),
+        command(r::earn_points(), earn_points),
+        command(r::spend_points(), spend_points),
+        command(r::adjust_points(), adjust_points),
+        command(r::confirm_pending(), confirm_pending),
+        command(r::cancel_pending(), cancel_pending),
         route(r::point_transactions(), point_transactions::<S>),
         route(r::live(), live),
         route(r::ready(), ready::<S>),
         route(r::health(), health::<S>),
         route(r::metrics(), metrics::<S>),
-        route(r::openapi(), openapi::<S>),
+        route(r::openapi(), openapi),
         route(r::docs(), docs),
     ]
 }
 
+/// The OpenAPI document, serialised once when the router is built.
+#[derive(Clone)]
+struct Document(Bytes);
+
+/// The router of the whole service: every route of the table behind its
+/// gate, and the layer around every request.
+pub fn router<S: Backend>(state: AppState<S>) -> Router {
+    let table = table::<S>();
+    let specs: Vec<RouteSpec> = table.iter().map(|route| route.spec.clone()).collect();
+    let document = serde_json::to_vec(&crate::openapi::document(&specs)).unwrap_or_default();
+    let mut router = Router::new();
+    for route in table {
+        let handler = gate::guard(route.handler, &route.spec, &state);
+        router = router.route(route.spec.path, handler);
+    }
+    router
+        .fallback(|| async { Problem::not_found() })
+        .layer(Extension(Document(Bytes::from(document))))
+        .layer(DefaultBodyLimit::max(crate::BODY_LIMIT_BYTES))
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                tracing::error!("a handler panicked");
+                Problem::internal().into_response()
+            },
+        ))
+        .layer(middleware::from_fn_with_state(state.clone(), observe::<S>))
+        .with_state(state)
+}
+
 // ---- commands ----------------------------------------------------------------
 
-/// Runs a command for `actor` and renders its result, or replays the first
-/// result of its idempotency key.
+/// Runs a command and answers with `status` and its result, or replays the
+/// first answer of its idempotency key.
 async fn run<S: Backend>(
     state: &AppState<S>,
-    actor: &Actor,
     headers: &HeaderMap,
     command: Command,
+    status: StatusCode,
 ) -> Result<Response, Problem> {
-    actor.authorize(access_of(&command), Some(command.user_id()))?;
     let key = input::idempotency_key(headers)?;
-    let status = match &command {
-        Command::CreateWallet { .. }
-        | Command::CreateHold { .. }
-        | Command::CreatePointAccount { .. } => StatusCode::CREATED,
-        _ => StatusCode::OK,
-    };
     let applied = state.service().execute(command.clone(), key).await?;
     if !applied.replayed {
         state.metrics().observe_command(&command, &applied.output);
@@ -166,316 +238,186 @@ fn currency(text: &str) -> Result<CurrencyCode, Problem> {
     CurrencyCode::parse(text).map_err(Problem::from)
 }
 
-async fn create_wallet<S: Backend>(
-    State(state): State<AppState<S>>,
-    Caller(actor): Caller,
-    headers: HeaderMap,
-    Body(body): Body,
-) -> Result<Response, Problem> {
-    let request: CreateWalletRequest = json_body(&body)?;
-    let user_id = request.user_id.unwrap_or(actor.user_id);
-    actor.authorize(Access::Create, Some(user_id))?;
+fn create_wallet(input: &CommandInput<'_>) -> Result<Command, Problem> {
+    let request: CreateWalletRequest = json_body(input.body)?;
     let default_currency = request
         .default_currency
         .as_deref()
         .map(currency)
         .transpose()?;
-    let command = Command::CreateWallet {
-        user_id,
+    Ok(Command::CreateWallet {
+        user_id: request.user_id.unwrap_or(input.actor.user_id),
         default_currency,
-    };
-    run(&state, &actor, &headers, command).await
+    })
 }
 
-async fn deposit<S: Backend>(
-    state: State<AppState<S>>,
-    caller: Caller,
-    ids: PathIds,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, Problem> {
-    money_movement(state, caller, ids, headers, body, Access::Deposit).await
+/// The fields of a deposit or a withdrawal, read.
+struct Movement {
+    amount: Decimal,
+    currency: CurrencyCode,
+    description: Option<String>,
+    reference: Option<String>,
 }
 
-async fn withdraw<S: Backend>(
-    state: State<AppState<S>>,
-    caller: Caller,
-    ids: PathIds,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, Problem> {
-    money_movement(state, caller, ids, headers, body, Access::Spend).await
-}
-
-async fn money_movement<S: Backend>(
-    State(state): State<AppState<S>>,
-    Caller(actor): Caller,
-    ids: PathIds,
-    headers: HeaderMap,
-    Body(body): Body,
-    access: Access,
-) -> Result<Response, Problem> {
-    actor.authorize(access, Some(ids.user_id))?;
-    let request: MoneyRequest = json_body(&body)?;
-    let amount = input::amount("amount", &request.amount)?;
-    let currency = currency(&request.currency)?;
-    let command = if access == Access::Deposit {
-        Command::Deposit {
-            user_id: ids.user_id,
-            amount,
-            currency,
+impl Movement {
+    fn read(input: &CommandInput<'_>) -> Result<Movement, Problem> {
+        let request: MoneyRequest = json_body(input.body)?;
+        Ok(Movement {
+            amount: input::amount("amount", &request.amount)?,
+            currency: currency(&request.currency)?,
             description: request.description,
             reference: request.reference,
-        }
-    } else {
-        Command::Withdraw {
-            user_id: ids.user_id,
-            amount,
-            currency,
-            description: request.description,
-            reference: request.reference,
-        }
-    };
-    run(&state, &actor, &headers, command).await
+        })
+    }
 }
 
-async fn exchange<S: Backend>(
-    State(state): State<AppState<S>>,
-    Caller(actor): Caller,
-    ids: PathIds,
-    headers: HeaderMap,
-    Body(body): Body,
-) -> Result<Response, Problem> {
-    actor.authorize(Access::Spend, Some(ids.user_id))?;
-    let request: ExchangeRequest = json_body(&body)?;
-    let command = Command::Exchange {
-        user_id: ids.user_id,
+fn deposit(input: &CommandInput<'_>) -> Result<Command, Problem> {
+    let movement = Movement::read(input)?;
+    Ok(Command::Deposit {
+        user_id: input.ids.user_id,
+        amount: movement.amount,
+        currency: movement.currency,
+        description: movement.description,
+        reference: movement.reference,
+    })
+}
+
+fn withdraw(input: &CommandInput<'_>) -> Result<Command, Problem> {
+    let movement = Movement::read(input)?;
+    Ok(Command::Withdraw {
+        user_id: input.ids.user_id,
+        amount: movement.amount,
+        currency: movement.currency,
+        description: movement.description,
+        reference: movement.reference,
+    })
+}
+
+fn exchange(input: &CommandInput<'_>) -> Result<Command, Problem> {
+    let request: ExchangeRequest = json_body(input.body)?;
+    Ok(Command::Exchange {
+        user_id: input.ids.user_id,
         amount: input::amount("amount", &request.amount)?,
         from_currency: currency(&request.from_currency)?,
         to_currency: currency(&request.to_currency)?,
-    };
-    run(&state, &actor, &headers, command).await
+    })
 }
 
-async fn create_hold<S: Backend>(
-    State(state): State<AppState<S>>,
-    Caller(actor): Caller,
-    ids: PathIds,
-    headers: HeaderMap,
-    Body(body): Body,
-) -> Result<Response, Problem> {
-    actor.authorize(Access::Spend, Some(ids.user_id))?;
-    let request: CreateHoldRequest = json_body(&body)?;
-    let command = Command::CreateHold {
-        user_id: ids.user_id,
+fn create_hold(input: &CommandInput<'_>) -> Result<Command, Problem> {
+    let request: CreateHoldRequest = json_body(input.body)?;
+    Ok(Command::CreateHold {
+        user_id: input.ids.user_id,
         amount: input::amount("amount", &request.amount)?,
         currency: currency(&request.currency)?,
         reference_type: request.reference_type,
         reference_id: request.reference_id,
         description: request.description,
         expires_at: request.expires_at,
-    };
-    run(&state, &actor, &headers, command).await
+    })
 }
 
-async fn execute_hold<S: Backend>(
-    State(state): State<AppState<S>>,
-    Caller(actor): Caller,
-    ids: PathIds,
-    headers: HeaderMap,
-    Body(body): Body,
-) -> Result<Response, Problem> {
-    actor.authorize(Access::Settle, Some(ids.user_id))?;
-    let request: ExecuteHoldRequest = json_body(&body)?;
-    let command = Command::ExecuteHold {
-        user_id: ids.user_id,
-        hold_id: ids.hold_id,
+fn execute_hold(input: &CommandInput<'_>) -> Result<Command, Problem> {
+    let request: ExecuteHoldRequest = json_body(input.body)?;
+    Ok(Command::ExecuteHold {
+        user_id: input.ids.user_id,
+        hold_id: input.ids.hold_id,
         amount: input::optional_amount("amount", request.amount.as_deref())?,
         reference: request.reference,
-    };
-    run(&state, &actor, &headers, command).await
+    })
 }
 
-async fn release_hold<S: Backend>(
-    State(state): State<AppState<S>>,
-    Caller(actor): Caller,
-    ids: PathIds,
-    headers: HeaderMap,
-    Body(body): Body,
-) -> Result<Response, Problem> {
-    actor.authorize(Access::Settle, Some(ids.user_id))?;
-    let request: ReleaseHoldRequest = json_body(&body)?;
-    let command = Command::ReleaseHold {
-        user_id: ids.user_id,
-        hold_id: ids.hold_id,
+fn release_hold(input: &CommandInput<'_>) -> Result<Command, Problem> {
+    let request: ReleaseHoldRequest = json_body(input.body)?;
+    Ok(Command::ReleaseHold {
+        user_id: input.ids.user_id,
+        hold_id: input.ids.hold_id,
         amount: input::optional_amount("amount", request.amount.as_deref())?,
-    };
-    run(&state, &actor, &headers, command).await
+    })
 }
 
-async fn cancel_hold<S: Backend>(
-    State(state): State<AppState<S>>,
-    Caller(actor): Caller,
-    ids: PathIds,
-    headers: HeaderMap,
-    Body(body): Body,
-) -> Result<Response, Problem> {
-    actor.authorize(Access::Settle, Some(ids.user_id))?;
-    let _: NoFields = json_body(&body)?;
-    let command = Command::CancelHold {
-        user_id: ids.user_id,
-        hold_id: ids.hold_id,
-    };
-    run(&state, &actor, &headers, command).await
+fn cancel_hold(input: &CommandInput<'_>) -> Result<Command, Problem> {
+    let _: NoFields = json_body(input.body)?;
+    Ok(Command::CancelHold {
+        user_id: input.ids.user_id,
+        hold_id: input.ids.hold_id,
+    })
 }
 
-async fn freeze<S: Backend>(
-    State(state): State<AppState<S>>,
-    Caller(actor): Caller,
-    ids: PathIds,
-    headers: HeaderMap,
-    Body(body): Body,
-) -> Result<Response, Problem> {
-    actor.authorize(Access::Admin, Some(ids.user_id))?;
-    let request: FreezeRequest = json_body(&body)?;
-    let command = Command::FreezeWallet {
-        user_id: ids.user_id,
+fn freeze(input: &CommandInput<'_>) -> Result<Command, Problem> {
+    let request: FreezeRequest = json_body(input.body)?;
+    Ok(Command::FreezeWallet {
+        user_id: input.ids.user_id,
         reason: request.reason,
-    };
-    run(&state, &actor, &headers, command).await
+    })
 }
 
-async fn unfreeze<S: Backend>(
-    State(state): State<AppState<S>>,
-    Caller(actor): Caller,
-    ids: PathIds,
-    headers: HeaderMap,
-    Body(body): Body,
-) -> Result<Response, Problem> {
-    actor.authorize(Access::Admin, Some(ids.user_id))?;
-    let _: NoFields = json_body(&body)?;
-    let command = Command::UnfreezeWallet {
-        user_id: ids.user_id,
-    };
-    run(&state, &actor, &headers, command).await
+fn unfreeze(input: &CommandInput<'_>) -> Result<Command, Problem> {
+    let _: NoFields = json_body(input.body)?;
+    Ok(Command::UnfreezeWallet {
+        user_id: input.ids.user_id,
+    })
 }
 
-async fn close_wallet<S: Backend>(
-    State(state): State<AppState<S>>,
-    Caller(actor): Caller,
-    ids: PathIds,
-    headers: HeaderMap,
-    Body(body): Body,
-) -> Result<Response, Problem> {
-    actor.authorize(Access::Admin, Some(ids.user_id))?;
-    let _: NoFields = json_body(&body)?;
-    let command = Command::CloseWallet {
-        user_id: ids.user_id,
-    };
-    run(&state, &actor, &headers, command).await
+fn close_wallet(input: &CommandInput<'_>) -> Result<Command, Problem> {
+    let _: NoFields = json_body(input.body)?;
+    Ok(Command::CloseWallet {
+        user_id: input.ids.user_id,
+    })
 }
 
-async fn create_point_account<S: Backend>(
-    State(state): State<AppState<S>>,
-    Caller(actor): Caller,
-    ids: PathIds,
-    headers: HeaderMap,
-    Body(body): Body,
-) -> Result<Response, Problem> {
-    actor.authorize(Access::Create, Some(ids.user_id))?;
-    let _: NoFields = json_body(&body)?;
-    let command = Command::CreatePointAccount {
-        user_id: ids.user_id,
-    };
-    run(&state, &actor, &headers, command).await
+fn create_point_account(input: &CommandInput<'_>) -> Result<Command, Problem> {
+    let _: NoFields = json_body(input.body)?;
+    Ok(Command::CreatePointAccount {
+        user_id: input.ids.user_id,
+    })
 }
 
-async fn earn_points<S: Backend>(
-    State(state): State<AppState<S>>,
-    Caller(actor): Caller,
-    ids: PathIds,
-    headers: HeaderMap,
-    Body(body): Body,
-) -> Result<Response, Problem> {
-    actor.authorize(Access::Settle, Some(ids.user_id))?;
-    let request: EarnRequest = json_body(&body)?;
-    let command = Command::EarnPoints {
-        user_id: ids.user_id,
+fn earn_points(input: &CommandInput<'_>) -> Result<Command, Problem> {
+    let request: EarnRequest = json_body(input.body)?;
+    Ok(Command::EarnPoints {
+        user_id: input.ids.user_id,
         points: request.points,
         source: request.source,
         description: request.description,
         expires_at: request.expires_at,
         pending: request.pending,
-    };
-    run(&state, &actor, &headers, command).await
+    })
 }
 
-async fn spend_points<S: Backend>(
-    State(state): State<AppState<S>>,
-    Caller(actor): Caller,
-    ids: PathIds,
-    headers: HeaderMap,
-    Body(body): Body,
-) -> Result<Response, Problem> {
-    actor.authorize(Access::Spend, Some(ids.user_id))?;
-    let request: SpendRequest = json_body(&body)?;
-    let command = Command::SpendPoints {
-        user_id: ids.user_id,
+fn spend_points(input: &CommandInput<'_>) -> Result<Command, Problem> {
+    let request: SpendRequest = json_body(input.body)?;
+    Ok(Command::SpendPoints {
+        user_id: input.ids.user_id,
         points: request.points,
         source: request.source,
         description: request.description,
-    };
-    run(&state, &actor, &headers, command).await
+    })
 }
 
-async fn adjust_points<S: Backend>(
-    State(state): State<AppState<S>>,
-    Caller(actor): Caller,
-    ids: PathIds,
-    headers: HeaderMap,
-    Body(body): Body,
-) -> Result<Response, Problem> {
-    actor.authorize(Access::Admin, Some(ids.user_id))?;
-    let request: AdjustRequest = json_body(&body)?;
-    let command = Command::AdjustPoints {
-        user_id: ids.user_id,
+fn adjust_points(input: &CommandInput<'_>) -> Result<Command, Problem> {
+    let request: AdjustRequest = json_body(input.body)?;
+    Ok(Command::AdjustPoints {
+        user_id: input.ids.user_id,
         delta: request.points,
         source: request.source,
         description: request.description,
-    };
-    run(&state, &actor, &headers, command).await
+    })
 }
 
-async fn confirm_pending<S: Backend>(
-    State(state): State<AppState<S>>,
-    Caller(actor): Caller,
-    ids: PathIds,
-    headers: HeaderMap,
-    Body(body): Body,
-) -> Result<Response, Problem> {
-    actor.authorize(Access::Settle, Some(ids.user_id))?;
-    let _: NoFields = json_body(&body)?;
-    let command = Command::ConfirmPendingPoints {
-        user_id: ids.user_id,
-        lot_id: ids.lot_id,
-    };
-    run(&state, &actor, &headers, command).await
+fn confirm_pending(input: &CommandInput<'_>) -> Result<Command, Problem> {
+    let _: NoFields = json_body(input.body)?;
+    Ok(Command::ConfirmPendingPoints {
+        user_id: input.ids.user_id,
+        lot_id: input.ids.lot_id,
+    })
 }
 
-async fn cancel_pending<S: Backend>(
-    State(state): State<AppState<S>>,
-    Caller(actor): Caller,
-    ids: PathIds,
-    headers: HeaderMap,
-    Body(body): Body,
-) -> Result<Response, Problem> {
-    actor.authorize(Access::Settle, Some(ids.user_id))?;
-    let _: NoFields = json_body(&body)?;
-    let command = Command::CancelPendingPoints {
-        user_id: ids.user_id,
-        lot_id: ids.lot_id,
-    };
-    run(&state, &actor, &headers, command).await
+fn cancel_pending(input: &CommandInput<'_>) -> Result<Command, Problem> {
+    let _: NoFields = json_body(input.body)?;
+    Ok(Command::CancelPendingPoints {
+        user_id: input.ids.user_id,
+        lot_id: input.ids.lot_id,
+    })
 }
 
 // ---- queries -------------------------------------------------------------------
@@ -515,21 +457,17 @@ fn status_filter<T: std::str::FromStr<Err = WalletError>>(
 
 async fn get_wallet<S: Backend>(
     State(state): State<AppState<S>>,
-    Caller(actor): Caller,
     ids: PathIds,
 ) -> Result<Json<WalletDto>, Problem> {
-    actor.authorize(Access::Read, Some(ids.user_id))?;
     let wallet = state.service().wallet(ids.user_id).await?;
     Ok(Json((&wallet).into()))
 }
 
 async fn transactions<S: Backend>(
     State(state): State<AppState<S>>,
-    Caller(actor): Caller,
     ids: PathIds,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<PageDto<TransactionDto>>, Problem> {
-    actor.authorize(Access::Read, Some(ids.user_id))?;
     let query = PageQuery::parse(raw)?;
     let filter = TransactionFilter {
         currency: query.currency.as_deref().map(currency).transpose()?,
@@ -544,11 +482,9 @@ async fn transactions<S: Backend>(
 
 async fn list_holds<S: Backend>(
     State(state): State<AppState<S>>,
-    Caller(actor): Caller,
     ids: PathIds,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<PageDto<HoldDto>>, Problem> {
-    actor.authorize(Access::Read, Some(ids.user_id))?;
     let query = PageQuery::parse(raw)?;
     let status = status_filter::<HoldStatus>(query.status.as_deref())?;
     let page = state
@@ -560,31 +496,25 @@ async fn list_holds<S: Backend>(
 
 async fn get_hold<S: Backend>(
     State(state): State<AppState<S>>,
-    Caller(actor): Caller,
     ids: PathIds,
 ) -> Result<Json<HoldDto>, Problem> {
-    actor.authorize(Access::Read, Some(ids.user_id))?;
     let hold = state.service().hold(ids.user_id, ids.hold_id).await?;
     Ok(Json((&hold).into()))
 }
 
 async fn get_point_account<S: Backend>(
     State(state): State<AppState<S>>,
-    Caller(actor): Caller,
     ids: PathIds,
 ) -> Result<Json<PointAccountDto>, Problem> {
-    actor.authorize(Access::Read, Some(ids.user_id))?;
     let account = state.service().point_account(ids.user_id).await?;
     Ok(Json((&account).into()))
 }
 
 async fn point_transactions<S: Backend>(
     State(state): State<AppState<S>>,
-    Caller(actor): Caller,
     ids: PathIds,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<PageDto<PointTransactionDto>>, Problem> {
-    actor.authorize(Access::Read, Some(ids.user_id))?;
     let query = PageQuery::parse(raw)?;
     let page = state
         .service()
@@ -595,10 +525,8 @@ async fn point_transactions<S: Backend>(
 
 async fn list_wallets<S: Backend>(
     State(state): State<AppState<S>>,
-    Caller(actor): Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<PageDto<WalletDto>>, Problem> {
-    actor.authorize(Access::Admin, None)?;
     let query = PageQuery::parse(raw)?;
     let status = status_filter::<WalletStatus>(query.status.as_deref())?;
     let page = state.service().wallets(status, query.page()?).await?;
@@ -607,10 +535,8 @@ async fn list_wallets<S: Backend>(
 
 async fn statistics<S: Backend>(
     State(state): State<AppState<S>>,
-    Caller(actor): Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<StatisticsDto>, Problem> {
-    actor.authorize(Access::Admin, None)?;
     let query = PageQuery::parse(raw)?;
     let from = input::time("from", query.from.as_deref())?;
     let to = input::time("to", query.to.as_deref())?;
@@ -620,10 +546,8 @@ async fn statistics<S: Backend>(
 
 async fn events<S: Backend>(
     State(state): State<AppState<S>>,
-    Caller(actor): Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<EventsDto>, Problem> {
-    actor.authorize(Access::Admin, None)?;
     let query = PageQuery::parse(raw)?;
     let after = input::integer("after", query.after.as_deref())?;
     let after = match after {
@@ -715,13 +639,13 @@ async fn metrics<S: Backend>(State(state): State<AppState<S>>) -> Response {
         .into_response()
 }
 
-async fn openapi<S: Backend>(State(state): State<AppState<S>>) -> Response {
+async fn openapi(Extension(Document(document)): Extension<Document>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        state.openapi(),
+        document,
     )
         .into_response()
 }
@@ -735,4 +659,115 @@ async fn docs() -> Response {
         crate::DOCS_HTML,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+    use uuid::Uuid;
+    use wallet_core::{access_of, InMemoryStore};
+
+    use crate::spec::{Owner, Success};
+
+    /// A body the route of `operation_id` accepts.
+    fn valid_body(operation_id: &str) -> Value {
+        let money = json!({"amount": "1", "currency": "USD"});
+        let points = json!({"points": 5, "source": "order"});
+        match operation_id {
+            "deposit" | "withdraw" => money,
+            "exchange" => json!({"amount": "1", "fromCurrency": "USD", "toCurrency": "EUR"}),
+            "createHold" => json!({
+                "amount": "1", "currency": "USD",
+                "referenceType": "Order", "referenceId": Uuid::from_u128(9)
+            }),
+            "freezeWallet" => json!({"reason": "review"}),
+            "earnPoints" | "spendPoints" | "adjustPoints" => points,
+            _ => json!({}),
+        }
+    }
+
+    fn commands() -> Vec<(RouteSpec, BuildCommand)> {
+        table::<InMemoryStore>()
+            .into_iter()
+            .filter_map(|route| route.build.map(|build| (route.spec, build)))
+            .collect()
+    }
+
+    #[test]
+    fn every_command_route_declares_the_access_the_core_gives_its_command() {
+        let actor = Actor {
+            user_id: Uuid::from_u128(1),
+            roles: Vec::new(),
+        };
+        let ids = PathIds {
+            user_id: Uuid::from_u128(2),
+            hold_id: Uuid::from_u128(3),
+            lot_id: Uuid::from_u128(4),
+        };
+        let mut built = std::collections::HashSet::new();
+        let commands = commands();
+        let routes = commands.len();
+        for (spec, build) in commands {
+            let body = Bytes::from(valid_body(spec.operation_id).to_string());
+            let input = CommandInput {
+                actor: &actor,
+                ids,
+                body: &body,
+            };
+            let command = build(&input)
+                .unwrap_or_else(|problem| panic!("{}: {problem:?}", spec.operation_id));
+            assert_eq!(
+                spec.access,
+                Some(access_of(&command)),
+                "{}",
+                spec.operation_id
+            );
+            // The command acts on the user the gate checked: the path's, or
+            // for a route with no user in its path, the one it names.
+            let expected_user = match spec.owner() {
+                Owner::Path => ids.user_id,
+                Owner::Command => actor.user_id,
+                Owner::Nobody => panic!("{}: a command acts on a user", spec.operation_id),
+            };
+            assert_eq!(command.user_id(), expected_user, "{}", spec.operation_id);
+            built.insert(std::mem::discriminant(&command));
+        }
+        // The core has 17 commands, and each has exactly one route.
+        assert_eq!((routes, built.len()), (17, 17));
+    }
+
+    #[test]
+    fn only_command_routes_build_commands_and_each_declares_its_status_once() {
+        for route in table::<InMemoryStore>() {
+            let spec = &route.spec;
+            assert_eq!(
+                route.build.is_some(),
+                spec.is_command(),
+                "{}",
+                spec.operation_id
+            );
+            let creates = spec.operation_id.starts_with("create");
+            let status = spec.success.status();
+            assert_eq!(
+                status == StatusCode::CREATED,
+                creates && spec.is_command(),
+                "{}: {status}",
+                spec.operation_id
+            );
+            if let Success::Page(_) = spec.success {
+                assert_eq!(status, StatusCode::OK);
+            }
+        }
+    }
+
+    #[test]
+    fn the_owner_of_a_route_is_its_path_user_else_its_command_user_else_nobody() {
+        use crate::spec::routes as r;
+        assert_eq!(r::deposit().owner(), Owner::Path);
+        assert_eq!(r::get_hold().owner(), Owner::Path);
+        assert_eq!(r::create_wallet().owner(), Owner::Command);
+        assert_eq!(r::list_wallets().owner(), Owner::Nobody);
+        assert_eq!(r::events().owner(), Owner::Nobody);
+    }
 }

@@ -11,12 +11,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use wallet_core::{InMemoryStore, Policy, WalletService};
 
-use crate::app::{router, AppState, HttpOptions};
+use crate::app::{AppState, HttpOptions};
 use crate::auth::{JwtVerifier, TokenVerifier};
 use crate::backend::Backend;
 use crate::config::{AuthMode, CliCommand, Config, LogFormat};
 use crate::dev::DevIssuer;
 use crate::metrics::Metrics;
+use crate::routes::router;
 
 /// How often old idempotency records are purged.
 pub const PURGE_INTERVAL: Duration = Duration::from_secs(60 * 60);

@@ -1,8 +1,13 @@
-//! What each route is, for the OpenAPI document: method, path (with the
-//! parameter names of the HTTP contract), who may call it, its query
-//! parameters, body and success response.
+//! What each route is: method, path (with the parameter names of the HTTP
+//! contract), who may call it, its query parameters, body and success
+//! response with its status.
+//!
+//! This is the one place a route's permission and success status are
+//! written. The router (`routes`), the permission gate (`gate`) and the
+//! OpenAPI document (`openapi`) all read them from here, and this module
+//! depends on none of them.
 
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use wallet_core::Access;
 
 /// A query parameter.
@@ -19,8 +24,8 @@ pub struct QueryParam {
 /// What a successful response carries.
 #[derive(Debug, Clone)]
 pub enum Success {
-    /// A JSON document of a named schema.
-    Schema(u16, &'static str),
+    /// A JSON document of a named schema, with its status.
+    Schema(StatusCode, &'static str),
     /// A page (`items`, `nextCursor`) of a named schema.
     Page(&'static str),
     /// Plain text (Prometheus metrics).
@@ -29,6 +34,29 @@ pub enum Success {
     Html,
     /// The OpenAPI document itself.
     Document,
+}
+
+impl Success {
+    /// The status of a successful answer.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Success::Schema(status, _) => *status,
+            Success::Page(_) | Success::Text | Success::Html | Success::Document => StatusCode::OK,
+        }
+    }
+}
+
+/// Whose wallet a route acts on, which is what its permission is checked
+/// against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// The user of the `{userId}` path parameter.
+    Path,
+    /// The user the command names in its body (creating a wallet, where the
+    /// caller may name another user), known only once the body is read.
+    Command,
+    /// No one user: the admin routes over every wallet.
+    Nobody,
 }
 
 /// One route.
@@ -64,7 +92,7 @@ impl RouteSpec {
             access: None,
             query: Vec::new(),
             body: None,
-            success: Success::Schema(200, "Wallet"),
+            success: Success::Schema(StatusCode::OK, "Wallet"),
         }
     }
 
@@ -91,6 +119,18 @@ impl RouteSpec {
     /// Whether the route changes state (and so takes `Idempotency-Key`).
     pub fn is_command(&self) -> bool {
         self.access.is_some() && self.method != Method::GET
+    }
+
+    /// Whose wallet the route acts on: the `{userId}` of its path, else the
+    /// user its command names, else no one.
+    pub fn owner(&self) -> Owner {
+        if self.path_params().contains(&"userId") {
+            Owner::Path
+        } else if self.is_command() {
+            Owner::Command
+        } else {
+            Owner::Nobody
+        }
     }
 
     /// The path parameters, in order (`userId`, `holdId`, `lotId`).
@@ -196,7 +236,7 @@ pub mod routes {
         )
         .access(Access::Create)
         .body("CreateWalletRequest")
-        .ok(Success::Schema(201, "Wallet"))
+        .ok(Success::Schema(StatusCode::CREATED, "Wallet"))
     }
     pub fn list_wallets() -> RouteSpec {
         RouteSpec::new(
@@ -220,7 +260,7 @@ pub mod routes {
         )
         .access(Access::Admin)
         .query(&[FROM, TO])
-        .ok(Success::Schema(200, "Statistics"))
+        .ok(Success::Schema(StatusCode::OK, "Statistics"))
     }
     pub fn events() -> RouteSpec {
         RouteSpec::new(
@@ -232,7 +272,7 @@ pub mod routes {
         )
         .access(Access::Admin)
         .query(&[AFTER, EVENTS_LIMIT])
-        .ok(Success::Schema(200, "Events"))
+        .ok(Success::Schema(StatusCode::OK, "Events"))
     }
     pub fn get_wallet() -> RouteSpec {
         RouteSpec::new(
@@ -264,7 +304,7 @@ pub mod routes {
         )
         .access(Access::Deposit)
         .body("MoneyRequest")
-        .ok(Success::Schema(200, "MoneyMovement"))
+        .ok(Success::Schema(StatusCode::OK, "MoneyMovement"))
     }
     pub fn withdraw() -> RouteSpec {
         RouteSpec::new(
@@ -276,7 +316,7 @@ pub mod routes {
         )
         .access(Access::Spend)
         .body("MoneyRequest")
-        .ok(Success::Schema(200, "MoneyMovement"))
+        .ok(Success::Schema(StatusCode::OK, "MoneyMovement"))
     }
     pub fn exchange() -> RouteSpec {
         RouteSpec::new(
@@ -288,7 +328,7 @@ pub mod routes {
         )
         .access(Access::Spend)
         .body("ExchangeRequest")
-        .ok(Success::Schema(200, "Exchange"))
+        .ok(Success::Schema(StatusCode::OK, "Exchange"))
     }
     pub fn transactions() -> RouteSpec {
         RouteSpec::new(
@@ -312,7 +352,7 @@ pub mod routes {
         )
         .access(Access::Spend)
         .body("CreateHoldRequest")
-        .ok(Success::Schema(201, "Hold"))
+        .ok(Success::Schema(StatusCode::CREATED, "Hold"))
     }
     pub fn list_holds() -> RouteSpec {
         RouteSpec::new(
@@ -335,7 +375,7 @@ pub mod routes {
             HOLDS,
         )
         .access(Access::Read)
-        .ok(Success::Schema(200, "Hold"))
+        .ok(Success::Schema(StatusCode::OK, "Hold"))
     }
     pub fn execute_hold() -> RouteSpec {
         RouteSpec::new(
@@ -347,7 +387,7 @@ pub mod routes {
         )
         .access(Access::Settle)
         .body("ExecuteHoldRequest")
-        .ok(Success::Schema(200, "Hold"))
+        .ok(Success::Schema(StatusCode::OK, "Hold"))
     }
     pub fn release_hold() -> RouteSpec {
         RouteSpec::new(
@@ -359,7 +399,7 @@ pub mod routes {
         )
         .access(Access::Settle)
         .body("ReleaseHoldRequest")
-        .ok(Success::Schema(200, "Hold"))
+        .ok(Success::Schema(StatusCode::OK, "Hold"))
     }
     pub fn cancel_hold() -> RouteSpec {
         RouteSpec::new(
@@ -370,7 +410,7 @@ pub mod routes {
             HOLDS,
         )
         .access(Access::Settle)
-        .ok(Success::Schema(200, "Hold"))
+        .ok(Success::Schema(StatusCode::OK, "Hold"))
     }
     pub fn freeze() -> RouteSpec {
         RouteSpec::new(
@@ -402,7 +442,7 @@ pub mod routes {
             POINTS,
         )
         .access(Access::Create)
-        .ok(Success::Schema(201, "PointAccount"))
+        .ok(Success::Schema(StatusCode::CREATED, "PointAccount"))
     }
     pub fn get_point_account() -> RouteSpec {
         RouteSpec::new(
@@ -413,7 +453,7 @@ pub mod routes {
             POINTS,
         )
         .access(Access::Read)
-        .ok(Success::Schema(200, "PointAccount"))
+        .ok(Success::Schema(StatusCode::OK, "PointAccount"))
     }
     pub fn earn_points() -> RouteSpec {
         RouteSpec::new(
@@ -425,7 +465,7 @@ pub mod routes {
         )
         .access(Access::Settle)
         .body("EarnRequest")
-        .ok(Success::Schema(200, "PointsResult"))
+        .ok(Success::Schema(StatusCode::OK, "PointsResult"))
     }
     pub fn spend_points() -> RouteSpec {
         RouteSpec::new(
@@ -437,7 +477,7 @@ pub mod routes {
         )
         .access(Access::Spend)
         .body("SpendRequest")
-        .ok(Success::Schema(200, "PointsResult"))
+        .ok(Success::Schema(StatusCode::OK, "PointsResult"))
     }
     pub fn adjust_points() -> RouteSpec {
         RouteSpec::new(
@@ -449,7 +489,7 @@ pub mod routes {
         )
         .access(Access::Admin)
         .body("AdjustRequest")
-        .ok(Success::Schema(200, "PointsResult"))
+        .ok(Success::Schema(StatusCode::OK, "PointsResult"))
     }
     pub fn confirm_pending() -> RouteSpec {
         RouteSpec::new(
@@ -460,7 +500,7 @@ pub mod routes {
             POINTS,
         )
         .access(Access::Settle)
-        .ok(Success::Schema(200, "PointsResult"))
+        .ok(Success::Schema(StatusCode::OK, "PointsResult"))
     }
     pub fn cancel_pending() -> RouteSpec {
         RouteSpec::new(
@@ -471,7 +511,7 @@ pub mod routes {
             POINTS,
         )
         .access(Access::Settle)
-        .ok(Success::Schema(200, "PointsResult"))
+        .ok(Success::Schema(StatusCode::OK, "PointsResult"))
     }
     pub fn point_transactions() -> RouteSpec {
         RouteSpec::new(
@@ -487,7 +527,7 @@ pub mod routes {
     }
     pub fn live() -> RouteSpec {
         RouteSpec::new(Method::GET, "/health/live", "live", "Liveness", OPERATIONS)
-            .ok(Success::Schema(200, "Status"))
+            .ok(Success::Schema(StatusCode::OK, "Status"))
     }
     pub fn ready() -> RouteSpec {
         RouteSpec::new(
@@ -497,7 +537,7 @@ pub mod routes {
             "Readiness: 503 when the store does not answer",
             OPERATIONS,
         )
-        .ok(Success::Schema(200, "Status"))
+        .ok(Success::Schema(StatusCode::OK, "Status"))
     }
     pub fn health() -> RouteSpec {
         RouteSpec::new(
@@ -507,7 +547,7 @@ pub mod routes {
             "Health with its checks",
             OPERATIONS,
         )
-        .ok(Success::Schema(200, "Health"))
+        .ok(Success::Schema(StatusCode::OK, "Health"))
     }
     pub fn metrics() -> RouteSpec {
         RouteSpec::new(

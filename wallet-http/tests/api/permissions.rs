@@ -204,3 +204,38 @@ async fn a_caller_who_may_not_see_a_wallet_gets_403_whether_or_not_it_exists() {
     .assert_problem(403, "forbidden");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_permission_is_checked_before_the_body_is_read() {
+    let app = TestApp::spawn().await;
+    let (user, owner) = app.funded_user("1").await;
+    let other = app.token(Uuid::now_v7(), &[]);
+    let huge = format!("{{\"description\": \"{}\"}}", "x".repeat(70 * 1024));
+    let deposit = format!("/api/v1/wallets/{user}/deposit");
+    // A caller who may not deposit is refused without its body being read;
+    // one who may is told the body is too large.
+    app.post_raw(&deposit, &owner, &huge)
+        .await
+        .assert_problem(403, "forbidden");
+    app.post_raw(&deposit, &app.service(), &huge)
+        .await
+        .assert_problem(413, "payload_too_large");
+    // The ids of the path are read first: one that is not a UUID is 400
+    // for every caller, since no wallet can be named by it.
+    app.post_raw(
+        &format!("/api/v1/wallets/{user}/holds/not-a-uuid/execute"),
+        &other,
+        "{}",
+    )
+    .await
+    .assert_problem(400, "validation_error");
+    // Creating a wallet names its user in the body, so the check follows
+    // the body: malformed is 400, another user's wallet 403.
+    app.post_raw("/api/v1/wallets", &other, "{")
+        .await
+        .assert_problem(400, "validation_error");
+    app.post("/api/v1/wallets", &other, json!({"userId": Uuid::now_v7()}))
+        .await
+        .assert_problem(403, "forbidden");
+    app.stop().await;
+}

@@ -1,0 +1,149 @@
+//! The permission gate: the one place a route's declared access is checked.
+//!
+//! The router puts the gate ([`guard`]) in front of every route whose description
+//! names an access. Before the handler runs, the gate verifies the bearer
+//! token (401), reads the ids of the path (400 when one is not a UUID) and
+//! asks the core's permission table ([`wallet_core::Actor::authorize`])
+//! whether the caller may use the route on the wallet of the `{userId}` it
+//! names (403). Nothing is loaded before that answer, so a caller who may not
+//! see a wallet learns nothing about it, not even whether it exists, and
+//! never sees a validation error about a body it may not send.
+//!
+//! One route names its user in the body instead of the path: creating a
+//! wallet, where Service and Admin may name another user. The gate cannot
+//! see that user, so it lets the caller through with the check still owed,
+//! and [`Permitted::confirm`] makes it, with the same declared access, once
+//! the handler has read the body and before the command runs.
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
+use uuid::Uuid;
+use wallet_core::{Access, Actor};
+
+use crate::app::{AppState, Caller};
+use crate::backend::Backend;
+use crate::input::PathIds;
+use crate::problem::Problem;
+use crate::spec::{Owner, RouteSpec};
+
+/// What the gate of one route knows: the state (for the token verifier) and
+/// the route's declared access and owner.
+pub struct Gate<S> {
+    state: AppState<S>,
+    access: Access,
+    owner: Owner,
+}
+
+impl<S> Clone for Gate<S> {
+    fn clone(&self) -> Self {
+        Gate {
+            state: self.state.clone(),
+            access: self.access,
+            owner: self.owner,
+        }
+    }
+}
+
+/// The caller, authenticated and let through the gate of the matched route.
+#[derive(Debug, Clone)]
+pub struct Permitted {
+    actor: Actor,
+    /// The access still to check against the user the command names, for a
+    /// route whose user is not in its path.
+    owed: Option<Access>,
+}
+
+impl Permitted {
+    /// The caller.
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+
+    /// Finishes the check for the user the command acts on. For a route whose
+    /// user is in its path the gate has already checked, and the command's
+    /// user is that same user; otherwise this is where the route's access is
+    /// checked against the user named in the body.
+    pub fn confirm(&self, user_id: Uuid) -> Result<(), Problem> {
+        match self.owed {
+            None => Ok(()),
+            Some(access) => check(&self.actor, access, Some(user_id)),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Permitted {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Permitted>().cloned().ok_or_else(|| {
+            // The router puts the gate in front of every route that needs a
+            // token, so a handler asking for the caller always finds one; a
+            // route served without it must fail closed, not open.
+            tracing::error!("a route that needs a token was served without its gate");
+            Problem::internal()
+        })
+    }
+}
+
+/// Puts the gate of the route `spec` describes in front of its handler; a
+/// route anyone may call (no declared access) is left as it is.
+pub fn guard<S: Backend>(
+    handler: MethodRouter<AppState<S>>,
+    spec: &RouteSpec,
+    state: &AppState<S>,
+) -> MethodRouter<AppState<S>> {
+    match spec.access {
+        None => handler,
+        Some(access) => {
+            let gate = Gate {
+                state: state.clone(),
+                access,
+                owner: spec.owner(),
+            };
+            // A route layer, so that a method the path does not serve is
+            // still 405 without a token.
+            handler.route_layer(middleware::from_fn_with_state(gate, pass::<S>))
+        }
+    }
+}
+
+fn check(actor: &Actor, access: Access, owner: Option<Uuid>) -> Result<(), Problem> {
+    actor.authorize(access, owner).map_err(Problem::from)
+}
+
+impl<S: Backend> Gate<S> {
+    /// Authenticates the caller and checks the route's access against the
+    /// user the path names.
+    async fn admit(&self, parts: &mut Parts) -> Result<Permitted, Problem> {
+        let Caller(actor) = Caller::from_request_parts(parts, &self.state).await?;
+        let ids = PathIds::from_request_parts(parts, &self.state).await?;
+        let owed = match self.owner {
+            Owner::Path => {
+                check(&actor, self.access, Some(ids.user_id))?;
+                None
+            }
+            Owner::Nobody => {
+                check(&actor, self.access, None)?;
+                None
+            }
+            Owner::Command => Some(self.access),
+        };
+        Ok(Permitted { actor, owed })
+    }
+}
+
+/// The middleware: lets a permitted caller through to the handler, with
+/// [`Permitted`] in the request's extensions, and answers anyone else.
+async fn pass<S: Backend>(State(gate): State<Gate<S>>, request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    match gate.admit(&mut parts).await {
+        Ok(permitted) => {
+            parts.extensions.insert(permitted);
+            next.run(Request::from_parts(parts, body)).await
+        }
+        Err(problem) => problem.into_response(),
+    }
+}
