@@ -112,14 +112,11 @@ impl Metrics {
                 exchange.transactions.iter().for_each(wallet)
             }
             CommandOutput::Hold { hold } => {
-                let kind = match command {
-                    Command::CreateHold { .. } => "Hold",
-                    Command::ExecuteHold { .. } => "HoldExecute",
-                    _ => "HoldRelease",
-                };
-                self.transactions
-                    .with_label_values(&[kind, hold.currency.as_str()])
-                    .inc();
+                if let Some(kind) = hold_transaction_type(command) {
+                    self.transactions
+                        .with_label_values(&[kind, hold.currency.as_str()])
+                        .inc();
+                }
             }
             CommandOutput::Points { transaction, .. } => points(transaction),
             CommandOutput::Wallet { .. } | CommandOutput::PointAccount { .. } => {}
@@ -144,5 +141,29 @@ impl Metrics {
             return String::new();
         }
         String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+/// The `type` label of the transaction a hold command writes, or `None` for
+/// a command that writes no hold transaction. Every command is listed, so a
+/// new one must be placed here.
+fn hold_transaction_type(command: &Command) -> Option<&'static str> {
+    match command {
+        Command::CreateHold { .. } => Some("Hold"),
+        Command::ExecuteHold { .. } => Some("HoldExecute"),
+        Command::ReleaseHold { .. } | Command::CancelHold { .. } => Some("HoldRelease"),
+        Command::CreateWallet { .. }
+        | Command::Deposit { .. }
+        | Command::Withdraw { .. }
+        | Command::Exchange { .. }
+        | Command::FreezeWallet { .. }
+        | Command::UnfreezeWallet { .. }
+        | Command::CloseWallet { .. }
+        | Command::CreatePointAccount { .. }
+        | Command::EarnPoints { .. }
+        | Command::SpendPoints { .. }
+        | Command::AdjustPoints { .. }
+        | Command::ConfirmPendingPoints { .. }
+        | Command::CancelPendingPoints { .. } => None,
     }
 }
