@@ -12,3 +12,6 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 cargo test --workspace --all-features --no-fail-fast
 # The fuzz crate is outside the workspace; make sure its target still builds.
 cargo check --manifest-path fuzz/Cargo.toml --bins
+# The API reference page in headless Chromium (installed if missing): every
+# route of the document shown, nothing fetched past loopback.
+scripts/check-docs.sh

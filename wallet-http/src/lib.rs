@@ -9,7 +9,8 @@
 //! - [`routes`]: the route table (each route's description and handler) and
 //!   the router that serves it;
 //! - [`gate`]: the one check of a route's permission, before its handler;
-//! - [`openapi`]: the OpenAPI document generated from the route table;
+//! - [`openapi`] and [`docs`]: the OpenAPI document generated from the route
+//!   table, and the Swagger UI page that renders it;
 //! - [`app`]: state, the caller and body extractors, and the layer around
 //!   every request (request id, span, timeout, metrics, problem documents);
 //! - [`auth`]: bearer tokens (OpenID discovery, key cache, RS256/ES256);
@@ -22,6 +23,7 @@ pub mod auth;
 pub mod backend;
 pub mod config;
 pub mod dev;
+pub mod docs;
 pub mod dto;
 pub mod gate;
 pub mod input;
@@ -43,5 +45,3 @@ pub use server::{application, serve, BackgroundOptions};
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The largest request body accepted, in bytes.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
-/// The API reference page: renders `/openapi.json` with no outside scripts.
-pub const DOCS_HTML: &str = include_str!("docs.html");

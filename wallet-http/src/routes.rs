@@ -15,7 +15,7 @@ use axum::handler::Handler;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::routing::{get, on, MethodFilter, MethodRouter};
 use axum::{Extension, Json, Router};
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -148,7 +148,8 @@ pub fn table<S: Backend>() -> Vec<Route<S>> {
 struct Document(Bytes);
 
 /// The router of the whole service: every route of the table behind its
-/// gate, and the layer around every request.
+/// gate, the files of the reference page, and the layer around every
+/// request.
 pub fn router<S: Backend>(state: AppState<S>) -> Router {
     let table = table::<S>();
     let specs: Vec<RouteSpec> = table.iter().map(|route| route.spec.clone()).collect();
@@ -159,6 +160,7 @@ pub fn router<S: Backend>(state: AppState<S>) -> Router {
         router = router.route(route.spec.path, handler);
     }
     router
+        .route(crate::docs::FILES_PATH, get(crate::docs::page_file))
         .fallback(|| async { Problem::not_found() })
         .layer(Extension(Document(Bytes::from(document))))
         .layer(DefaultBodyLimit::max(crate::BODY_LIMIT_BYTES))
@@ -651,14 +653,7 @@ async fn openapi(Extension(Document(document)): Extension<Document>) -> Response
 }
 
 async fn docs() -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        )],
-        crate::DOCS_HTML,
-    )
-        .into_response()
+    crate::docs::page()
 }
 
 #[cfg(test)]

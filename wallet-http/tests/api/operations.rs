@@ -227,6 +227,16 @@ async fn metrics_count_requests_transactions_and_errors() {
     app.stop().await;
 }
 
+/// The addresses a page's `src` and `href` attributes name.
+fn page_references(html: &str) -> Vec<String> {
+    ["src=\"", "href=\""]
+        .iter()
+        .flat_map(|attribute| html.split(attribute).skip(1))
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_owned)
+        .collect()
+}
+
 #[tokio::test]
 async fn the_reference_page_works_offline() {
     let app = TestApp::spawn().await;
@@ -238,9 +248,51 @@ async fn the_reference_page_works_offline() {
         .header("content-type")
         .unwrap_or("")
         .starts_with("text/html"));
-    assert!(page.text.contains("openapi.json"));
-    assert!(!page.text.contains("<script src"), "no outside scripts");
     assert!(!page.text.contains("https://"), "no outside resources");
+    // Swagger UI: every file the page loads is served by the service itself,
+    // under the page's base address.
+    assert!(
+        page.text.contains("<base href=\"/docs/\">"),
+        "{}",
+        page.text
+    );
+    let files = page_references(&page.text);
+    let files: Vec<&String> = files.iter().filter(|f| !f.starts_with("/docs/")).collect();
+    assert!(
+        files.iter().any(|f| f.ends_with("swagger-ui-bundle.js")),
+        "{files:?}"
+    );
+    for file in files {
+        assert!(
+            !file.contains("//") && !file.starts_with('/'),
+            "{file} is not one of the page's own files"
+        );
+        let name = file.trim_start_matches("./");
+        let reply = app
+            .send(
+                reqwest::Method::GET,
+                &format!("/docs/{name}"),
+                None,
+                &[],
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{name}");
+        assert!(!reply.text.is_empty(), "{name}");
+    }
+    // The page reads this service's document and keeps the token a reader
+    // pastes into "Authorize".
+    let initializer = app
+        .send(
+            reqwest::Method::GET,
+            "/docs/swagger-initializer.js",
+            None,
+            &[],
+            None,
+        )
+        .await;
+    assert!(initializer.text.contains("openapi.json"));
+    assert!(initializer.text.contains("\"persistAuthorization\": true"));
     app.stop().await;
 }
 
