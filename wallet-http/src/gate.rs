@@ -147,3 +147,27 @@ async fn pass<S: Backend>(State(gate): State<Gate<S>>, request: Request, next: N
         Err(problem) => problem.into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::spec::routes as r;
+
+    #[test]
+    fn the_document_says_who_may_call_as_the_core_decides() {
+        let everyone = "The owner (sub == userId), Service, Admin, SuperAdmin.";
+        let services = "Service, Admin, SuperAdmin.";
+        let admins = "Admin, SuperAdmin.";
+        for (spec, expected) in [
+            (r::get_wallet(), everyone),
+            (r::create_wallet(), everyone),
+            (r::withdraw(), everyone),
+            (r::deposit(), services),
+            (r::execute_hold(), services),
+            (r::freeze(), admins),
+            (r::list_wallets(), admins),
+            (r::live(), "Anyone; no token needed."),
+        ] {
+            assert_eq!(spec.who(), expected, "{}", spec.operation_id);
+        }
+    }
+}

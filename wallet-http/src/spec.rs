@@ -8,7 +8,9 @@
 //! depends on none of them.
 
 use axum::http::{Method, StatusCode};
-use wallet_core::Access;
+use uuid::Uuid;
+use wallet_core::access::{ROLES_ADMIN, ROLE_SERVICE};
+use wallet_core::{Access, Actor};
 
 /// A query parameter.
 #[derive(Debug, Clone, Copy)]
@@ -141,17 +143,32 @@ impl RouteSpec {
             .collect()
     }
 
-    /// Who may call the route, in words.
-    pub fn who(&self) -> &'static str {
-        match self.access {
-            None => "Anyone; no token needed.",
-            Some(Access::Read) => "The owner (sub == userId), Service, Admin, SuperAdmin.",
-            Some(Access::Create) => "The owner (sub == userId), Service, Admin, SuperAdmin.",
-            Some(Access::Spend) => "The owner (sub == userId), Service, Admin, SuperAdmin.",
-            Some(Access::Deposit) => "Service, Admin, SuperAdmin.",
-            Some(Access::Settle) => "Service, Admin, SuperAdmin.",
-            Some(Access::Admin) => "Admin, SuperAdmin.",
+    /// Who may call the route, in words, read from the core's permission
+    /// table so that the document cannot say otherwise.
+    pub fn who(&self) -> String {
+        let Some(access) = self.access else {
+            return "Anyone; no token needed.".to_owned();
+        };
+        let owner = Uuid::nil();
+        let owner_named = match self.owner() {
+            Owner::Path | Owner::Command => Some(owner),
+            Owner::Nobody => None,
+        };
+        let caller = |user_id: Uuid, role: Option<&str>| Actor {
+            user_id,
+            roles: role.iter().map(|r| (*r).to_owned()).collect(),
+        };
+        let mut callers = vec![("The owner (sub == userId)", caller(owner, None))];
+        callers.push((ROLE_SERVICE, caller(Uuid::max(), Some(ROLE_SERVICE))));
+        for role in ROLES_ADMIN {
+            callers.push((role, caller(Uuid::max(), Some(role))));
         }
+        let allowed: Vec<&str> = callers
+            .iter()
+            .filter(|(_, actor)| actor.authorize(access, owner_named).is_ok())
+            .map(|(name, _)| *name)
+            .collect();
+        format!("{}.", allowed.join(", "))
     }
 }
 
