@@ -337,11 +337,17 @@ fn release_hold(input: &CommandInput<'_>) -> Result<Command, Problem> {
     })
 }
 
-fn cancel_hold(input: &CommandInput<'_>) -> Result<Command, Problem> {
+/// A command of a route that takes no body (`{}` or nothing): it is made of
+/// the ids of the path alone.
+fn bodyless(input: &CommandInput<'_>, command: fn(PathIds) -> Command) -> Result<Command, Problem> {
     let _: NoFields = json_body(input.body)?;
-    Ok(Command::CancelHold {
-        user_id: input.ids.user_id,
-        hold_id: input.ids.hold_id,
+    Ok(command(input.ids))
+}
+
+fn cancel_hold(input: &CommandInput<'_>) -> Result<Command, Problem> {
+    bodyless(input, |ids| Command::CancelHold {
+        user_id: ids.user_id,
+        hold_id: ids.hold_id,
     })
 }
 
@@ -354,23 +360,20 @@ fn freeze(input: &CommandInput<'_>) -> Result<Command, Problem> {
 }
 
 fn unfreeze(input: &CommandInput<'_>) -> Result<Command, Problem> {
-    let _: NoFields = json_body(input.body)?;
-    Ok(Command::UnfreezeWallet {
-        user_id: input.ids.user_id,
+    bodyless(input, |ids| Command::UnfreezeWallet {
+        user_id: ids.user_id,
     })
 }
 
 fn close_wallet(input: &CommandInput<'_>) -> Result<Command, Problem> {
-    let _: NoFields = json_body(input.body)?;
-    Ok(Command::CloseWallet {
-        user_id: input.ids.user_id,
+    bodyless(input, |ids| Command::CloseWallet {
+        user_id: ids.user_id,
     })
 }
 
 fn create_point_account(input: &CommandInput<'_>) -> Result<Command, Problem> {
-    let _: NoFields = json_body(input.body)?;
-    Ok(Command::CreatePointAccount {
-        user_id: input.ids.user_id,
+    bodyless(input, |ids| Command::CreatePointAccount {
+        user_id: ids.user_id,
     })
 }
 
@@ -407,18 +410,16 @@ fn adjust_points(input: &CommandInput<'_>) -> Result<Command, Problem> {
 }
 
 fn confirm_pending(input: &CommandInput<'_>) -> Result<Command, Problem> {
-    let _: NoFields = json_body(input.body)?;
-    Ok(Command::ConfirmPendingPoints {
-        user_id: input.ids.user_id,
-        lot_id: input.ids.lot_id,
+    bodyless(input, |ids| Command::ConfirmPendingPoints {
+        user_id: ids.user_id,
+        lot_id: ids.lot_id,
     })
 }
 
 fn cancel_pending(input: &CommandInput<'_>) -> Result<Command, Problem> {
-    let _: NoFields = json_body(input.body)?;
-    Ok(Command::CancelPendingPoints {
-        user_id: input.ids.user_id,
-        lot_id: input.ids.lot_id,
+    bodyless(input, |ids| Command::CancelPendingPoints {
+        user_id: ids.user_id,
+        lot_id: ids.lot_id,
     })
 }
 
