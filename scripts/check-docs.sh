@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The API reference page in a real browser: starts wallet-http --dev on a
 # free loopback port, loads /docs in headless Chromium and checks that
-#   1. the page rendered every path of /openapi.json (Swagger UI fetched the
-#      document and drew its operations), and
+#   1. the page rendered every path and operation of /openapi.json (Swagger
+#      UI fetched the document and drew its operations, a lock on each that
+#      needs a token, and the Authorize button), and
 #   2. no request left loopback: the browser resolves no name but 127.0.0.1
 #      and sends anything else to a dead loopback proxy, every request the
 #      page made in its network log is to the service, and the browser
@@ -82,14 +83,18 @@ case "$base_url" in
   *) fail "wallet-http listens on $base_url, not on 127.0.0.1" ;;
 esac
 
-python3 - "$base_url/openapi.json" > "$work/paths.txt" <<'EOF'
+python3 - "$base_url/openapi.json" > "$work/expected.json" <<'EOF'
 import json, sys, urllib.request
 with urllib.request.urlopen(sys.argv[1], timeout=10) as reply:
     document = json.load(reply)
-for path in sorted(document["paths"]):
-    print(path)
+operations = [operation for item in document["paths"].values() for operation in item.values()]
+json.dump({
+    "paths": sorted(document["paths"]),
+    "operations": len(operations),
+    "secured": sum(1 for operation in operations if operation.get("security")),
+}, sys.stdout)
 EOF
-[ -s "$work/paths.txt" ] || fail "/openapi.json lists no paths"
+grep -q '"paths": \["' "$work/expected.json" || fail "/openapi.json lists no paths"
 
 echo "check-docs.sh: loading $base_url/docs in headless $browser" >&2
 # Flags: no sandbox (root), no GPU, no QUIC, as little as can be turned off
@@ -117,22 +122,35 @@ if [ "$status" -ne 0 ]; then
 fi
 [ -s "$work/dom.html" ] || fail "$browser rendered an empty page"
 
-python3 - "$work/paths.txt" "$work/dom.html" "$work/net-log.json" "$base_url" <<'EOF'
+python3 - "$work/expected.json" "$work/dom.html" "$work/net-log.json" "$base_url" <<'EOF'
 import html, json, re, sys
 
-paths_file, dom_file, log_file, base_url = sys.argv[1:5]
+expected_file, dom_file, log_file, base_url = sys.argv[1:5]
+expected = json.load(open(expected_file))
 problems = []
 
-# 1. The page shows every path of the document. Swagger UI keeps each
-# operation's path whole in a data-path attribute (its visible text has
-# word-break elements inside).
-paths = [line.strip() for line in open(paths_file) if line.strip()]
+# 1. The page shows every path and operation of the document. Swagger UI
+# keeps each operation's path whole in a data-path attribute (its visible
+# text has word-break elements inside), marks each operation that needs a
+# token with a lock button, and has the Authorize button when the document
+# declares a security scheme.
+paths = expected["paths"]
 dom = html.unescape(open(dom_file, encoding="utf-8", errors="replace").read())
 rendered = set(re.findall(r'data-path="([^"]*)"', dom))
 missing = [path for path in paths if path not in rendered]
 if missing:
     problems.append("the page does not show %d of %d paths of /openapi.json: %s"
                     % (len(missing), len(paths), ", ".join(missing)))
+operations = len(re.findall(r'class="opblock-summary-method"', dom))
+if operations != expected["operations"]:
+    problems.append("the page shows %d operations, the document has %d"
+                    % (operations, expected["operations"]))
+locks = len(re.findall(r'class="authorization__btn', dom))
+if locks != expected["secured"]:
+    problems.append("the page marks %d operations as needing a token, the document %d"
+                    % (locks, expected["secured"]))
+if not re.search(r'<button class="btn authorize', dom):
+    problems.append("the page has no Authorize button")
 
 # 2. The network log. A log cut short (a browser stopped by the timeout) is
 # closed by hand, so that what it holds still counts.
@@ -186,6 +204,7 @@ if problems:
     for problem in problems:
         print("check-docs.sh: " + problem, file=sys.stderr)
     sys.exit(1)
-print("check-docs.sh: /docs rendered all %d paths of the document; the page made %d requests,"
-      " all to the service, and no traffic left loopback" % (len(paths), len(page_requests)))
+print("check-docs.sh: /docs rendered all %d paths and %d operations of the document (%d with a"
+      " token, and Authorize); the page made %d requests, all to the service, and no traffic"
+      " left loopback" % (len(paths), operations, locks, len(page_requests)))
 EOF
