@@ -1,11 +1,11 @@
 //! The permission gate: the one place a route's declared access is checked.
 //!
-//! The router puts the gate ([`guard`]) in front of every route whose description
-//! names an access. Before the handler runs, the gate verifies the bearer
-//! token (401), reads the ids of the path (400 when one is not a UUID) and
-//! asks the core's permission table ([`wallet_core::Actor::authorize`])
-//! whether the caller may use the route on the wallet of the `{userId}` it
-//! names (403). Nothing is loaded before that answer, so a caller who may not
+//! The router puts the gate ([`guard`]) in front of every route whose
+//! description names an access. Before the handler runs, the gate verifies
+//! the bearer token (401), reads the ids of the path (400 when one is not a
+//! UUID) and asks the core's permission table
+//! ([`wallet_core::Actor::authorize`]) whether the caller may use the route
+//! on the wallet of the `{userId}` it names (403). Nothing is loaded before that answer, so a caller who may not
 //! see a wallet learns nothing about it, not even whether it exists, and
 //! never sees a validation error about a body it may not send.
 //!
@@ -51,9 +51,17 @@ impl<S> Clone for Gate<S> {
 #[derive(Debug, Clone)]
 pub struct Permitted {
     actor: Actor,
-    /// The access still to check against the user the command names, for a
-    /// route whose user is not in its path.
-    owed: Option<Access>,
+    check: Check,
+}
+
+/// How far the gate got with the route's permission.
+#[derive(Debug, Clone, Copy)]
+enum Check {
+    /// Checked against this user of the path, or against no user for the
+    /// admin routes over every wallet.
+    Done(Option<Uuid>),
+    /// Still to check, with this access, against the user the command names.
+    Owed(Access),
 }
 
 impl Permitted {
@@ -63,13 +71,22 @@ impl Permitted {
     }
 
     /// Finishes the check for the user the command acts on. For a route whose
-    /// user is in its path the gate has already checked, and the command's
-    /// user is that same user; otherwise this is where the route's access is
-    /// checked against the user named in the body.
+    /// user is in its path the gate has already checked that user, and the
+    /// command must act on that same one (anything else is refused as an
+    /// internal fault, never let through); otherwise this is where the
+    /// route's access is checked against the user named in the body.
     pub fn confirm(&self, user_id: Uuid) -> Result<(), Problem> {
-        match self.owed {
-            None => Ok(()),
-            Some(access) => check(&self.actor, access, Some(user_id)),
+        match self.check {
+            Check::Done(Some(checked)) if checked == user_id => Ok(()),
+            Check::Done(checked) => {
+                tracing::error!(
+                    checked = ?checked,
+                    command_user = %user_id,
+                    "a command acts on another user than the one its route was checked for"
+                );
+                Err(Problem::internal())
+            }
+            Check::Owed(access) => authorize(&self.actor, access, Some(user_id)),
         }
     }
 }
@@ -110,7 +127,7 @@ pub fn guard<S: Backend>(
     }
 }
 
-fn check(actor: &Actor, access: Access, owner: Option<Uuid>) -> Result<(), Problem> {
+fn authorize(actor: &Actor, access: Access, owner: Option<Uuid>) -> Result<(), Problem> {
     actor.authorize(access, owner).map_err(Problem::from)
 }
 
@@ -120,18 +137,15 @@ impl<S: Backend> Gate<S> {
     async fn admit(&self, parts: &mut Parts) -> Result<Permitted, Problem> {
         let Caller(actor) = Caller::from_request_parts(parts, &self.state).await?;
         let ids = PathIds::from_request_parts(parts, &self.state).await?;
-        let owed = match self.owner {
-            Owner::Path => {
-                check(&actor, self.access, Some(ids.user_id))?;
-                None
-            }
-            Owner::Nobody => {
-                check(&actor, self.access, None)?;
-                None
-            }
-            Owner::Command => Some(self.access),
+        let check = match self.owner {
+            Owner::Path => Check::Done(Some(ids.user_id)),
+            Owner::Nobody => Check::Done(None),
+            Owner::Command => Check::Owed(self.access),
         };
-        Ok(Permitted { actor, owed })
+        if let Check::Done(owner) = check {
+            authorize(&actor, self.access, owner)?;
+        }
+        Ok(Permitted { actor, check })
     }
 }
 
@@ -150,7 +164,33 @@ async fn pass<S: Backend>(State(gate): State<Gate<S>>, request: Request, next: N
 
 #[cfg(test)]
 mod tests {
+    use super::*;
     use crate::spec::routes as r;
+
+    fn permitted(user_id: Uuid, roles: &[&str], check: Check) -> Permitted {
+        Permitted {
+            actor: Actor {
+                user_id,
+                roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            },
+            check,
+        }
+    }
+
+    #[test]
+    fn a_command_acts_only_on_the_user_its_route_was_checked_for() {
+        let (me, other) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let checked = permitted(me, &[], Check::Done(Some(me)));
+        assert!(checked.confirm(me).is_ok());
+        let refused = checked.confirm(other).map_err(|p| p.status);
+        assert_eq!(refused, Err(axum::http::StatusCode::INTERNAL_SERVER_ERROR));
+        let owed = permitted(me, &[], Check::Owed(Access::Create));
+        assert!(owed.confirm(me).is_ok());
+        let refused = owed.confirm(other).map_err(|p| p.status);
+        assert_eq!(refused, Err(axum::http::StatusCode::FORBIDDEN));
+        let service = permitted(me, &["Service"], Check::Owed(Access::Create));
+        assert!(service.confirm(other).is_ok());
+    }
 
     #[test]
     fn the_document_says_who_may_call_as_the_core_decides() {
