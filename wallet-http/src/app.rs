@@ -134,28 +134,11 @@ pub(crate) async fn observe<S: Backend>(
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let request_id = request
-        .headers()
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|id| acceptable_request_id(id))
-        .map(str::to_owned)
-        .unwrap_or_else(|| Uuid::now_v7().to_string());
+    let request_id = request_id_of(&request);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         request.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
-    // Only the standard methods become label values: any other text would
-    // let a client grow the metrics without bound.
-    let method = match *request.method() {
-        Method::GET
-        | Method::POST
-        | Method::PUT
-        | Method::DELETE
-        | Method::PATCH
-        | Method::HEAD
-        | Method::OPTIONS => request.method().as_str().to_owned(),
-        _ => "OTHER".to_owned(),
-    };
+    let method = method_label(request.method());
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -168,41 +151,77 @@ pub(crate) async fn observe<S: Backend>(
         .instrument(span.clone())
         .await;
     let mut response = match outcome {
-        Ok(response) => response,
+        Ok(response) => as_problem(response),
         Err(_) => {
             let _entered = span.enter();
             tracing::warn!(timeout_seconds = timeout.as_secs(), "request timed out");
             Problem::unavailable("the request took too long; retry later").into_response()
         }
     };
-    if response.status().as_u16() >= 400 && !is_json(&response) {
-        let status = response.status();
-        let headers = response.headers().clone();
-        response = Problem::from_status(status).into_response();
-        for (name, value) in headers.iter() {
-            if name == header::ALLOW {
-                response.headers_mut().insert(name, value.clone());
-            }
-        }
-    }
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
+    let _entered = span.enter();
+    record(state.metrics(), &method, &route, &response, started);
+    response
+}
+
+/// The caller's request id when it is acceptable, else a new one.
+fn request_id_of(request: &Request) -> String {
+    request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| acceptable_request_id(id))
+        .map(str::to_owned)
+        .unwrap_or_else(|| Uuid::now_v7().to_string())
+}
+
+/// The method as a metrics label. Only the standard methods become label
+/// values: any other text would let a client grow the metrics without bound.
+fn method_label(method: &Method) -> String {
+    match *method {
+        Method::GET
+        | Method::POST
+        | Method::PUT
+        | Method::DELETE
+        | Method::PATCH
+        | Method::HEAD
+        | Method::OPTIONS => method.as_str().to_owned(),
+        _ => "OTHER".to_owned(),
+    }
+}
+
+/// An error answer that is not JSON (one of the framework's own
+/// rejections) replaced by the problem document of its status, keeping
+/// its `Allow` header.
+fn as_problem(response: Response) -> Response {
+    if response.status().as_u16() < 400 || is_json(&response) {
+        return response;
+    }
+    let mut problem = Problem::from_status(response.status()).into_response();
+    for (name, value) in response.headers().iter() {
+        if name == header::ALLOW {
+            problem.headers_mut().insert(name, value.clone());
+        }
+    }
+    problem
+}
+
+/// Counts the answer in the metrics and logs it (inside the request's span).
+fn record(metrics: &Metrics, method: &str, route: &str, response: &Response, started: Instant) {
     let status = response.status().as_u16();
     let seconds = started.elapsed().as_secs_f64();
-    let metrics = state.metrics();
-    metrics.observe_request(&method, &route, status, seconds);
+    metrics.observe_request(method, route, status, seconds);
     if let Some(ProblemCode(code)) = response.extensions().get::<ProblemCode>() {
         metrics.observe_error(code);
     }
-    let _entered = span.enter();
     let duration_ms = (seconds * 1000.0).round() as u64;
     if status >= 500 {
         tracing::warn!(status, duration_ms, "request answered");
     } else {
         tracing::info!(status, duration_ms, "request answered");
     }
-    response
 }
 
 fn acceptable_request_id(id: &str) -> bool {
