@@ -25,12 +25,17 @@ readonly BROWSER_SECONDS=90
 # past loopback fails there at once instead of leaving.
 readonly DEAD_PROXY_PORT=1
 budget_ms="${CHECK_DOCS_BUDGET_MS:-20000}"
+case "$budget_ms" in
+  ''|*[!0-9]*) fail_usage=1 ;;
+  *) fail_usage="" ;;
+esac
 target="${CARGO_TARGET_DIR:-target}"
 
 fail() {
   echo "check-docs.sh: $*" >&2
   exit 1
 }
+[ -z "$fail_usage" ] || fail "CHECK_DOCS_BUDGET_MS must be a number of milliseconds"
 
 browser=""
 for name in chromium chromium-browser; do
@@ -42,6 +47,7 @@ done
 if [ -z "$browser" ]; then
   [ "$(id -u)" = 0 ] || fail "chromium is missing; install it (apt-get install -y chromium) or run as root"
   echo "check-docs.sh: installing chromium" >&2
+  export DEBIAN_FRONTEND=noninteractive
   if ! apt-get install -y chromium >&2; then
     apt-get update >&2
     apt-get install -y chromium >&2
