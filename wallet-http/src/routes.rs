@@ -758,6 +758,32 @@ mod tests {
     }
 
     #[test]
+    fn the_document_asks_for_the_bearer_token_exactly_where_the_gate_does() {
+        let specs: Vec<RouteSpec> = table::<InMemoryStore>()
+            .into_iter()
+            .map(|route| route.spec)
+            .collect();
+        let document = crate::openapi::document(&specs);
+        let scheme = &document["components"]["securitySchemes"]["bearer"];
+        assert_eq!(scheme["type"], "http");
+        assert_eq!(scheme["scheme"], "bearer");
+        for spec in &specs {
+            let method = spec.method.as_str().to_ascii_lowercase();
+            let operation = &document["paths"][spec.path][method.as_str()];
+            let security = operation["security"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let expected = if spec.access.is_some() {
+                vec![json!({"bearer": []})]
+            } else {
+                Vec::new()
+            };
+            assert_eq!(security, expected, "{}", spec.operation_id);
+        }
+    }
+
+    #[test]
     fn the_owner_of_a_route_is_its_path_user_else_its_command_user_else_nobody() {
         use crate::spec::routes as r;
         assert_eq!(r::deposit().owner(), Owner::Path);
