@@ -105,7 +105,8 @@ impl DevIssuer {
              Then try:\n\n\
              curl -s -X POST \"$WALLET_URL/api/v1/wallets\" -H \"Authorization: Bearer $USER_TOKEN\" \\\n  \
                -H 'Content-Type: application/json' -d '{{\"defaultCurrency\": \"USD\"}}'\n\n\
-             The API reference is at {base_url}/docs.\n"
+             The API reference is at {base_url}/docs: click Authorize and paste one\n\
+             of the tokens above (without `Bearer`) to try every route from the browser.\n"
         ))
     }
 }
