@@ -821,3 +821,58 @@ async fn kept_wallets_are_forgotten_when_the_writers_connect_again() {
     assert_eq!(batched.wallet(user).await.balances[0].balance, dec("4"));
     batched.check_wallet(user).await;
 }
+
+/// The statements (round trips) a run of `commands` submitted at once
+/// sent, by the writers' own count.
+async fn statements_of(harness: &Harness<PgStore>, commands: Vec<Command>) -> u64 {
+    let before = stats(harness);
+    for result in join_all(
+        commands
+            .into_iter()
+            .map(|command| harness.service.execute(command, None)),
+    )
+    .await
+    {
+        result.expect("a command");
+    }
+    stats(harness).statements - before.statements
+}
+
+#[tokio::test]
+async fn a_batch_costs_the_round_trips_of_the_design_and_no_more() {
+    let (store, _database) = batched_store(|_| {}).await;
+    let batched = Harness::new(store);
+    let user = batched.new_wallet(0x4e).await;
+    // After a quiet spell, on a wallet the writer does not keep yet:
+    // BEGIN, lock and load, write, COMMIT.
+    assert_eq!(
+        statements_of(&batched, vec![deposit(user, "1", "USD")]).await,
+        4
+    );
+    // Kept now: BEGIN, write (whose version check takes the lock), COMMIT.
+    assert_eq!(
+        statements_of(&batched, vec![deposit(user, "1", "USD")]).await,
+        3
+    );
+    // However many commands the batch holds.
+    let many = (0..16).map(|_| deposit(user, "1", "USD")).collect();
+    assert_eq!(statements_of(&batched, many).await, 3);
+    // A key adds the statement that finds the records of the batch's keys.
+    let before = stats(&batched);
+    batched
+        .service
+        .execute(deposit(user, "1", "USD"), key("round-trips"))
+        .await
+        .expect("a keyed deposit");
+    assert_eq!(stats(&batched).statements - before.statements, 4);
+    // A wallet and a point account: both locked, one write, one commit.
+    batched
+        .ok(Command::CreatePointAccount { user_id: user })
+        .await;
+    let both = vec![deposit(user, "1", "USD"), earn(user, 5, None, false)];
+    assert_eq!(statements_of(&batched, both).await, 5);
+    let stats = stats(&batched);
+    assert_eq!((stats.fallbacks, stats.failures, stats.stale), (0, 0, 0));
+    assert_eq!(stats.size_counts.iter().sum::<u64>(), stats.batches);
+    assert!(stats.size_counts[4] >= 1, "the batch of 16: {stats:?}");
+}
