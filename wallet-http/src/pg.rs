@@ -18,6 +18,10 @@ impl Backend for PgStore {
     ) -> Result<u64, WalletError> {
         PgStore::purge_idempotency_records(self, older_than).await
     }
+
+    fn batch_stats(&self) -> Option<wallet_pg::BatchStats> {
+        PgStore::batch_stats(self)
+    }
 }
 
 /// Connects to the database, saying clearly what failed.
