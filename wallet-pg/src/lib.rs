@@ -58,6 +58,7 @@ mod lock;
 pub mod outbox;
 pub mod points;
 mod reader;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod unit;
 pub mod wallets;
