@@ -25,20 +25,21 @@
 //!   limit of a currency with more than 3 decimals), points `BIGINT`.
 //!   Named `CHECK` constraints repeat the aggregate invariants, and a
 //!   violated one comes back as the precise domain error.
-//! - **Units of work**: one database transaction per command. The
-//!   aggregate's row is locked (`SELECT ... FOR UPDATE`), the aggregate
-//!   loaded in one more statement, the mutation run, and every change (the
-//!   row, items, holds or lots, transactions, outbox events, the
-//!   idempotency record) written in one statement. Commands on one wallet
-//!   are serialised by the row lock; commands on different wallets never
-//!   wait for each other. The three steps are public functions over a
-//!   connection ([`wallets::lock_wallet`], [`wallets::write_wallet`] and
-//!   their point twins) so that a batching writer can reuse them.
-//! - **Batching** (optional, [`PgConfig::batching`]): concurrent commands
-//!   are applied by writer tasks, many in one transaction: each aggregate
-//!   locked once, each command applied in order on a copy (a failing one
-//!   fails alone), every row written in one statement, one commit, and
-//!   every reply held until it (see [`batch`]).
+//! - **One write path**: every change goes through the steps of the
+//!   batching writer ([`batch`]), a lone command being a batch of one. The
+//!   aggregates' rows are locked in user id order (`SELECT ... FOR
+//!   UPDATE`, loading them in the same statement), the mutations run, and
+//!   every change (the rows, items, holds or lots, transactions, outbox
+//!   events, the idempotency records) is written in one statement
+//!   (`write.rs`), then committed. Commands on one wallet are serialised
+//!   by the row lock; commands on different wallets never wait for each
+//!   other.
+//! - **Batching** (on by default, [`PgConfig::batching`]): concurrent
+//!   commands are applied by writer tasks, many in one transaction: each
+//!   aggregate locked once, each command applied in order on a copy (a
+//!   failing one fails alone), every row written in one statement, one
+//!   commit, and every reply held until it. With batching off, each
+//!   command runs as a batch of one in the caller's task.
 //! - **Idempotency**: the record is looked up under the row lock and
 //!   inserted with the changes; a concurrent unit of work with the same key
 //!   waits on the row lock or on the record's unique index, then replays

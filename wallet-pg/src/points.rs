@@ -1,7 +1,7 @@
 //! Point accounts in the database, in the same two parts as the wallets'
 //! (`wallets.rs`): [`lock_point_accounts`] locks and loads many accounts in
-//! user id order, and [`PointAccountColumns`] holds the point account part
-//! of the one write statement ([`crate::write`]).
+//! user id order, and `PointAccountColumns` holds the point account part
+//! of the one write statement (`write.rs`).
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -18,7 +18,7 @@ use crate::write::{parameters, PgQuery, RowWrite};
 
 /// Locks the point accounts of `user_ids` (in user id order) and loads each
 /// with its live lots (pending, or available with points left), up to date
-/// even when a lock waited (see [`crate::lock`]); each lot of `lot_ids`
+/// even when a lock waited (see `lock.rs`); each lot of `lot_ids`
 /// that is an account's own is remembered on it
 /// ([`PointAccount::remember_lot`]), so a command naming a lot that is no
 /// longer live answers `lot_not_pending`. Users without an account are

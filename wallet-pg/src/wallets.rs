@@ -1,7 +1,7 @@
 //! Wallets in the database: [`lock_wallets`] locks and loads many wallets
 //! in user id order (the batching writer's first step), and
-//! [`WalletColumns`] holds the wallet part of the one write statement
-//! ([`crate::write`]): the wallet rows, the touched items and holds and the
+//! `WalletColumns` holds the wallet part of the one write statement
+//! (`write.rs`): the wallet rows, the touched items and holds and the
 //! new transactions, each table's fragment and bindings written once.
 //! [`lock_wallet`] and [`write_wallet`] are the same steps for one wallet,
 //! for callers that run their own transaction.
@@ -89,7 +89,7 @@ pub async fn write_wallet(
 /// Locks the wallets of `user_ids` (in user id order) and loads each with
 /// its items, its active holds and those of `hold_ids` that are its own,
 /// in any status, up to date even when a lock waited for another
-/// transaction (see [`crate::lock`]). Users without a wallet are simply
+/// transaction (see `lock.rs`). Users without a wallet are simply
 /// absent from the answer. Must run inside a transaction; the locks last
 /// until it ends. Also returns how many statements it ran.
 pub async fn lock_wallets(

@@ -8,8 +8,8 @@
 //! `update_point_account` hand their unit of work to a writer task, which
 //! applies many of them in one transaction. This is the store's one write
 //! path: with batching off, each command runs as a batch of one in the
-//! caller's task ([`run_alone`]), through the same steps and the same
-//! write statement ([`crate::write`]), only without a queue and without
+//! caller's task (`run::run_alone`), through the same steps and the same
+//! write statement (`write.rs`), only without a queue and without
 //! kept wallets.
 //!
 //! 1. **Natural batching.** A writer takes every command that queued while
