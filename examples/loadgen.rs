@@ -557,16 +557,7 @@ async fn measure(
         outcome.merge(done);
     }
     let batches = match (before, after) {
-        (Some(before), Some(after)) => Some(BatchStats {
-            batches: after.batches - before.batches,
-            commands: after.commands - before.commands,
-            largest: after.largest,
-            fallbacks: after.fallbacks - before.fallbacks,
-            failures: after.failures - before.failures,
-            chained: after.chained - before.chained,
-            cached: after.cached - before.cached,
-            stale: after.stale - before.stale,
-        }),
+        (Some(before), Some(after)) => Some(after.since(&before)),
         _ => None,
     };
     Ok(Measured {

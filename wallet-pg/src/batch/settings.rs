@@ -126,6 +126,29 @@ pub struct BatchStats {
     pub size_counts: [u64; BATCH_SIZE_BUCKETS.len()],
 }
 
+impl BatchStats {
+    /// What happened between `earlier` and these statistics (both of one
+    /// store): every count is the difference, except `largest`, which is
+    /// the largest batch since the store connected (a maximum has no
+    /// difference).
+    pub fn since(&self, earlier: &BatchStats) -> BatchStats {
+        BatchStats {
+            batches: self.batches.saturating_sub(earlier.batches),
+            commands: self.commands.saturating_sub(earlier.commands),
+            largest: self.largest,
+            fallbacks: self.fallbacks.saturating_sub(earlier.fallbacks),
+            failures: self.failures.saturating_sub(earlier.failures),
+            chained: self.chained.saturating_sub(earlier.chained),
+            cached: self.cached.saturating_sub(earlier.cached),
+            stale: self.stale.saturating_sub(earlier.stale),
+            statements: self.statements.saturating_sub(earlier.statements),
+            size_counts: std::array::from_fn(|i| {
+                self.size_counts[i].saturating_sub(earlier.size_counts[i])
+            }),
+        }
+    }
+}
+
 /// The upper bounds of the batch size histogram of [`BatchStats`]; the
 /// last bucket is [`MAX_BATCH_LIMIT`], so every batch falls in one.
 pub const BATCH_SIZE_BUCKETS: [u64; 10] =
@@ -249,5 +272,10 @@ mod tests {
         assert_eq!(stats.size_counts, [1, 1, 1, 0, 0, 0, 0, 0, 1, 2]);
         assert_eq!(stats.size_counts.iter().sum::<u64>(), stats.batches);
         assert_eq!(stats.largest, MAX_BATCH_LIMIT as u64);
+        counters.batch(3);
+        let since = counters.snapshot().since(&stats);
+        assert_eq!((since.batches, since.commands), (1, 3));
+        assert_eq!(since.size_counts, [0, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(since.largest, MAX_BATCH_LIMIT as u64);
     }
 }
