@@ -41,8 +41,9 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<PgStore, String> {
             describe(&error)
         )
     })?;
-    if let Some(writers) = settings.batch_writers {
-        tracing::info!(writers, "commands are applied in batches (WALLET_BATCH)");
+    match settings.batch_writers {
+        Some(writers) => tracing::info!(writers, "commands are applied in batches (WALLET_BATCH)"),
+        None => tracing::info!("one transaction per command (WALLET_BATCH=false)"),
     }
     Ok(store)
 }

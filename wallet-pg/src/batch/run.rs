@@ -263,6 +263,8 @@ struct Plan<'c> {
     account_users: BTreeSet<Uuid>,
     /// Holds the commands name, to load in any status.
     hold_ids: Vec<Uuid>,
+    /// The same holds by user: a kept wallet serves a batch only if it
+    /// holds every hold the batch names as active.
     named_holds: HashMap<Uuid, Vec<Uuid>>,
     /// Lots the commands name.
     lot_ids: Vec<Uuid>,
@@ -272,6 +274,7 @@ struct Plan<'c> {
 }
 
 impl<'c> Plan<'c> {
+    /// Gathers what `commands` name, in their order.
     fn of(commands: &[&'c Command]) -> Self {
         let mut plan = Plan::default();
         for command in commands {
