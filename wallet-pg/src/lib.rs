@@ -205,7 +205,9 @@ pub struct PgStore {
     primary: PgPool,
     replica: Option<PgPool>,
     batcher: Option<Arc<Batcher>>,
-    /// The counters of commands run as batches of one (batching off).
+    /// The counters the batch steps update when commands run as batches
+    /// of one in the caller's task (batching off). Not reported:
+    /// [`PgStore::batch_stats`] describes the writers, and there are none.
     alone: Arc<Counters>,
 }
 
