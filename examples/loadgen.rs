@@ -557,16 +557,7 @@ async fn measure(
         outcome.merge(done);
     }
     let batches = match (before, after) {
-        (Some(before), Some(after)) => Some(BatchStats {
-            batches: after.batches - before.batches,
-            commands: after.commands - before.commands,
-            largest: after.largest,
-            fallbacks: after.fallbacks - before.fallbacks,
-            failures: after.failures - before.failures,
-            chained: after.chained - before.chained,
-            cached: after.cached - before.cached,
-            stale: after.stale - before.stale,
-        }),
+        (Some(before), Some(after)) => Some(after.since(&before)),
         _ => None,
     };
     Ok(Measured {
@@ -683,18 +674,17 @@ fn config(options: &Options, path: WritePath) -> PgConfig {
     config.max_connections = options.max_connections;
     config.test_before_acquire = options.test_before_acquire;
     config.application_name = format!("loadgen-{}", path.name());
-    if path != WritePath::Single {
-        config.batching = Some(BatchConfig {
-            writers: options.writers,
-            max_batch: options.max_batch,
-            cached_wallets: if path == WritePath::BatchedUnkept {
-                0
-            } else {
-                options.cached_wallets
-            },
-            ..BatchConfig::default()
-        });
-    }
+    // The library batches by default: the single path turns it off.
+    config.batching = (path != WritePath::Single).then(|| BatchConfig {
+        writers: options.writers,
+        max_batch: options.max_batch,
+        cached_wallets: if path == WritePath::BatchedUnkept {
+            0
+        } else {
+            options.cached_wallets
+        },
+        ..BatchConfig::default()
+    });
     config
 }
 

@@ -17,6 +17,12 @@ pub trait Backend: Store {
         &self,
         older_than: DateTime<Utc>,
     ) -> impl Future<Output = Result<u64, WalletError>> + Send;
+
+    /// What the store's batching writer has done, for `/metrics`; `None`
+    /// for a store that does not batch.
+    fn batch_stats(&self) -> Option<wallet_pg::BatchStats> {
+        None
+    }
 }
 
 impl Backend for InMemoryStore {

@@ -59,13 +59,15 @@ pub struct Settings {
     )]
     pub database_max_connections: u32,
     /// Apply concurrent commands in shared database transactions (the
-    /// batching writer of wallet-pg).
+    /// batching writer of wallet-pg): on by default, faster on every
+    /// measured workload with the same answers; `false` runs each command
+    /// in a transaction of its own.
     #[arg(
         long = "wallet-batch",
         env = "WALLET_BATCH",
         action = ArgAction::Set,
         num_args = 0..=1,
-        default_value = "false",
+        default_value = "true",
         default_missing_value = "true",
         value_parser = clap::builder::BoolishValueParser::new(),
         global = true
@@ -508,7 +510,7 @@ mod tests {
     }
 
     #[test]
-    fn batching_is_off_unless_asked_for() {
+    fn batching_is_on_unless_turned_off() {
         let base = [
             "--jwt-authority",
             "https://id.example",
@@ -520,7 +522,7 @@ mod tests {
             args.extend_from_slice(extra);
             cli(&args).map(|c| c.database.and_then(|d| d.batch_writers))
         };
-        assert_eq!(writers(&[]), Ok(None));
+        assert_eq!(writers(&[]), Ok(Some(wallet_pg::batch::WRITERS_DEFAULT)));
         assert_eq!(
             writers(&["--wallet-batch"]),
             Ok(Some(wallet_pg::batch::WRITERS_DEFAULT))
@@ -529,7 +531,16 @@ mod tests {
             writers(&["--wallet-batch", "true", "--wallet-batch-writers", "3"]),
             Ok(Some(3))
         );
-        assert_eq!(writers(&["--wallet-batch-writers", "3"]), Ok(None));
+        assert_eq!(
+            writers(&["--wallet-batch-writers", "3"]),
+            Ok(Some(3)),
+            "the writers apply without asking for batching"
+        );
+        assert_eq!(writers(&["--wallet-batch", "false"]), Ok(None));
+        assert_eq!(
+            writers(&["--wallet-batch", "false", "--wallet-batch-writers", "3"]),
+            Ok(None)
+        );
         let cached = |extra: &[&str]| {
             let mut args = base.to_vec();
             args.extend_from_slice(extra);

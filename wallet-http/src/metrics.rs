@@ -4,6 +4,7 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
 };
 use wallet_core::{Command, CommandOutput, PointTransaction, WalletTransaction};
+use wallet_pg::batch::{BatchStats, BATCH_SIZE_BUCKETS};
 
 /// Upper bounds of the request duration buckets, in seconds.
 const DURATION_BUCKETS_SECONDS: &[f64] = &[
@@ -141,6 +142,115 @@ impl Metrics {
             return String::new();
         }
         String::from_utf8(buffer).unwrap_or_default()
+    }
+
+    /// [`Metrics::render`], followed by the batching writer's statistics
+    /// when the store batches.
+    pub fn render_with(&self, batches: Option<BatchStats>) -> String {
+        let mut text = self.render();
+        if let Some(stats) = batches {
+            text.push_str(&render_batches(&stats));
+        }
+        text
+    }
+}
+
+/// The batching writer's statistics in the Prometheus text format. The
+/// store counts them itself (they are totals since it connected), so they
+/// are written out from its snapshot rather than kept twice in the
+/// registry.
+pub fn render_batches(stats: &BatchStats) -> String {
+    let mut text = String::from(
+        "# HELP wallet_batch_size Commands per batch of the batching writer\n\
+         # TYPE wallet_batch_size histogram\n",
+    );
+    let mut cumulative = 0u64;
+    for (bound, count) in BATCH_SIZE_BUCKETS.iter().zip(stats.size_counts) {
+        cumulative = cumulative.saturating_add(count);
+        text.push_str(&format!(
+            "wallet_batch_size_bucket{{le=\"{bound}\"}} {cumulative}\n"
+        ));
+    }
+    text.push_str(&format!(
+        "wallet_batch_size_bucket{{le=\"+Inf\"}} {}\n\
+         wallet_batch_size_sum {}\n\
+         wallet_batch_size_count {}\n",
+        stats.batches, stats.commands, stats.batches
+    ));
+    for (name, help, value) in [
+        (
+            "wallet_batch_fallback_total",
+            "Batches whose commands ran again one by one",
+            stats.fallbacks,
+        ),
+        (
+            "wallet_batch_failure_total",
+            "Batches that failed as a whole",
+            stats.failures,
+        ),
+        (
+            "wallet_batch_stale_total",
+            "Batches run again because a kept wallet was changed elsewhere",
+            stats.stale,
+        ),
+        (
+            "wallet_batch_chained_total",
+            "Batches begun by the previous batch's commit",
+            stats.chained,
+        ),
+        (
+            "wallet_batch_kept_wallets_total",
+            "Wallets a batch took from its writer's kept copies",
+            stats.cached,
+        ),
+        (
+            "wallet_batch_statements_total",
+            "Statements the batching writers sent to the database",
+            stats.statements,
+        ),
+    ] {
+        text.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
+        ));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_statistics_render_as_a_cumulative_histogram_and_counters() {
+        let mut size_counts = [0; BATCH_SIZE_BUCKETS.len()];
+        size_counts[0] = 3;
+        size_counts[2] = 2;
+        let stats = BatchStats {
+            batches: 5,
+            commands: 10,
+            stale: 1,
+            fallbacks: 2,
+            size_counts,
+            ..BatchStats::default()
+        };
+        let text = Metrics::new().expect("metrics").render_with(Some(stats));
+        for line in [
+            "# TYPE wallet_batch_size histogram",
+            "wallet_batch_size_bucket{le=\"1\"} 3",
+            "wallet_batch_size_bucket{le=\"2\"} 3",
+            "wallet_batch_size_bucket{le=\"4\"} 5",
+            "wallet_batch_size_bucket{le=\"4096\"} 5",
+            "wallet_batch_size_bucket{le=\"+Inf\"} 5",
+            "wallet_batch_size_sum 10",
+            "wallet_batch_size_count 5",
+            "wallet_batch_stale_total 1",
+            "wallet_batch_fallback_total 2",
+            "wallet_batch_failure_total 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+        }
+        let unbatched = Metrics::new().expect("metrics").render_with(None);
+        assert!(!unbatched.contains("wallet_batch"), "{unbatched}");
     }
 }
 

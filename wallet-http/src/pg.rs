@@ -18,6 +18,10 @@ impl Backend for PgStore {
     ) -> Result<u64, WalletError> {
         PgStore::purge_idempotency_records(self, older_than).await
     }
+
+    fn batch_stats(&self) -> Option<wallet_pg::BatchStats> {
+        PgStore::batch_stats(self)
+    }
 }
 
 /// Connects to the database, saying clearly what failed.
@@ -37,8 +41,9 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<PgStore, String> {
             describe(&error)
         )
     })?;
-    if let Some(writers) = settings.batch_writers {
-        tracing::info!(writers, "commands are applied in batches (WALLET_BATCH)");
+    match settings.batch_writers {
+        Some(writers) => tracing::info!(writers, "commands are applied in batches (WALLET_BATCH)"),
+        None => tracing::info!("one transaction per command (WALLET_BATCH=false)"),
     }
     Ok(store)
 }

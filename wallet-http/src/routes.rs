@@ -637,7 +637,9 @@ async fn metrics<S: Backend>(State(state): State<AppState<S>>) -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        state.metrics().render(),
+        state
+            .metrics()
+            .render_with(state.service().store().batch_stats()),
     )
         .into_response()
 }

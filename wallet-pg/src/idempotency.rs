@@ -9,6 +9,7 @@ use wallet_core::{Applied, Claim, CommandOutput, IdempotencyRecord, WalletError}
 
 use crate::codec::{column, from_json};
 use crate::error::map_error;
+use crate::write::{parameters, PgQuery};
 
 /// A record as a JSON object in the shape of [`IdempotencyRecord`].
 pub(crate) const RECORD_JSON: &str = "json_build_object('user_id', r.user_id, 'key', r.key, \
@@ -82,38 +83,48 @@ pub async fn find_records(
 /// Records as parallel arrays, for one `INSERT ... SELECT FROM UNNEST`.
 #[derive(Default)]
 pub(crate) struct RecordColumns<'a> {
-    pub user_ids: Vec<Uuid>,
-    pub keys: Vec<&'a str>,
-    pub fingerprints: Vec<&'a str>,
-    pub outputs: Vec<Json<&'a CommandOutput>>,
-    pub created_at: Vec<DateTime<Utc>>,
+    user_ids: Vec<Uuid>,
+    keys: Vec<&'a str>,
+    fingerprints: Vec<&'a str>,
+    outputs: Vec<Json<&'a CommandOutput>>,
+    created_at: Vec<DateTime<Utc>>,
 }
 
 impl<'a> RecordColumns<'a> {
-    pub fn of(records: &'a [IdempotencyRecord]) -> Self {
-        let mut columns = RecordColumns::default();
-        for record in records {
-            columns.user_ids.push(record.user_id);
-            columns.keys.push(record.key.as_str());
-            columns.fingerprints.push(record.fingerprint.as_str());
-            columns.outputs.push(Json(&record.output));
-            columns.created_at.push(record.created_at);
-        }
-        columns
+    /// How many parameters [`RecordColumns::bind`] binds (checked by the
+    /// tests of the write statement).
+    #[cfg(test)]
+    pub const PARAMETERS: usize = 5;
+
+    pub fn push(&mut self, record: &'a IdempotencyRecord) {
+        self.user_ids.push(record.user_id);
+        self.keys.push(record.key.as_str());
+        self.fingerprints.push(record.fingerprint.as_str());
+        self.outputs.push(Json(&record.output));
+        self.created_at.push(record.created_at);
+    }
+
+    /// Binds the [`RecordColumns::PARAMETERS`] arrays, in the order of
+    /// [`insert_records_sql`].
+    pub fn bind<'q>(self, query: PgQuery<'q>) -> PgQuery<'q>
+    where
+        'a: 'q,
+    {
+        query
+            .bind(self.user_ids)
+            .bind(self.keys)
+            .bind(self.fingerprints)
+            .bind(self.outputs)
+            .bind(self.created_at)
     }
 }
 
 /// The insert of records, with its five array parameters from `$first`.
 pub(crate) fn insert_records_sql(first: usize) -> String {
-    let p = |offset: usize| first + offset;
     format!(
         "INSERT INTO idempotency_records (user_id, key, fingerprint, output, created_at) \
-         SELECT * FROM UNNEST(${}::uuid[], ${}::text[], ${}::text[], ${}::jsonb[], ${}::timestamptz[])",
-        p(0),
-        p(1),
-        p(2),
-        p(3),
-        p(4)
+         SELECT * FROM UNNEST({})",
+        parameters(first, &["uuid", "text", "text", "jsonb", "timestamptz"])
     )
 }
 

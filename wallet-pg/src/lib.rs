@@ -25,20 +25,21 @@
 //!   limit of a currency with more than 3 decimals), points `BIGINT`.
 //!   Named `CHECK` constraints repeat the aggregate invariants, and a
 //!   violated one comes back as the precise domain error.
-//! - **Units of work**: one database transaction per command. The
-//!   aggregate's row is locked (`SELECT ... FOR UPDATE`), the aggregate
-//!   loaded in one more statement, the mutation run, and every change (the
-//!   row, items, holds or lots, transactions, outbox events, the
-//!   idempotency record) written in one statement. Commands on one wallet
-//!   are serialised by the row lock; commands on different wallets never
-//!   wait for each other. The three steps are public functions over a
-//!   connection ([`wallets::lock_wallet`], [`wallets::write_wallet`] and
-//!   their point twins) so that a batching writer can reuse them.
-//! - **Batching** (optional, [`PgConfig::batching`]): concurrent commands
-//!   are applied by writer tasks, many in one transaction: each aggregate
-//!   locked once, each command applied in order on a copy (a failing one
-//!   fails alone), every row written in one statement, one commit, and
-//!   every reply held until it (see [`batch`]).
+//! - **One write path**: every change goes through the steps of the
+//!   batching writer ([`batch`]), a lone command being a batch of one. The
+//!   aggregates' rows are locked in user id order (`SELECT ... FOR
+//!   UPDATE`, loading them in the same statement), the mutations run, and
+//!   every change (the rows, items, holds or lots, transactions, outbox
+//!   events, the idempotency records) is written in one statement
+//!   (`write.rs`), then committed. Commands on one wallet are serialised
+//!   by the row lock; commands on different wallets never wait for each
+//!   other.
+//! - **Batching** (on by default, [`PgConfig::batching`]): concurrent
+//!   commands are applied by writer tasks, many in one transaction: each
+//!   aggregate locked once, each command applied in order on a copy (a
+//!   failing one fails alone), every row written in one statement, one
+//!   commit, and every reply held until it. With batching off, each
+//!   command runs as a batch of one in the caller's task.
 //! - **Idempotency**: the record is looked up under the row lock and
 //!   inserted with the changes; a concurrent unit of work with the same key
 //!   waits on the row lock or on the record's unique index, then replays
@@ -49,15 +50,20 @@
 //! - **Read replica**: with [`PgConfig::read_url`], queries go to the
 //!   replica; commands, the sweep candidates and the outbox use the primary.
 
+mod aggregate;
 pub mod batch;
 pub mod codec;
 pub mod error;
 pub mod idempotency;
+mod lock;
 pub mod outbox;
 pub mod points;
 mod reader;
+#[cfg(feature = "testing")]
 pub mod testing;
+mod unit;
 pub mod wallets;
+mod write;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -69,12 +75,12 @@ use sqlx::PgPool;
 use uuid::Uuid;
 use wallet_core::store::{PointAccountFactory, PointMutation, WalletFactory, WalletMutation};
 use wallet_core::{
-    Applied, Claim, Hold, HoldStatus, LedgerReader, Page, PageRequest, PointAccountView,
-    PointStore, PointTransaction, Statistics, StoredEvent, TransactionFilter, WalletError,
-    WalletStatus, WalletStore, WalletTransaction, WalletView,
+    Applied, Claim, Hold, HoldStatus, LedgerReader, Page, PageRequest, PointAccount,
+    PointAccountView, PointStore, PointTransaction, Statistics, StoredEvent, TransactionFilter,
+    Wallet, WalletError, WalletStatus, WalletStore, WalletTransaction, WalletView,
 };
 
-use crate::batch::Batcher;
+use crate::batch::{run_alone, Batcher, Command, Counters, Work};
 pub use crate::batch::{BatchConfig, BatchStats};
 use crate::error::{map_error, map_migrate_error};
 
@@ -117,8 +123,9 @@ pub struct PgConfig {
     /// command fails once with `Unavailable` and the next gets a fresh one.
     pub test_before_acquire: bool,
     /// Applies concurrent wallet and point commands in shared transactions
-    /// (see [`batch`]); `None` (the default) runs one transaction per
-    /// command.
+    /// (see [`batch`]); on by default, with [`BatchConfig::default`].
+    /// `None` runs each command in a transaction of its own (a batch of
+    /// one, through the same code) in the caller's task.
     pub batching: Option<BatchConfig>,
 }
 
@@ -135,7 +142,7 @@ impl PgConfig {
             idle_timeout: Some(Duration::from_secs(600)),
             application_name: "wallet-pg".to_owned(),
             test_before_acquire: true,
-            batching: None,
+            batching: Some(BatchConfig::default()),
         }
     }
 
@@ -198,6 +205,10 @@ pub struct PgStore {
     primary: PgPool,
     replica: Option<PgPool>,
     batcher: Option<Arc<Batcher>>,
+    /// The counters the batch steps update when commands run as batches
+    /// of one in the caller's task (batching off). Not reported:
+    /// [`PgStore::batch_stats`] describes the writers, and there are none.
+    alone: Arc<Counters>,
 }
 
 impl PgStore {
@@ -236,6 +247,7 @@ impl PgStore {
             primary,
             replica,
             batcher,
+            alone: Arc::default(),
         })
     }
 
@@ -246,12 +258,22 @@ impl PgStore {
             primary,
             replica,
             batcher: None,
+            alone: Arc::default(),
         }
     }
 
     /// What the batching writers have done, when batching is on.
     pub fn batch_stats(&self) -> Option<BatchStats> {
         self.batcher.as_ref().map(|batcher| batcher.stats())
+    }
+
+    /// Runs a command on the one write path: through the writers when
+    /// batching is on, else as a batch of one in the caller's task.
+    async fn update(&self, command: Command) -> Result<Applied, WalletError> {
+        match &self.batcher {
+            Some(batcher) => batcher.submit(command).await,
+            None => run_alone(&self.primary, &command, &self.alone).await,
+        }
     }
 
     /// Applies the migrations that are not applied yet. Idempotent, and
@@ -313,7 +335,7 @@ impl WalletStore for PgStore {
         claim: Option<Claim>,
         factory: WalletFactory,
     ) -> Result<Applied, WalletError> {
-        self.create_wallet_unit(user_id, claim, factory).await
+        unit::create::<Wallet>(&self.primary, user_id, claim, &*factory).await
     }
 
     async fn update_wallet(
@@ -323,17 +345,12 @@ impl WalletStore for PgStore {
         claim: Option<Claim>,
         mutation: WalletMutation,
     ) -> Result<Applied, WalletError> {
-        match &self.batcher {
-            Some(batcher) => {
-                batcher
-                    .update_wallet(user_id, hold_id, claim, mutation)
-                    .await
-            }
-            None => {
-                self.update_wallet_unit(user_id, hold_id, claim, mutation)
-                    .await
-            }
-        }
+        self.update(Command {
+            user_id,
+            claim,
+            work: Work::Wallet { hold_id, mutation },
+        })
+        .await
     }
 
     /// Candidates come from the primary. Several sweepers may get the same
@@ -355,8 +372,7 @@ impl PointStore for PgStore {
         claim: Option<Claim>,
         factory: PointAccountFactory,
     ) -> Result<Applied, WalletError> {
-        self.create_point_account_unit(user_id, claim, factory)
-            .await
+        unit::create::<PointAccount>(&self.primary, user_id, claim, &*factory).await
     }
 
     async fn update_point_account(
@@ -366,17 +382,12 @@ impl PointStore for PgStore {
         claim: Option<Claim>,
         mutation: PointMutation,
     ) -> Result<Applied, WalletError> {
-        match &self.batcher {
-            Some(batcher) => {
-                batcher
-                    .update_point_account(user_id, lot_id, claim, mutation)
-                    .await
-            }
-            None => {
-                self.update_point_account_unit(user_id, lot_id, claim, mutation)
-                    .await
-            }
-        }
+        self.update(Command {
+            user_id,
+            claim,
+            work: Work::Points { lot_id, mutation },
+        })
+        .await
     }
 
     async fn users_with_overdue_lots(

@@ -47,6 +47,7 @@ use wallet_core::{DomainEvent, EventData, StoredEvent, WalletError};
 
 use crate::codec::{column, saturate, signed, unsigned};
 use crate::error::map_error;
+use crate::write::{parameters, PgQuery};
 
 /// Key of the advisory lock that serialises sequencers ("OUTBOX" in ASCII).
 pub(crate) const SEQUENCER_LOCK_KEY: i64 = 0x4f55_5442_4f58;
@@ -56,25 +57,20 @@ pub(crate) const SEQUENCER_BATCH: i64 = 10_000;
 /// Events as parallel arrays, for one `INSERT ... SELECT FROM UNNEST`.
 #[derive(Default)]
 pub(crate) struct EventColumns<'a> {
-    pub ids: Vec<Uuid>,
-    pub types: Vec<&'static str>,
-    pub aggregate_ids: Vec<Uuid>,
-    pub aggregate_versions: Vec<i64>,
-    pub user_ids: Vec<Uuid>,
-    pub occurred_at: Vec<chrono::DateTime<chrono::Utc>>,
-    pub data: Vec<Json<&'a EventData>>,
+    ids: Vec<Uuid>,
+    types: Vec<&'static str>,
+    aggregate_ids: Vec<Uuid>,
+    aggregate_versions: Vec<i64>,
+    user_ids: Vec<Uuid>,
+    occurred_at: Vec<chrono::DateTime<chrono::Utc>>,
+    data: Vec<Json<&'a EventData>>,
 }
 
 impl<'a> EventColumns<'a> {
-    pub fn of(events: &'a [DomainEvent]) -> Result<Self, WalletError> {
-        let mut columns = EventColumns::default();
-        for event in events {
-            columns.push(event)?;
-        }
-        Ok(columns)
-    }
+    /// How many parameters [`EventColumns::bind`] binds.
+    pub const PARAMETERS: usize = 7;
 
-    /// Appends one event (the batching writer gathers many aggregates').
+    /// Appends one event (a batch gathers many aggregates').
     pub fn push(&mut self, event: &'a DomainEvent) -> Result<(), WalletError> {
         self.ids.push(event.id);
         self.types.push(event.event_type());
@@ -86,28 +82,39 @@ impl<'a> EventColumns<'a> {
         self.data.push(Json(&event.data));
         Ok(())
     }
+
+    /// Binds the [`EventColumns::PARAMETERS`] arrays, in the order of
+    /// [`insert_events_sql`].
+    pub fn bind<'q>(self, query: PgQuery<'q>) -> PgQuery<'q>
+    where
+        'a: 'q,
+    {
+        query
+            .bind(self.ids)
+            .bind(self.types)
+            .bind(self.aggregate_ids)
+            .bind(self.aggregate_versions)
+            .bind(self.user_ids)
+            .bind(self.occurred_at)
+            .bind(self.data)
+    }
 }
 
 /// The insert of events, with its seven array parameters from `$first`,
 /// keeping their order in `insert_order`.
 pub(crate) fn insert_events_sql(first: usize) -> String {
-    let p = |offset: usize| first + offset;
     format!(
         "INSERT INTO outbox_events \
          (id, event_type, aggregate_id, aggregate_version, user_id, occurred_at, data) \
          SELECT u.id, u.event_type, u.aggregate_id, u.aggregate_version, u.user_id, \
          u.occurred_at, u.data \
-         FROM UNNEST(${}::uuid[], ${}::text[], ${}::uuid[], ${}::bigint[], ${}::uuid[], \
-         ${}::timestamptz[], ${}::jsonb[]) WITH ORDINALITY \
+         FROM UNNEST({}) WITH ORDINALITY \
          AS u(id, event_type, aggregate_id, aggregate_version, user_id, occurred_at, data, position) \
          ORDER BY u.position",
-        p(0),
-        p(1),
-        p(2),
-        p(3),
-        p(4),
-        p(5),
-        p(6)
+        parameters(
+            first,
+            &["uuid", "text", "uuid", "bigint", "uuid", "timestamptz", "jsonb"]
+        )
     )
 }
 

@@ -242,6 +242,18 @@ pub(crate) async fn statistics(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Statistics, WalletError> {
+    Ok(Statistics {
+        from,
+        to,
+        wallets: wallets_by_status(pool).await?,
+        currencies: currency_statistics(pool).await?,
+        transactions: transaction_statistics(pool, from, to).await?,
+        points: point_statistics(pool, from, to).await?,
+    })
+}
+
+/// How many wallets each status has (every status, zero or more).
+async fn wallets_by_status(pool: &PgPool) -> Result<BTreeMap<WalletStatus, u64>, WalletError> {
     let mut wallets: BTreeMap<WalletStatus, u64> =
         WalletStatus::ALL.iter().map(|s| (*s, 0)).collect();
     let rows = sqlx::query("SELECT status, count(*) AS wallets FROM wallets GROUP BY status")
@@ -255,7 +267,11 @@ pub(crate) async fn statistics(
             .entry(parse::<WalletStatus>(&status, "wallet status")?)
             .or_default() += count;
     }
+    Ok(wallets)
+}
 
+/// The money of each currency, in currency order.
+async fn currency_statistics(pool: &PgPool) -> Result<Vec<CurrencyStatistics>, WalletError> {
     let rows = sqlx::query(
         "SELECT currency, sum(balance)::text AS balance, sum(held)::text AS held, \
          count(*) AS wallets \
@@ -277,7 +293,15 @@ pub(crate) async fn statistics(
             },
         );
     }
+    Ok(currencies.into_values().collect())
+}
 
+/// The transactions of each type and currency between `from` and `to`.
+async fn transaction_statistics(
+    pool: &PgPool,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<TransactionStatistics>, WalletError> {
     // Volume: the absolute change of the balance, or of the held amount
     // for the types that move only held money (the in-memory store's rule).
     let rows = sqlx::query(
@@ -309,7 +333,15 @@ pub(crate) async fn statistics(
             },
         );
     }
+    Ok(transactions.into_values().collect())
+}
 
+/// The points held now, and their flows between `from` and `to`.
+async fn point_statistics(
+    pool: &PgPool,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<PointStatistics, WalletError> {
     let row = sqlx::query(
         "SELECT sum(available_points) AS available, sum(pending_points) AS pending \
          FROM point_accounts",
@@ -346,15 +378,7 @@ pub(crate) async fn statistics(
             }
         }
     }
-
-    Ok(Statistics {
-        from,
-        to,
-        wallets,
-        currencies: currencies.into_values().collect(),
-        transactions: transactions.into_values().collect(),
-        points,
-    })
+    Ok(points)
 }
 
 pub(crate) async fn users_with_overdue_holds(

@@ -116,11 +116,14 @@ pub async fn fresh_database() -> ScratchDatabase {
     ScratchDatabase { name, url }
 }
 
-/// The test configuration of a store on `url`.
+/// The test configuration of a store on `url`, with batching off: each
+/// command a batch of one in the caller's task, so that the suites run on
+/// both settings ([`batched_test_config`] turns it on).
 pub fn test_config(url: &str) -> PgConfig {
     let mut config = PgConfig::new(url);
     config.max_connections = TEST_MAX_CONNECTIONS;
     config.acquire_timeout = Duration::from_secs(30);
+    config.batching = None;
     config
 }
 

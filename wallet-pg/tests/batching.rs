@@ -24,8 +24,8 @@ use wallet_core::testing::contract::{
     create_wallet, dec, deposit, earn, execute, hold, hold_of, wallet_of, withdraw, Harness,
 };
 use wallet_core::{
-    Applied, Command, CommandOutput, Ctx, HoldStatus, IdempotencyKey, InMemoryStore, Policy, Store,
-    UuidV7Generator, Wallet, WalletError, WalletService, WalletStore,
+    Applied, Claim, Command, CommandOutput, Ctx, HoldStatus, IdempotencyKey, InMemoryStore, Policy,
+    Store, UuidV7Generator, Wallet, WalletError, WalletService, WalletStore,
 };
 use wallet_pg::testing::{batched_test_config, fresh_store_with, ScratchDatabase};
 use wallet_pg::{BatchConfig, PgStore};
@@ -820,4 +820,118 @@ async fn kept_wallets_are_forgotten_when_the_writers_connect_again() {
     assert_eq!(again.cached - reconnected.cached, 1, "{again:?}");
     assert_eq!(batched.wallet(user).await.balances[0].balance, dec("4"));
     batched.check_wallet(user).await;
+}
+
+/// The statements (round trips) a run of `commands` submitted at once
+/// sent, by the writers' own count.
+async fn statements_of(harness: &Harness<PgStore>, commands: Vec<Command>) -> u64 {
+    let before = stats(harness);
+    for result in join_all(
+        commands
+            .into_iter()
+            .map(|command| harness.service.execute(command, None)),
+    )
+    .await
+    {
+        result.expect("a command");
+    }
+    stats(harness).statements - before.statements
+}
+
+#[tokio::test]
+async fn a_batch_costs_the_round_trips_of_the_design_and_no_more() {
+    let (store, _database) = batched_store(|_| {}).await;
+    let batched = Harness::new(store);
+    let user = batched.new_wallet(0x4e).await;
+    // After a quiet spell, on a wallet the writer does not keep yet:
+    // BEGIN, lock and load, write, COMMIT.
+    assert_eq!(
+        statements_of(&batched, vec![deposit(user, "1", "USD")]).await,
+        4
+    );
+    // Kept now: BEGIN, write (whose version check takes the lock), COMMIT.
+    assert_eq!(
+        statements_of(&batched, vec![deposit(user, "1", "USD")]).await,
+        3
+    );
+    // However many commands the batch holds.
+    let many = (0..16).map(|_| deposit(user, "1", "USD")).collect();
+    assert_eq!(statements_of(&batched, many).await, 3);
+    // A key adds the statement that finds the records of the batch's keys.
+    let before = stats(&batched);
+    batched
+        .service
+        .execute(deposit(user, "1", "USD"), key("round-trips"))
+        .await
+        .expect("a keyed deposit");
+    assert_eq!(stats(&batched).statements - before.statements, 4);
+    // A wallet and a point account: both locked, one write, one commit.
+    batched
+        .ok(Command::CreatePointAccount { user_id: user })
+        .await;
+    let both = vec![deposit(user, "1", "USD"), earn(user, 5, None, false)];
+    assert_eq!(statements_of(&batched, both).await, 5);
+    let stats = stats(&batched);
+    assert_eq!((stats.fallbacks, stats.failures, stats.stale), (0, 0, 0));
+    assert_eq!(stats.size_counts.iter().sum::<u64>(), stats.batches);
+    assert!(stats.size_counts[4] >= 1, "the batch of 16: {stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_whose_key_another_process_stored_first_falls_back_to_the_unbatched_answer() {
+    let (batched, database) = batched_store(|batching| batching.cached_wallets = 0).await;
+    let other = PgStore::connect(&wallet_pg::testing::test_config(&database.url))
+        .await
+        .expect("a second store");
+    let other = WalletService::new(other, Policy::default());
+    let service = WalletService::new(batched.clone(), Policy::default());
+    let user = Uuid::now_v7();
+    for command in [
+        create_wallet(user),
+        deposit(user, "100", "USD"),
+        Command::CreatePointAccount { user_id: user },
+    ] {
+        service.execute(command, None).await.expect("setup");
+    }
+    let before = batched.batch_stats().expect("batching is on");
+
+    // The batch has locked the wallet and found no record for the key;
+    // its deposit waits inside the mutation.
+    let command = deposit(user, "5", "USD");
+    let (blocker, mutation) = blocked(command.clone(), apply_to_wallet);
+    let claim = Claim {
+        user_id: user,
+        key: IdempotencyKey::parse("taken").expect("a key"),
+        fingerprint: command.fingerprint(),
+    };
+    let cut = tokio::spawn({
+        let batched = batched.clone();
+        async move {
+            batched
+                .update_wallet(user, None, Some(claim), mutation)
+                .await
+        }
+    });
+    let go = until_running(blocker).await;
+    // Meanwhile another process earns points with the same key.
+    other
+        .execute(earn(user, 7, None, false), key("taken"))
+        .await
+        .expect("the other process's earn");
+    go.send(()).expect("the deposit waits");
+
+    // The batch's write meets the stored key and falls back: the deposit
+    // runs again alone and answers as the unbatched store would.
+    assert_eq!(
+        cut.await.expect("joined"),
+        Err(WalletError::IdempotencyKeyReused)
+    );
+    let after = batched.batch_stats().expect("batching is on");
+    assert_eq!(after.fallbacks - before.fallbacks, 1, "{after:?}");
+    assert_eq!(after.failures - before.failures, 0, "{after:?}");
+    let wallet = service.wallet(user).await.expect("wallet");
+    assert_eq!(wallet.balances[0].balance, dec("100"));
+    assert_eq!(checked_history(&service, &wallet).await, 1);
+    let points = service.point_account(user).await.expect("points");
+    assert_eq!(points.available_points, 7);
 }

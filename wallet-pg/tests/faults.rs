@@ -390,9 +390,10 @@ async fn a_server_restart_in_the_middle_of_a_load_loses_and_doubles_nothing(path
     let mut config = PgConfig::new(cluster.url());
     config.max_connections = 4;
     config.acquire_timeout = Duration::from_secs(2);
-    if let Path::Batched = path {
-        config.batching = Some(wallet_pg::BatchConfig::default());
-    }
+    config.batching = match path {
+        Path::Unbatched => None,
+        Path::Batched => Some(wallet_pg::BatchConfig::default()),
+    };
     let store = PgStore::connect(&config).await.expect("connect");
     store.migrate().await.expect("migrate");
     let service = WalletService::new(store, Policy::default());

@@ -187,6 +187,54 @@ async fn unknown_routes_and_methods_are_problem_documents() {
     app.stop().await;
 }
 
+/// The value of an unlabelled sample in a Prometheus text document.
+fn sample(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_report_the_batching_writer_and_its_counts_move() {
+    let store = wallet_pg::testing::fresh_batched_store().await;
+    let app = TestApp::spawn_with(
+        store,
+        Idp::start().await,
+        Some(AUDIENCE.to_owned()),
+        fast_background(),
+    )
+    .await;
+    let read = || async {
+        app.send(reqwest::Method::GET, "/metrics", None, &[], None)
+            .await
+            .text
+    };
+    let before = read().await;
+    for name in [
+        "wallet_batch_size_count",
+        "wallet_batch_stale_total",
+        "wallet_batch_fallback_total",
+    ] {
+        assert!(sample(&before, name).is_some(), "no {name} in:\n{before}");
+    }
+    assert!(
+        before.contains("# TYPE wallet_batch_size histogram"),
+        "{before}"
+    );
+    // The funding deposit is one batch at least.
+    let _ = app.funded_user("10").await;
+    let after = read().await;
+    let batches = |text: &str| sample(text, "wallet_batch_size_count").unwrap_or(0);
+    assert!(
+        batches(&after) > batches(&before),
+        "before:\n{before}\nafter:\n{after}"
+    );
+    assert_eq!(
+        sample(&after, "wallet_batch_size_bucket{le=\"+Inf\"}"),
+        Some(batches(&after))
+    );
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn metrics_count_requests_transactions_and_errors() {
     let app = TestApp::spawn().await;

@@ -1,0 +1,102 @@
+//! Locking and loading many aggregates in one statement, for wallets and
+//! point accounts alike.
+//!
+//! One statement locks the rows (`FOR UPDATE`, in user id order, so that
+//! two callers locking overlapping sets never deadlock) and loads their
+//! contents. Its loads read the statement's snapshot, taken before any
+//! lock was granted: if a lock had to wait for another transaction that
+//! changed the aggregate, they are stale. Every change of an aggregate's
+//! contents also bumps its row's version, so the statement compares the
+//! version the snapshot saw (`seen_version`) with the version it locked
+//! (the newest); the aggregates where they differ are loaded again in a
+//! second statement, which sees everything committed before the locks.
+
+use std::collections::HashMap;
+
+use sqlx::postgres::PgRow;
+use sqlx::PgConnection;
+use uuid::Uuid;
+use wallet_core::WalletError;
+
+use crate::codec::column;
+use crate::error::map_error;
+
+/// The two statements of one kind of aggregate and how to read their
+/// contents. Both take the user ids or row ids as `$1` and the ids the
+/// commands name (holds, lots) as `$2`; both answer the contents in the
+/// columns `contents` reads, the lock with the row's columns, `version`
+/// and `seen_version`, the reload with `id`.
+pub(crate) struct LockStatements<C> {
+    pub lock: &'static str,
+    pub reload: &'static str,
+    pub contents: fn(&PgRow) -> Result<C, WalletError>,
+    /// What the aggregate is called in an error.
+    pub what: &'static str,
+}
+
+/// Locks the rows of `user_ids` and loads their contents (see the module
+/// docs). Returns each locked row with its up-to-date contents, in user id
+/// order, and how many statements ran (none for no users, else one or
+/// two). Must run inside a transaction; the locks last until it ends.
+pub(crate) async fn lock_many<C>(
+    conn: &mut PgConnection,
+    statements: &LockStatements<C>,
+    user_ids: &[Uuid],
+    named: &[Uuid],
+) -> Result<(Vec<(PgRow, C)>, u64), WalletError> {
+    if user_ids.is_empty() {
+        return Ok((Vec::new(), 0));
+    }
+    let rows = sqlx::query(statements.lock)
+        .bind(user_ids)
+        .bind(named)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_error)?;
+    let mut contents = HashMap::with_capacity(rows.len());
+    let mut stale = Vec::new();
+    for row in &rows {
+        let locked: i64 = column(row, "version")?;
+        let seen: Option<i64> = column(row, "seen_version")?;
+        if seen == Some(locked) {
+            contents.insert(column::<Uuid>(row, "id")?, (statements.contents)(row)?);
+        } else {
+            stale.push(column::<Uuid>(row, "id")?);
+        }
+    }
+    let sent = if stale.is_empty() {
+        1
+    } else {
+        contents.extend(reload(conn, statements, &stale, named).await?);
+        2
+    };
+    let mut locked = Vec::with_capacity(rows.len());
+    for row in rows {
+        let loaded = contents
+            .remove(&column::<Uuid>(&row, "id")?)
+            .ok_or_else(|| {
+                WalletError::Internal(format!("a locked {} was not loaded", statements.what))
+            })?;
+        locked.push((row, loaded));
+    }
+    Ok((locked, sent))
+}
+
+/// Loads the contents of the rows `ids` again, after their locks.
+async fn reload<C>(
+    conn: &mut PgConnection,
+    statements: &LockStatements<C>,
+    ids: &[Uuid],
+    named: &[Uuid],
+) -> Result<Vec<(Uuid, C)>, WalletError> {
+    let loaded = sqlx::query(statements.reload)
+        .bind(ids)
+        .bind(named)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_error)?;
+    loaded
+        .iter()
+        .map(|row| Ok((column(row, "id")?, (statements.contents)(row)?)))
+        .collect()
+}
