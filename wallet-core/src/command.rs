@@ -290,7 +290,17 @@ impl Command {
                 }
             }
             Command::EarnPoints { expires_at, .. } => truncate(expires_at),
-            _ => {}
+            // Nothing else in these commands has more than one spelling.
+            Command::CreateWallet { .. }
+            | Command::CancelHold { .. }
+            | Command::FreezeWallet { .. }
+            | Command::UnfreezeWallet { .. }
+            | Command::CloseWallet { .. }
+            | Command::CreatePointAccount { .. }
+            | Command::SpendPoints { .. }
+            | Command::AdjustPoints { .. }
+            | Command::ConfirmPendingPoints { .. }
+            | Command::CancelPendingPoints { .. } => {}
         }
         // Serialising plain data into a string cannot fail.
         serde_json::to_string(&canonical).unwrap_or_else(|_| self.name().to_owned())
@@ -440,7 +450,13 @@ pub fn apply_to_wallet(
                 wallet: wallet.view(),
             })
         }
-        other => Err(WalletError::Internal(format!(
+        other @ (Command::CreateWallet { .. }
+        | Command::CreatePointAccount { .. }
+        | Command::EarnPoints { .. }
+        | Command::SpendPoints { .. }
+        | Command::AdjustPoints { .. }
+        | Command::ConfirmPendingPoints { .. }
+        | Command::CancelPendingPoints { .. }) => Err(WalletError::Internal(format!(
             "{} is not a command on an existing wallet",
             other.name()
         ))),
@@ -501,7 +517,18 @@ pub fn apply_to_point_account(
         Command::CancelPendingPoints { lot_id, .. } => {
             (account.cancel_pending(*lot_id, ctx)?, Some(*lot_id))
         }
-        other => {
+        other @ (Command::CreateWallet { .. }
+        | Command::Deposit { .. }
+        | Command::Withdraw { .. }
+        | Command::Exchange { .. }
+        | Command::CreateHold { .. }
+        | Command::ExecuteHold { .. }
+        | Command::ReleaseHold { .. }
+        | Command::CancelHold { .. }
+        | Command::FreezeWallet { .. }
+        | Command::UnfreezeWallet { .. }
+        | Command::CloseWallet { .. }
+        | Command::CreatePointAccount { .. }) => {
             return Err(WalletError::Internal(format!(
                 "{} is not a command on an existing point account",
                 other.name()

@@ -273,7 +273,20 @@ impl<S: Store> WalletService<S> {
                 }
                 crate::points::validate_points(delta.checked_abs().unwrap_or(i64::MAX))?;
             }
-            _ => {}
+            // Their parameters are checked against the state they act on.
+            Command::CreateWallet {
+                default_currency: None,
+                ..
+            }
+            | Command::ExecuteHold { .. }
+            | Command::ReleaseHold { .. }
+            | Command::CancelHold { .. }
+            | Command::FreezeWallet { .. }
+            | Command::UnfreezeWallet { .. }
+            | Command::CloseWallet { .. }
+            | Command::CreatePointAccount { .. }
+            | Command::ConfirmPendingPoints { .. }
+            | Command::CancelPendingPoints { .. } => {}
         }
         Ok(())
     }

@@ -327,7 +327,12 @@ pub fn check_holds_match_log(
             }
             TransactionType::HoldExecute => entry.executed -= transaction.amount,
             TransactionType::HoldRelease => entry.released -= transaction.held_change,
-            other => return Err(format!("a {other} transaction names hold {hold_id}")),
+            other @ (TransactionType::Deposit
+            | TransactionType::Withdraw
+            | TransactionType::ExchangeIn
+            | TransactionType::ExchangeOut) => {
+                return Err(format!("a {other} transaction names hold {hold_id}"))
+            }
         }
     }
     for hold in holds {
