@@ -46,7 +46,7 @@ pub mod wallet;
 pub use access::{access_of, Access, Actor};
 pub use command::{
     apply_to_point_account, apply_to_wallet, Claim, Command, CommandOutput, IdempotencyKey,
-    IdempotencyRecord, Target,
+    IdempotencyRecord, PointCommand, ValidCommand, WalletCommand,
 };
 pub use context::{
     Clock, Ctx, IdGenerator, ManualClock, Policy, SequentialIdGenerator, SystemClock,

@@ -215,6 +215,16 @@ pub fn validate_points(points: i64) -> Result<i64, WalletError> {
     Ok(points)
 }
 
+/// Checks the delta of an adjustment: not zero, and at most
+/// [`POINTS_PER_REQUEST_MAX`] either way.
+pub fn validate_delta(delta: i64) -> Result<i64, WalletError> {
+    if delta == 0 {
+        return Err(WalletError::Validation("points must not be zero".into()));
+    }
+    validate_points(delta.checked_abs().unwrap_or(i64::MAX))?;
+    Ok(delta)
+}
+
 impl PointAccount {
     /// Opens an empty account and raises `PointAccountCreated`.
     pub fn open(user_id: Uuid, ctx: &Ctx<'_>) -> Self {
@@ -507,10 +517,7 @@ impl PointAccount {
         description: Option<String>,
         ctx: &Ctx<'_>,
     ) -> Result<PointTransaction, WalletError> {
-        if delta == 0 {
-            return Err(WalletError::Validation("points must not be zero".into()));
-        }
-        validate_points(delta.checked_abs().unwrap_or(i64::MAX))?;
+        let delta = validate_delta(delta)?;
         let source = required_text("source", source, SOURCE_LENGTH_MAX)?;
         let description = bounded_text("description", description, DESCRIPTION_LENGTH_MAX)?;
         let mut lot_id = None;
