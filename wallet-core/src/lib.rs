@@ -62,7 +62,7 @@ pub use points::{
 };
 pub use query::{Cursor, Page, PageRequest, Statistics, TransactionFilter};
 pub use service::{SweepReport, WalletService};
-pub use store::{Applied, LedgerReader, PointStore, Store, WalletStore};
+pub use store::{Applied, IdempotencyStore, LedgerReader, PointStore, Store, WalletStore};
 pub use wallet::{
     Exchange, Hold, HoldRequest, HoldStatus, ReleaseCause, TransactionType, Wallet, WalletItem,
     WalletStatus, WalletTransaction, WalletView,

@@ -23,8 +23,8 @@ use crate::query::{
     TransactionStatistics,
 };
 use crate::store::{
-    Applied, LedgerReader, PointAccountFactory, PointMutation, PointStore, WalletFactory,
-    WalletMutation, WalletStore,
+    Applied, IdempotencyStore, LedgerReader, PointAccountFactory, PointMutation, PointStore,
+    WalletFactory, WalletMutation, WalletStore,
 };
 use crate::wallet::{
     Hold, HoldStatus, TransactionType, Wallet, WalletStatus, WalletTransaction, WalletView,
@@ -424,6 +424,20 @@ impl PointStore for InMemoryStore {
             .map(|a| a.user_id)
             .take(limit as usize)
             .collect())
+    }
+}
+
+impl IdempotencyStore for InMemoryStore {
+    async fn purge_idempotency_records(
+        &self,
+        older_than: DateTime<Utc>,
+    ) -> Result<u64, WalletError> {
+        let mut state = self.write();
+        let before = state.idempotency.len();
+        state
+            .idempotency
+            .retain(|_, record| record.created_at >= older_than);
+        Ok((before - state.idempotency.len()) as u64)
     }
 }
 

@@ -168,10 +168,8 @@ impl<S: Store> WalletService<S> {
                 let default_currency = *default_currency;
                 let factory = Arc::new(move || {
                     unit.run(|ctx| {
-                        let currency = match default_currency {
-                            Some(code) => code,
-                            None => ctx.policy.currencies.resolve("VND")?,
-                        };
+                        let currency =
+                            default_currency.unwrap_or(ctx.policy.default_wallet_currency);
                         let wallet = Wallet::open(user_id, currency, ctx)?;
                         let output = CommandOutput::Wallet {
                             wallet: wallet.view(),
@@ -275,6 +273,18 @@ impl<S: Store> WalletService<S> {
             }
         }
         Ok(report)
+    }
+
+    /// Deletes the idempotency records older than the policy's
+    /// `idempotency_retention` and returns how many went. A key whose
+    /// record is gone is a new command again. Safe to run from several
+    /// processes at once.
+    pub async fn purge_idempotency_records(&self) -> Result<u64, WalletError> {
+        let older_than = self
+            .now()
+            .checked_sub_signed(self.policy.idempotency_retention)
+            .ok_or_else(|| WalletError::Internal("idempotency retention out of range".into()))?;
+        self.store.purge_idempotency_records(older_than).await
     }
 
     /// A unit of work that runs `expire` at the time of each call.

@@ -203,7 +203,19 @@ pub trait LedgerReader: Send + Sync + 'static {
     fn ping(&self) -> impl Future<Output = Result<(), WalletError>> + Send;
 }
 
-/// Everything the application service needs.
-pub trait Store: WalletStore + PointStore + LedgerReader {}
+/// The upkeep of idempotency records, which the write methods store.
+pub trait IdempotencyStore: Send + Sync + 'static {
+    /// Deletes the records created before `older_than` and returns how many
+    /// went. MUST keep every record created at or after `older_than`; a key
+    /// whose record is gone MUST be treated as never used. Several callers
+    /// may purge at once.
+    fn purge_idempotency_records(
+        &self,
+        older_than: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, WalletError>> + Send;
+}
 
-impl<T: WalletStore + PointStore + LedgerReader> Store for T {}
+/// Everything the application service needs.
+pub trait Store: WalletStore + PointStore + LedgerReader + IdempotencyStore {}
+
+impl<T: WalletStore + PointStore + LedgerReader + IdempotencyStore> Store for T {}
