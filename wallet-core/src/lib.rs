@@ -40,6 +40,7 @@ pub mod points;
 pub mod query;
 pub mod service;
 pub mod store;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod wallet;
 
