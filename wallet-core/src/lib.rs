@@ -34,6 +34,7 @@ pub mod command;
 pub mod context;
 pub mod error;
 pub mod events;
+pub mod kinds;
 pub mod memory;
 pub mod money;
 pub mod points;

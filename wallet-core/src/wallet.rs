@@ -7,8 +7,6 @@
 //! [`WalletChanges`], which the store persists atomically with the new state.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -23,104 +21,7 @@ use crate::error::WalletError;
 use crate::events::{DomainEvent, EventData};
 use crate::money::{add_within_limit, CurrencyCode, Money};
 
-/// Status of a wallet; see the status table in the domain rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum WalletStatus {
-    Active,
-    Frozen,
-    Closed,
-}
-
-/// Status of a hold. `Active` while money remains; the others are final.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum HoldStatus {
-    Active,
-    Executed,
-    Released,
-    Cancelled,
-    Expired,
-}
-
-/// Kind of a wallet transaction, with the signs of its two changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum TransactionType {
-    Deposit,
-    Withdraw,
-    ExchangeIn,
-    ExchangeOut,
-    Hold,
-    HoldExecute,
-    HoldRelease,
-}
-
-/// Why held money went back to available.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ReleaseCause {
-    Release,
-    Cancel,
-    Expiry,
-}
-
-macro_rules! text_enum {
-    ($name:ident { $($variant:ident),* $(,)? }) => {
-        impl $name {
-            /// Every variant, in declaration order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),*];
-
-            /// The variant's name.
-            pub fn as_str(&self) -> &'static str {
-                match self { $($name::$variant => stringify!($variant)),* }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = WalletError;
-            /// Parses the variant's name, case-insensitively.
-            fn from_str(text: &str) -> Result<Self, Self::Err> {
-                $name::ALL
-                    .iter()
-                    .copied()
-                    .find(|v| v.as_str().eq_ignore_ascii_case(text))
-                    .ok_or_else(|| WalletError::Validation(format!(
-                        "unknown {}: {}", stringify!($name), text.chars().take(32).collect::<String>()
-                    )))
-            }
-        }
-    };
-}
-
-text_enum!(WalletStatus {
-    Active,
-    Frozen,
-    Closed
-});
-text_enum!(HoldStatus {
-    Active,
-    Executed,
-    Released,
-    Cancelled,
-    Expired
-});
-text_enum!(TransactionType {
-    Deposit,
-    Withdraw,
-    ExchangeIn,
-    ExchangeOut,
-    Hold,
-    HoldExecute,
-    HoldRelease
-});
-text_enum!(ReleaseCause {
-    Release,
-    Cancel,
-    Expiry
-});
+pub use crate::kinds::{HoldStatus, ReleaseCause, TransactionType, WalletStatus};
 
 /// The balance of one currency in a wallet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,111 @@
+//! The named kinds of the wallet's records: the statuses of wallets and
+//! holds, the types of transactions and why held money was released.
+//!
+//! They live apart from the aggregate so that the events, which name them,
+//! and the aggregate, which raises the events, do not import each other.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::WalletError;
+
+/// Status of a wallet; see the status table in the domain rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum WalletStatus {
+    Active,
+    Frozen,
+    Closed,
+}
+
+/// Status of a hold. `Active` while money remains; the others are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum HoldStatus {
+    Active,
+    Executed,
+    Released,
+    Cancelled,
+    Expired,
+}
+
+/// Kind of a wallet transaction, with the signs of its two changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum TransactionType {
+    Deposit,
+    Withdraw,
+    ExchangeIn,
+    ExchangeOut,
+    Hold,
+    HoldExecute,
+    HoldRelease,
+}
+
+/// Why held money went back to available.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ReleaseCause {
+    Release,
+    Cancel,
+    Expiry,
+}
+
+macro_rules! text_enum {
+    ($name:ident { $($variant:ident),* $(,)? }) => {
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+
+            /// The variant's name.
+            pub fn as_str(&self) -> &'static str {
+                match self { $($name::$variant => stringify!($variant)),* }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = WalletError;
+            /// Parses the variant's name, case-insensitively.
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str().eq_ignore_ascii_case(text))
+                    .ok_or_else(|| WalletError::Validation(format!(
+                        "unknown {}: {}", stringify!($name), text.chars().take(32).collect::<String>()
+                    )))
+            }
+        }
+    };
+}
+
+text_enum!(WalletStatus {
+    Active,
+    Frozen,
+    Closed
+});
+text_enum!(HoldStatus {
+    Active,
+    Executed,
+    Released,
+    Cancelled,
+    Expired
+});
+text_enum!(TransactionType {
+    Deposit,
+    Withdraw,
+    ExchangeIn,
+    ExchangeOut,
+    Hold,
+    HoldExecute,
+    HoldRelease
+});
+text_enum!(ReleaseCause {
+    Release,
+    Cancel,
+    Expiry
+});
