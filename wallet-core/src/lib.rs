@@ -6,6 +6,12 @@
 //! commands, store traits (ports), an application service over any store,
 //! and an in-memory store.
 //!
+//! A command is validated once ([`Command::validate`]) into a
+//! [`ValidCommand`], which the service applies inside the store's unit of
+//! work. The store-contract suite and the invariant checker
+//! (`wallet_core::testing`) come with the `testing` feature, for the tests
+//! of stores and dependents.
+//!
 //! ```
 //! use rust_decimal::Decimal;
 //! use uuid::Uuid;

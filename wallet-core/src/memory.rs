@@ -103,14 +103,14 @@ impl InMemoryStore {
         let wallet = state.wallets.get(&user_id)?.clone();
         let holds = state
             .holds_by_wallet
-            .get(&wallet.id)
+            .get(&wallet.id())
             .into_iter()
             .flatten()
             .filter_map(|(_, id)| state.holds.get(id).cloned())
             .collect();
         let transactions = state
             .transactions
-            .get(&wallet.id)
+            .get(&wallet.id())
             .cloned()
             .unwrap_or_default();
         Some(StoredWallet {
@@ -182,27 +182,25 @@ impl State {
     fn save_wallet(&mut self, mut wallet: Wallet) {
         let changes = wallet.take_changes();
         for hold_id in &changes.touched_holds {
-            if let Some(hold) = wallet.holds.get(hold_id) {
+            if let Some(hold) = wallet.holds().get(hold_id) {
                 self.holds_by_wallet
-                    .entry(wallet.id)
+                    .entry(wallet.id())
                     .or_default()
                     .insert((hold.created_at, hold.id));
                 self.holds.insert(hold.id, hold.clone());
             }
         }
-        wallet
-            .holds
-            .retain(|_, hold| hold.status == HoldStatus::Active);
+        wallet.forget_ended_holds();
         self.transactions
-            .entry(wallet.id)
+            .entry(wallet.id())
             .or_default()
             .extend(changes.transactions);
         self.append_events(changes.events);
         if changes.created {
             self.wallet_order
-                .insert((wallet.created_at, wallet.id), wallet.user_id);
+                .insert((wallet.created_at(), wallet.id()), wallet.user_id());
         }
-        self.wallets.insert(wallet.user_id, wallet);
+        self.wallets.insert(wallet.user_id(), wallet);
     }
 
     fn save_account(&mut self, mut account: PointAccount) {
@@ -221,7 +219,7 @@ impl State {
     fn wallet_id(&self, user_id: Uuid) -> Result<Uuid, WalletError> {
         self.wallets
             .get(&user_id)
-            .map(|w| w.id)
+            .map(Wallet::id)
             .ok_or(WalletError::WalletNotFound)
     }
 }
@@ -286,12 +284,12 @@ impl WalletStore for InMemoryStore {
             return Err(WalletError::WalletExists);
         }
         let (wallet, output) = factory()?;
-        if wallet.user_id != user_id {
+        if wallet.user_id() != user_id {
             return Err(WalletError::Internal(
                 "factory made a wallet for another user".into(),
             ));
         }
-        let now = wallet.created_at;
+        let now = wallet.created_at();
         state.save_wallet(wallet);
         state.remember(claim, &output, now);
         Ok(Applied {
@@ -317,13 +315,11 @@ impl WalletStore for InMemoryStore {
             .cloned()
             .ok_or(WalletError::WalletNotFound)?;
         if let Some(hold) = hold_id.and_then(|id| state.holds.get(&id)) {
-            if hold.wallet_id == wallet.id && !wallet.holds.contains_key(&hold.id) {
-                wallet.holds.insert(hold.id, hold.clone());
-            }
+            wallet.remember_hold(hold.clone());
         }
         let output = mutation(&mut wallet)?;
         if !wallet.changes().is_empty() {
-            let now = wallet.updated_at;
+            let now = wallet.updated_at();
             state.save_wallet(wallet);
             state.remember(claim, &output, now);
         }
@@ -343,7 +339,7 @@ impl WalletStore for InMemoryStore {
             .wallets
             .values()
             .filter(|w| w.next_hold_expiry().is_some_and(|at| at <= now))
-            .map(|w| w.user_id)
+            .map(Wallet::user_id)
             .take(limit as usize)
             .collect())
     }
@@ -549,8 +545,8 @@ impl LedgerReader for InMemoryStore {
             WalletStatus::ALL.iter().map(|s| (*s, 0)).collect();
         let mut currencies: BTreeMap<CurrencyCode, CurrencyStatistics> = BTreeMap::new();
         for wallet in state.wallets.values() {
-            *wallets.entry(wallet.status).or_default() += 1;
-            for item in wallet.items.values() {
+            *wallets.entry(wallet.status()).or_default() += 1;
+            for item in wallet.items().values() {
                 let entry = currencies
                     .entry(item.currency)
                     .or_insert_with(|| CurrencyStatistics {

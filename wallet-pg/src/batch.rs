@@ -759,7 +759,7 @@ impl WalletCache {
         let wallet = self.wallets.get(&user_id)?;
         let usable = named.iter().all(|id| {
             wallet
-                .holds
+                .holds()
                 .get(id)
                 .is_some_and(|hold| hold.status == HoldStatus::Active)
         });
@@ -775,15 +775,13 @@ impl WalletCache {
         if self.capacity == 0 {
             return;
         }
-        if self.wallets.len() >= self.capacity && !self.wallets.contains_key(&wallet.user_id) {
+        if self.wallets.len() >= self.capacity && !self.wallets.contains_key(&wallet.user_id()) {
             if let Some(any) = self.wallets.keys().next().copied() {
                 self.wallets.remove(&any);
             }
         }
-        wallet
-            .holds
-            .retain(|_, hold| hold.status == HoldStatus::Active);
-        self.wallets.insert(wallet.user_id, wallet);
+        wallet.forget_ended_holds();
+        self.wallets.insert(wallet.user_id(), wallet);
     }
 
     fn clear(&mut self) {
@@ -835,14 +833,14 @@ impl BatchState {
             .chain(kept)
             .map(|(wallet, kept)| {
                 let working = WorkingWallet {
-                    loaded_version: wallet.version,
+                    loaded_version: wallet.version(),
                     wallet,
                     changed: false,
                     kept,
                     transactions: Vec::new(),
                     touched_holds: BTreeSet::new(),
                 };
-                (working.wallet.user_id, working)
+                (working.wallet.user_id(), working)
             })
             .collect();
         let accounts = accounts
@@ -908,7 +906,7 @@ impl BatchState {
         working.transactions.append(&mut changes.transactions);
         working.touched_holds.extend(changes.touched_holds);
         self.events.append(&mut changes.events);
-        let updated_at = trial.updated_at;
+        let updated_at = trial.updated_at();
         working.wallet = trial;
         self.remember(job.claim.as_ref(), &output, updated_at);
         Ok(Applied {

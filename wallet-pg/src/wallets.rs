@@ -122,12 +122,12 @@ pub async fn write_wallet(
         changes.transactions.iter().map(|t| t.currency).collect();
     let items: Vec<&WalletItem> = currencies
         .iter()
-        .filter_map(|c| wallet.items.get(c))
+        .filter_map(|c| wallet.items().get(c))
         .collect();
     let holds: Vec<&Hold> = changes
         .touched_holds
         .iter()
-        .filter_map(|id| wallet.holds.get(id))
+        .filter_map(|id| wallet.holds().get(id))
         .collect();
     let transactions = &changes.transactions;
     let events = EventColumns::of(&changes.events)?;
@@ -138,15 +138,15 @@ pub async fn write_wallet(
     }
     let written: i64 = sqlx::query_scalar(sql)
         // The wallet row: $1 ..= $10.
-        .bind(wallet.id)
-        .bind(wallet.user_id)
-        .bind(wallet.status.as_str())
-        .bind(wallet.default_currency.as_str())
-        .bind(wallet.frozen_reason.as_deref())
-        .bind(signed(wallet.version, "wallet version")?)
-        .bind(signed(wallet.transaction_count, "transaction count")?)
-        .bind(wallet.created_at)
-        .bind(wallet.updated_at)
+        .bind(wallet.id())
+        .bind(wallet.user_id())
+        .bind(wallet.status().as_str())
+        .bind(wallet.default_currency().as_str())
+        .bind(wallet.frozen_reason())
+        .bind(signed(wallet.version(), "wallet version")?)
+        .bind(signed(wallet.transaction_count(), "transaction count")?)
+        .bind(wallet.created_at())
+        .bind(wallet.updated_at())
         .bind(signed(changes.expected_version, "wallet version")?)
         // Items: $11 ..= $13.
         .bind(
@@ -398,7 +398,7 @@ impl PgStore {
             return Err(WalletError::WalletExists);
         }
         let (mut wallet, output) = factory()?;
-        if wallet.user_id != user_id {
+        if wallet.user_id() != user_id {
             return Err(WalletError::Internal(
                 "factory made a wallet for another user".into(),
             ));
@@ -406,7 +406,7 @@ impl PgStore {
         let changes = wallet.take_changes();
         let records: Vec<IdempotencyRecord> = claim
             .clone()
-            .map(|c| record_of(c, &output, wallet.created_at))
+            .map(|c| record_of(c, &output, wallet.created_at()))
             .into_iter()
             .collect();
         match write_wallet(&mut conn, &wallet, &changes, &records).await {
@@ -550,7 +550,7 @@ async fn update_wallet_in(
     let changes = locked.wallet.take_changes();
     let records: Vec<IdempotencyRecord> = claim
         .cloned()
-        .map(|c| record_of(c, &output, locked.wallet.updated_at))
+        .map(|c| record_of(c, &output, locked.wallet.updated_at()))
         .into_iter()
         .collect();
     write_wallet_classified(conn, &locked.wallet, &changes, &records).await?;
@@ -621,7 +621,7 @@ pub async fn lock_wallets(
     if stale.is_empty() {
         return Ok(wallets);
     }
-    let stale_ids: Vec<Uuid> = stale.iter().map(|&index| wallets[index].id).collect();
+    let stale_ids: Vec<Uuid> = stale.iter().map(|&index| wallets[index].id()).collect();
     let loaded = sqlx::query(load_many_sql())
         .bind(&stale_ids)
         .bind(hold_ids)
@@ -637,7 +637,7 @@ pub async fn lock_wallets(
     }
     for index in stale {
         let (items, holds) = contents
-            .remove(&wallets[index].id)
+            .remove(&wallets[index].id())
             .ok_or_else(|| WalletError::Internal("a locked wallet was not loaded".into()))?;
         wallets[index] = wallet_from_row(&rows[index], items, holds)?;
     }
@@ -715,12 +715,12 @@ impl<'a> WalletColumns<'a> {
         // Items of every currency a transaction touched, as they are now.
         let currencies: BTreeSet<CurrencyCode> = transactions.iter().map(|t| t.currency).collect();
         for currency in &currencies {
-            if let Some(item) = wallet.items.get(currency) {
-                self.items.push(wallet.id, item);
+            if let Some(item) = wallet.items().get(currency) {
+                self.items.push(wallet.id(), item);
             }
         }
         for hold_id in touched_holds {
-            if let Some(hold) = wallet.holds.get(hold_id) {
+            if let Some(hold) = wallet.holds().get(hold_id) {
                 self.holds.push(hold);
             }
         }
@@ -915,14 +915,14 @@ struct WalletRowColumns<'a> {
 
 impl<'a> WalletRowColumns<'a> {
     fn push(&mut self, wallet: &'a Wallet, expected_version: u64) -> Result<(), WalletError> {
-        self.ids.push(wallet.id);
-        self.statuses.push(wallet.status.as_str());
-        self.frozen_reasons.push(wallet.frozen_reason.as_deref());
+        self.ids.push(wallet.id());
+        self.statuses.push(wallet.status().as_str());
+        self.frozen_reasons.push(wallet.frozen_reason());
         self.versions
-            .push(signed(wallet.version, "wallet version")?);
+            .push(signed(wallet.version(), "wallet version")?);
         self.transaction_counts
-            .push(signed(wallet.transaction_count, "transaction count")?);
-        self.updated_at.push(wallet.updated_at);
+            .push(signed(wallet.transaction_count(), "transaction count")?);
+        self.updated_at.push(wallet.updated_at());
         self.expected_versions
             .push(signed(expected_version, "wallet version")?);
         Ok(())

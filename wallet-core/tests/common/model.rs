@@ -1442,9 +1442,9 @@ fn check_appended(before: &Snapshot, after: &Snapshot, outcome: &Outcome) -> Res
         let version = if after
             .wallet
             .as_ref()
-            .is_some_and(|w| w.wallet.id == event.aggregate_id)
+            .is_some_and(|w| w.wallet.id() == event.aggregate_id)
         {
-            after.wallet.as_ref().map(|w| w.wallet.version)
+            after.wallet.as_ref().map(|w| w.wallet.version())
         } else {
             after.points.as_ref().map(|p| p.account.version)
         };
