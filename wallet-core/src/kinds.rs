@@ -11,46 +11,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::WalletError;
 
-/// Status of a wallet; see the status table in the domain rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum WalletStatus {
-    Active,
-    Frozen,
-    Closed,
-}
-
-/// Status of a hold. `Active` while money remains; the others are final.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum HoldStatus {
-    Active,
-    Executed,
-    Released,
-    Cancelled,
-    Expired,
-}
-
-/// Kind of a wallet transaction, with the signs of its two changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum TransactionType {
-    Deposit,
-    Withdraw,
-    ExchangeIn,
-    ExchangeOut,
-    Hold,
-    HoldExecute,
-    HoldRelease,
-}
-
-/// Why held money went back to available.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ReleaseCause {
-    Release,
-    Cancel,
-    Expiry,
-}
-
+/// Declares an enum of plain names once, with every variant (`ALL`), its
+/// name (`as_str`, `Display`) and a case-insensitive `FromStr`, so that the
+/// list of variants is written in one place.
 macro_rules! text_enum {
-    ($name:ident { $($variant:ident),* $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident),* $(,)? }) => {
+        $(#[$meta])*
+        pub enum $name {
+            $($variant),*
+        }
+
         impl $name {
             /// Every variant, in declaration order.
             pub const ALL: &'static [$name] = &[$($name::$variant),*];
@@ -83,29 +53,23 @@ macro_rules! text_enum {
     };
 }
 
-text_enum!(WalletStatus {
-    Active,
-    Frozen,
-    Closed
-});
-text_enum!(HoldStatus {
-    Active,
-    Executed,
-    Released,
-    Cancelled,
-    Expired
-});
-text_enum!(TransactionType {
-    Deposit,
-    Withdraw,
-    ExchangeIn,
-    ExchangeOut,
-    Hold,
-    HoldExecute,
-    HoldRelease
-});
-text_enum!(ReleaseCause {
-    Release,
-    Cancel,
-    Expiry
-});
+text_enum!(
+    /// Status of a wallet; see the status table in the domain rules.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+    WalletStatus { Active, Frozen, Closed }
+);
+text_enum!(
+    /// Status of a hold. `Active` while money remains; the others are final.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+    HoldStatus { Active, Executed, Released, Cancelled, Expired }
+);
+text_enum!(
+    /// Kind of a wallet transaction, with the signs of its two changes.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+    TransactionType { Deposit, Withdraw, ExchangeIn, ExchangeOut, Hold, HoldExecute, HoldRelease }
+);
+text_enum!(
+    /// Why held money went back to available.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    ReleaseCause { Release, Cancel, Expiry }
+);
