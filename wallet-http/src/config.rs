@@ -441,6 +441,17 @@ mod tests {
     }
 
     #[test]
+    fn the_policy_takes_its_defaults_from_the_core_and_its_retention_from_the_setting() {
+        let config = cli(&["--dev"]).expect("defaults");
+        assert_eq!(config.policy, Policy::default());
+        let config = cli(&["--dev", "--wallet-idempotency-retention", "2d"]).expect("two days");
+        assert_eq!(
+            config.policy.idempotency_retention,
+            chrono::Duration::days(2)
+        );
+    }
+
+    #[test]
     fn refuses_to_start_without_an_authority_or_dev_mode() {
         let error = cli(&["--jwt-authority", ""]).err().unwrap_or_default();
         assert!(error.contains("JWT_AUTHORITY is not set"), "{error}");
