@@ -4,12 +4,7 @@
 //! They live apart from the aggregate so that the events, which name them,
 //! and the aggregate, which raises the events, do not import each other.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
-
-use crate::error::WalletError;
 
 /// Declares an enum of plain names once, with every variant (`ALL`), its
 /// name (`as_str`, `Display`) and a case-insensitive `FromStr`, so that the
@@ -31,27 +26,30 @@ macro_rules! text_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
 
-        impl FromStr for $name {
-            type Err = WalletError;
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::error::WalletError;
             /// Parses the variant's name, case-insensitively.
             fn from_str(text: &str) -> Result<Self, Self::Err> {
                 $name::ALL
                     .iter()
                     .copied()
                     .find(|v| v.as_str().eq_ignore_ascii_case(text))
-                    .ok_or_else(|| WalletError::Validation(format!(
+                    .ok_or_else(|| $crate::error::WalletError::Validation(format!(
                         "unknown {}: {}", stringify!($name), text.chars().take(32).collect::<String>()
                     )))
             }
         }
     };
 }
+
+/// The point account's kinds use it too.
+pub(crate) use text_enum;
 
 text_enum!(
     /// Status of a wallet; see the status table in the domain rules.

@@ -6,8 +6,6 @@
 //! expiring touch only the lots they consume instead of sorting every time.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -16,6 +14,7 @@ use uuid::Uuid;
 use crate::context::{bounded_text, required_text, Ctx, DESCRIPTION_LENGTH_MAX, SOURCE_LENGTH_MAX};
 use crate::error::WalletError;
 use crate::events::{DomainEvent, EventData};
+use crate::kinds::text_enum;
 
 /// The most points one request may earn, spend or adjust.
 pub const POINTS_PER_REQUEST_MAX: i64 = 1_000_000_000_000;
@@ -35,60 +34,19 @@ pub enum LotState {
     Available,
 }
 
-/// Kind of a point transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum PointTransactionType {
-    Earn,
-    EarnPending,
-    PendingConfirmed,
-    PendingCancelled,
-    Spend,
-    Adjust,
-    Expire,
-}
-
-impl PointTransactionType {
-    /// Every variant.
-    pub const ALL: &'static [PointTransactionType] = &[
-        PointTransactionType::Earn,
-        PointTransactionType::EarnPending,
-        PointTransactionType::PendingConfirmed,
-        PointTransactionType::PendingCancelled,
-        PointTransactionType::Spend,
-        PointTransactionType::Adjust,
-        PointTransactionType::Expire,
-    ];
-
-    /// The variant's name.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            PointTransactionType::Earn => "Earn",
-            PointTransactionType::EarnPending => "EarnPending",
-            PointTransactionType::PendingConfirmed => "PendingConfirmed",
-            PointTransactionType::PendingCancelled => "PendingCancelled",
-            PointTransactionType::Spend => "Spend",
-            PointTransactionType::Adjust => "Adjust",
-            PointTransactionType::Expire => "Expire",
-        }
+text_enum!(
+    /// Kind of a point transaction.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+    PointTransactionType {
+        Earn,
+        EarnPending,
+        PendingConfirmed,
+        PendingCancelled,
+        Spend,
+        Adjust,
+        Expire,
     }
-}
-
-impl fmt::Display for PointTransactionType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for PointTransactionType {
-    type Err = WalletError;
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        PointTransactionType::ALL
-            .iter()
-            .copied()
-            .find(|t| t.as_str().eq_ignore_ascii_case(text))
-            .ok_or_else(|| WalletError::Validation("unknown point transaction type".into()))
-    }
-}
+);
 
 /// Points earned together.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
