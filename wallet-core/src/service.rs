@@ -20,7 +20,7 @@ use crate::points::{PointAccount, PointAccountView, PointTransaction};
 use crate::query::{
     events_limit, statistics_window, Page, PageRequest, Statistics, TransactionFilter,
 };
-use crate::store::{Applied, Store};
+use crate::store::{Applied, Mutation, Store};
 use crate::wallet::{Hold, HoldStatus, Wallet, WalletStatus, WalletTransaction, WalletView};
 
 /// How many times a unit of work is tried when the store keeps reporting
@@ -288,11 +288,10 @@ impl<S: Store> WalletService<S> {
     }
 
     /// A unit of work that runs `expire` at the time of each call.
-    #[allow(clippy::type_complexity)]
     fn expiry_mutation<A: 'static>(
         &self,
         expire: fn(&mut A, &Ctx<'_>) -> Result<CommandOutput, WalletError>,
-    ) -> Arc<dyn Fn(&mut A) -> Result<CommandOutput, WalletError> + Send + Sync> {
+    ) -> Mutation<A> {
         let unit = self.unit(None);
         Arc::new(move |aggregate: &mut A| unit.run(|ctx| expire(aggregate, ctx)))
     }

@@ -20,20 +20,20 @@ use crate::points::{PointAccount, PointAccountView, PointTransaction};
 use crate::query::{Page, PageRequest, Statistics, TransactionFilter};
 use crate::wallet::{Hold, HoldStatus, Wallet, WalletStatus, WalletTransaction, WalletView};
 
-/// Makes a new wallet and the command's result. May be called more than
-/// once (on retry); each call makes a fresh wallet.
-pub type WalletFactory =
-    Arc<dyn Fn() -> Result<(Wallet, CommandOutput), WalletError> + Send + Sync>;
-/// Changes a wallet and returns the command's result. May be called more
-/// than once (on retry), each time on freshly loaded state.
-pub type WalletMutation =
-    Arc<dyn Fn(&mut Wallet) -> Result<CommandOutput, WalletError> + Send + Sync>;
+/// Makes a new aggregate and the command's result. May be called more than
+/// once (on retry); each call makes a fresh aggregate.
+pub type Factory<A> = Arc<dyn Fn() -> Result<(A, CommandOutput), WalletError> + Send + Sync>;
+/// Changes an aggregate and returns the command's result. May be called
+/// more than once (on retry), each time on freshly loaded state.
+pub type Mutation<A> = Arc<dyn Fn(&mut A) -> Result<CommandOutput, WalletError> + Send + Sync>;
+/// Makes a new wallet and the command's result.
+pub type WalletFactory = Factory<Wallet>;
+/// Changes a wallet and returns the command's result.
+pub type WalletMutation = Mutation<Wallet>;
 /// Makes a new point account and the command's result.
-pub type PointAccountFactory =
-    Arc<dyn Fn() -> Result<(PointAccount, CommandOutput), WalletError> + Send + Sync>;
+pub type PointAccountFactory = Factory<PointAccount>;
 /// Changes a point account and returns the command's result.
-pub type PointMutation =
-    Arc<dyn Fn(&mut PointAccount) -> Result<CommandOutput, WalletError> + Send + Sync>;
+pub type PointMutation = Mutation<PointAccount>;
 
 /// What a unit of work returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
