@@ -10,6 +10,14 @@ echo "test.sh: DATABASE_URL=$DATABASE_URL"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 cargo test --workspace --all-features --no-fail-fast
+# No normal build carries test code: wallet-core's `testing` module sits
+# behind its `testing` feature, which dependents enable in dev-dependencies
+# only. The library builds without it, and no normal edge turns it on.
+cargo check -p wallet-core --lib
+if cargo tree --workspace -e normal,build,features -i wallet-core | grep -q 'feature "testing"'; then
+  echo "test.sh: a normal build enables wallet-core's \`testing\` feature" >&2
+  exit 1
+fi
 # The fuzz crate is outside the workspace; make sure its target still builds.
 cargo check --manifest-path fuzz/Cargo.toml --bins
 # The API reference page in headless Chromium (installed if missing): every

@@ -6,10 +6,12 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::context::{truncate_to_micros, Ctx};
+use crate::context::{truncate_to_micros, Ctx, Policy};
 use crate::error::WalletError;
-use crate::money::CurrencyCode;
-use crate::points::{EarnRequest, PointAccount, PointAccountView, PointTransaction};
+use crate::money::{CurrencyCode, Money};
+use crate::points::{
+    validate_delta, validate_points, EarnRequest, PointAccount, PointAccountView, PointTransaction,
+};
 use crate::wallet::{Exchange, Hold, HoldRequest, Wallet, WalletTransaction, WalletView};
 
 /// The longest idempotency key, in characters.
@@ -180,19 +182,6 @@ pub enum Command {
     },
 }
 
-/// Which aggregate a command acts on, and how.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
-    /// Creates the user's wallet.
-    NewWallet,
-    /// Changes the user's wallet; a hold the command names.
-    Wallet { hold_id: Option<Uuid> },
-    /// Creates the user's point account.
-    NewPointAccount,
-    /// Changes the user's point account; a lot the command names.
-    PointAccount { lot_id: Option<Uuid> },
-}
-
 impl Command {
     /// The user whose wallet or point account the command acts on.
     pub fn user_id(&self) -> Uuid {
@@ -214,33 +203,6 @@ impl Command {
             | Command::AdjustPoints { user_id, .. }
             | Command::ConfirmPendingPoints { user_id, .. }
             | Command::CancelPendingPoints { user_id, .. } => *user_id,
-        }
-    }
-
-    /// The aggregate the command acts on.
-    pub fn target(&self) -> Target {
-        match self {
-            Command::CreateWallet { .. } => Target::NewWallet,
-            Command::ExecuteHold { hold_id, .. }
-            | Command::ReleaseHold { hold_id, .. }
-            | Command::CancelHold { hold_id, .. } => Target::Wallet {
-                hold_id: Some(*hold_id),
-            },
-            Command::Deposit { .. }
-            | Command::Withdraw { .. }
-            | Command::Exchange { .. }
-            | Command::CreateHold { .. }
-            | Command::FreezeWallet { .. }
-            | Command::UnfreezeWallet { .. }
-            | Command::CloseWallet { .. } => Target::Wallet { hold_id: None },
-            Command::CreatePointAccount { .. } => Target::NewPointAccount,
-            Command::ConfirmPendingPoints { lot_id, .. }
-            | Command::CancelPendingPoints { lot_id, .. } => Target::PointAccount {
-                lot_id: Some(*lot_id),
-            },
-            Command::EarnPoints { .. }
-            | Command::SpendPoints { .. }
-            | Command::AdjustPoints { .. } => Target::PointAccount { lot_id: None },
         }
     }
 
@@ -290,7 +252,17 @@ impl Command {
                 }
             }
             Command::EarnPoints { expires_at, .. } => truncate(expires_at),
-            _ => {}
+            // Nothing else in these commands has more than one spelling.
+            Command::CreateWallet { .. }
+            | Command::CancelHold { .. }
+            | Command::FreezeWallet { .. }
+            | Command::UnfreezeWallet { .. }
+            | Command::CloseWallet { .. }
+            | Command::CreatePointAccount { .. }
+            | Command::SpendPoints { .. }
+            | Command::AdjustPoints { .. }
+            | Command::ConfirmPendingPoints { .. }
+            | Command::CancelPendingPoints { .. } => {}
         }
         // Serialising plain data into a string cannot fail.
         serde_json::to_string(&canonical).unwrap_or_else(|_| self.name().to_owned())
@@ -325,194 +297,422 @@ pub enum CommandOutput {
     },
 }
 
-/// Applies a wallet command to a wallet, after expiring its overdue holds.
-/// Commands for other aggregates are an internal error.
+/// A command whose parameters passed every check that needs no state: its
+/// currencies are in the table, its amounts are valid [`Money`], its points
+/// are within bounds. [`Command::validate`] is the one place that checks
+/// them, so the service's check before any store work and the application
+/// inside the unit of work cannot drift apart. What depends on state (the
+/// status table, balances, a hold's currency, times relative to `now`, text
+/// limits, which come after the status in the order of errors) is checked
+/// by the aggregate.
+#[derive(Debug, Clone)]
+pub enum ValidCommand {
+    /// Creates the user's wallet; without a currency, the policy's default.
+    CreateWallet {
+        user_id: Uuid,
+        default_currency: Option<CurrencyCode>,
+    },
+    /// Changes the user's wallet.
+    Wallet(WalletCommand),
+    /// Creates the user's point account.
+    CreatePointAccount { user_id: Uuid },
+    /// Changes the user's point account.
+    PointAccount(PointCommand),
+}
+
+/// A validated command on an existing wallet.
+#[derive(Debug, Clone)]
+pub enum WalletCommand {
+    Deposit {
+        money: Money,
+        description: Option<String>,
+        reference: Option<String>,
+    },
+    Withdraw {
+        money: Money,
+        description: Option<String>,
+        reference: Option<String>,
+    },
+    Exchange {
+        money: Money,
+        to_currency: CurrencyCode,
+    },
+    CreateHold(HoldRequest),
+    /// The amount is checked against the hold's currency once it is loaded.
+    ExecuteHold {
+        hold_id: Uuid,
+        amount: Option<Decimal>,
+        reference: Option<String>,
+    },
+    /// The amount is checked against the hold's currency once it is loaded.
+    ReleaseHold {
+        hold_id: Uuid,
+        amount: Option<Decimal>,
+    },
+    CancelHold {
+        hold_id: Uuid,
+    },
+    Freeze {
+        reason: String,
+    },
+    Unfreeze,
+    Close,
+}
+
+/// A validated command on an existing point account.
+#[derive(Debug, Clone)]
+pub enum PointCommand {
+    Earn(EarnRequest),
+    Spend {
+        points: i64,
+        source: String,
+        description: Option<String>,
+    },
+    Adjust {
+        delta: i64,
+        source: String,
+        description: Option<String>,
+    },
+    ConfirmPending {
+        lot_id: Uuid,
+    },
+    CancelPending {
+        lot_id: Uuid,
+    },
+}
+
+impl Command {
+    /// Checks the parameters that need no state, in the order the errors
+    /// are reported (for an exchange: both currencies, then the same
+    /// currency, then the amount), and returns them parsed.
+    pub fn validate(&self, policy: &Policy) -> Result<ValidCommand, WalletError> {
+        let currencies = &policy.currencies;
+        let wallet = |command| Ok(ValidCommand::Wallet(command));
+        let points = |command| Ok(ValidCommand::PointAccount(command));
+        match self {
+            Command::CreateWallet {
+                user_id,
+                default_currency,
+            } => {
+                if let Some(code) = default_currency {
+                    currencies.get(*code)?;
+                }
+                Ok(ValidCommand::CreateWallet {
+                    user_id: *user_id,
+                    default_currency: *default_currency,
+                })
+            }
+            Command::Deposit {
+                amount,
+                currency,
+                description,
+                reference,
+                ..
+            } => wallet(WalletCommand::Deposit {
+                money: currencies.money(*amount, *currency)?,
+                description: description.clone(),
+                reference: reference.clone(),
+            }),
+            Command::Withdraw {
+                amount,
+                currency,
+                description,
+                reference,
+                ..
+            } => wallet(WalletCommand::Withdraw {
+                money: currencies.money(*amount, *currency)?,
+                description: description.clone(),
+                reference: reference.clone(),
+            }),
+            Command::Exchange {
+                amount,
+                from_currency,
+                to_currency,
+                ..
+            } => {
+                currencies.get(*from_currency)?;
+                currencies.get(*to_currency)?;
+                if from_currency == to_currency {
+                    return Err(WalletError::SameCurrency);
+                }
+                wallet(WalletCommand::Exchange {
+                    money: currencies.money(*amount, *from_currency)?,
+                    to_currency: *to_currency,
+                })
+            }
+            Command::CreateHold {
+                amount,
+                currency,
+                reference_type,
+                reference_id,
+                description,
+                expires_at,
+                ..
+            } => wallet(WalletCommand::CreateHold(HoldRequest {
+                money: currencies.money(*amount, *currency)?,
+                reference_type: reference_type.clone(),
+                reference_id: *reference_id,
+                description: description.clone(),
+                expires_at: *expires_at,
+            })),
+            Command::ExecuteHold {
+                hold_id,
+                amount,
+                reference,
+                ..
+            } => wallet(WalletCommand::ExecuteHold {
+                hold_id: *hold_id,
+                amount: *amount,
+                reference: reference.clone(),
+            }),
+            Command::ReleaseHold {
+                hold_id, amount, ..
+            } => wallet(WalletCommand::ReleaseHold {
+                hold_id: *hold_id,
+                amount: *amount,
+            }),
+            Command::CancelHold { hold_id, .. } => {
+                wallet(WalletCommand::CancelHold { hold_id: *hold_id })
+            }
+            Command::FreezeWallet { reason, .. } => wallet(WalletCommand::Freeze {
+                reason: reason.clone(),
+            }),
+            Command::UnfreezeWallet { .. } => wallet(WalletCommand::Unfreeze),
+            Command::CloseWallet { .. } => wallet(WalletCommand::Close),
+            Command::CreatePointAccount { user_id } => {
+                Ok(ValidCommand::CreatePointAccount { user_id: *user_id })
+            }
+            Command::EarnPoints {
+                points: earned,
+                source,
+                description,
+                expires_at,
+                pending,
+                ..
+            } => points(PointCommand::Earn(EarnRequest {
+                points: validate_points(*earned)?,
+                source: source.clone(),
+                description: description.clone(),
+                expires_at: *expires_at,
+                pending: *pending,
+            })),
+            Command::SpendPoints {
+                points: spent,
+                source,
+                description,
+                ..
+            } => points(PointCommand::Spend {
+                points: validate_points(*spent)?,
+                source: source.clone(),
+                description: description.clone(),
+            }),
+            Command::AdjustPoints {
+                delta,
+                source,
+                description,
+                ..
+            } => points(PointCommand::Adjust {
+                delta: validate_delta(*delta)?,
+                source: source.clone(),
+                description: description.clone(),
+            }),
+            Command::ConfirmPendingPoints { lot_id, .. } => {
+                points(PointCommand::ConfirmPending { lot_id: *lot_id })
+            }
+            Command::CancelPendingPoints { lot_id, .. } => {
+                points(PointCommand::CancelPending { lot_id: *lot_id })
+            }
+        }
+    }
+}
+
+impl WalletCommand {
+    /// The hold the command names, which the store loads in whatever
+    /// status it is.
+    pub fn hold_id(&self) -> Option<Uuid> {
+        match self {
+            WalletCommand::ExecuteHold { hold_id, .. }
+            | WalletCommand::ReleaseHold { hold_id, .. }
+            | WalletCommand::CancelHold { hold_id } => Some(*hold_id),
+            WalletCommand::Deposit { .. }
+            | WalletCommand::Withdraw { .. }
+            | WalletCommand::Exchange { .. }
+            | WalletCommand::CreateHold(_)
+            | WalletCommand::Freeze { .. }
+            | WalletCommand::Unfreeze
+            | WalletCommand::Close => None,
+        }
+    }
+
+    /// Applies the command to a wallet, after expiring its overdue holds.
+    pub fn apply(&self, wallet: &mut Wallet, ctx: &Ctx<'_>) -> Result<CommandOutput, WalletError> {
+        wallet.expire_overdue_holds(ctx)?;
+        match self {
+            WalletCommand::Deposit {
+                money,
+                description,
+                reference,
+            } => {
+                let transaction =
+                    wallet.deposit(*money, description.clone(), reference.clone(), ctx)?;
+                Ok(CommandOutput::Transaction {
+                    wallet: wallet.view(),
+                    transaction,
+                })
+            }
+            WalletCommand::Withdraw {
+                money,
+                description,
+                reference,
+            } => {
+                let transaction =
+                    wallet.withdraw(*money, description.clone(), reference.clone(), ctx)?;
+                Ok(CommandOutput::Transaction {
+                    wallet: wallet.view(),
+                    transaction,
+                })
+            }
+            WalletCommand::Exchange { money, to_currency } => {
+                let exchange = wallet.exchange(*money, *to_currency, ctx)?;
+                Ok(CommandOutput::Exchange {
+                    wallet: wallet.view(),
+                    exchange,
+                })
+            }
+            WalletCommand::CreateHold(request) => Ok(CommandOutput::Hold {
+                hold: wallet.hold(request.clone(), ctx)?,
+            }),
+            WalletCommand::ExecuteHold {
+                hold_id,
+                amount,
+                reference,
+            } => Ok(CommandOutput::Hold {
+                hold: wallet.execute_hold(*hold_id, *amount, reference.clone(), ctx)?,
+            }),
+            WalletCommand::ReleaseHold { hold_id, amount } => Ok(CommandOutput::Hold {
+                hold: wallet.release_hold(*hold_id, *amount, ctx)?,
+            }),
+            WalletCommand::CancelHold { hold_id } => Ok(CommandOutput::Hold {
+                hold: wallet.cancel_hold(*hold_id, ctx)?,
+            }),
+            WalletCommand::Freeze { reason } => {
+                wallet.freeze(reason.clone(), ctx)?;
+                Ok(wallet_output(wallet))
+            }
+            WalletCommand::Unfreeze => {
+                wallet.unfreeze(ctx)?;
+                Ok(wallet_output(wallet))
+            }
+            WalletCommand::Close => {
+                wallet.close(ctx)?;
+                Ok(wallet_output(wallet))
+            }
+        }
+    }
+}
+
+/// The result of a command whose answer is the wallet itself.
+fn wallet_output(wallet: &Wallet) -> CommandOutput {
+    CommandOutput::Wallet {
+        wallet: wallet.view(),
+    }
+}
+
+impl PointCommand {
+    /// The lot the command names, which the store tells the account about
+    /// even when it is no longer live.
+    pub fn lot_id(&self) -> Option<Uuid> {
+        match self {
+            PointCommand::ConfirmPending { lot_id } | PointCommand::CancelPending { lot_id } => {
+                Some(*lot_id)
+            }
+            PointCommand::Earn(_) | PointCommand::Spend { .. } | PointCommand::Adjust { .. } => {
+                None
+            }
+        }
+    }
+
+    /// Applies the command to a point account, after expiring its overdue
+    /// lots.
+    pub fn apply(
+        &self,
+        account: &mut PointAccount,
+        ctx: &Ctx<'_>,
+    ) -> Result<CommandOutput, WalletError> {
+        account.expire_overdue_lots(ctx);
+        let (transaction, lot_id) = match self {
+            PointCommand::Earn(request) => {
+                let (transaction, lot_id) = account.earn(request.clone(), ctx)?;
+                (transaction, Some(lot_id))
+            }
+            PointCommand::Spend {
+                points,
+                source,
+                description,
+            } => (
+                account.spend(*points, source.clone(), description.clone(), ctx)?,
+                None,
+            ),
+            PointCommand::Adjust {
+                delta,
+                source,
+                description,
+            } => {
+                let transaction =
+                    account.adjust(*delta, source.clone(), description.clone(), ctx)?;
+                let lot_id = transaction.lot_id;
+                (transaction, lot_id)
+            }
+            PointCommand::ConfirmPending { lot_id } => {
+                (account.confirm_pending(*lot_id, ctx)?, Some(*lot_id))
+            }
+            PointCommand::CancelPending { lot_id } => {
+                (account.cancel_pending(*lot_id, ctx)?, Some(*lot_id))
+            }
+        };
+        Ok(CommandOutput::Points {
+            account: account.view(),
+            transaction,
+            lot_id,
+        })
+    }
+}
+
+/// Validates a wallet command and applies it to a wallet, after expiring
+/// its overdue holds. Commands for other aggregates are an internal error.
 pub fn apply_to_wallet(
     wallet: &mut Wallet,
     command: &Command,
     ctx: &Ctx<'_>,
 ) -> Result<CommandOutput, WalletError> {
-    wallet.expire_overdue_holds(ctx)?;
-    let currencies = &ctx.policy.currencies;
-    match command {
-        Command::Deposit {
-            amount,
-            currency,
-            description,
-            reference,
-            ..
-        } => {
-            let money = currencies.money(*amount, *currency)?;
-            let transaction = wallet.deposit(money, description.clone(), reference.clone(), ctx)?;
-            Ok(CommandOutput::Transaction {
-                wallet: wallet.view(),
-                transaction,
-            })
-        }
-        Command::Withdraw {
-            amount,
-            currency,
-            description,
-            reference,
-            ..
-        } => {
-            let money = currencies.money(*amount, *currency)?;
-            let transaction =
-                wallet.withdraw(money, description.clone(), reference.clone(), ctx)?;
-            Ok(CommandOutput::Transaction {
-                wallet: wallet.view(),
-                transaction,
-            })
-        }
-        Command::Exchange {
-            amount,
-            from_currency,
-            to_currency,
-            ..
-        } => {
-            // The service's precheck order: both currencies, then same
-            // currency, then the amount.
-            currencies.get(*from_currency)?;
-            currencies.get(*to_currency)?;
-            if from_currency == to_currency {
-                return Err(WalletError::SameCurrency);
-            }
-            let money = currencies.money(*amount, *from_currency)?;
-            let exchange = wallet.exchange(money, *to_currency, ctx)?;
-            Ok(CommandOutput::Exchange {
-                wallet: wallet.view(),
-                exchange,
-            })
-        }
-        Command::CreateHold {
-            amount,
-            currency,
-            reference_type,
-            reference_id,
-            description,
-            expires_at,
-            ..
-        } => {
-            let money = currencies.money(*amount, *currency)?;
-            let hold = wallet.hold(
-                HoldRequest {
-                    money,
-                    reference_type: reference_type.clone(),
-                    reference_id: *reference_id,
-                    description: description.clone(),
-                    expires_at: *expires_at,
-                },
-                ctx,
-            )?;
-            Ok(CommandOutput::Hold { hold })
-        }
-        Command::ExecuteHold {
-            hold_id,
-            amount,
-            reference,
-            ..
-        } => Ok(CommandOutput::Hold {
-            hold: wallet.execute_hold(*hold_id, *amount, reference.clone(), ctx)?,
-        }),
-        Command::ReleaseHold {
-            hold_id, amount, ..
-        } => Ok(CommandOutput::Hold {
-            hold: wallet.release_hold(*hold_id, *amount, ctx)?,
-        }),
-        Command::CancelHold { hold_id, .. } => Ok(CommandOutput::Hold {
-            hold: wallet.cancel_hold(*hold_id, ctx)?,
-        }),
-        Command::FreezeWallet { reason, .. } => {
-            wallet.freeze(reason.clone(), ctx)?;
-            Ok(CommandOutput::Wallet {
-                wallet: wallet.view(),
-            })
-        }
-        Command::UnfreezeWallet { .. } => {
-            wallet.unfreeze(ctx)?;
-            Ok(CommandOutput::Wallet {
-                wallet: wallet.view(),
-            })
-        }
-        Command::CloseWallet { .. } => {
-            wallet.close(ctx)?;
-            Ok(CommandOutput::Wallet {
-                wallet: wallet.view(),
-            })
-        }
-        other => Err(WalletError::Internal(format!(
+    match command.validate(ctx.policy)? {
+        ValidCommand::Wallet(valid) => valid.apply(wallet, ctx),
+        ValidCommand::CreateWallet { .. }
+        | ValidCommand::CreatePointAccount { .. }
+        | ValidCommand::PointAccount(_) => Err(WalletError::Internal(format!(
             "{} is not a command on an existing wallet",
-            other.name()
+            command.name()
         ))),
     }
 }
 
-/// Applies a point command to a point account, after expiring its overdue
-/// lots. Commands for other aggregates are an internal error.
+/// Validates a point command and applies it to a point account, after
+/// expiring its overdue lots. Commands for other aggregates are an internal
+/// error.
 pub fn apply_to_point_account(
     account: &mut PointAccount,
     command: &Command,
     ctx: &Ctx<'_>,
 ) -> Result<CommandOutput, WalletError> {
-    account.expire_overdue_lots(ctx);
-    let (transaction, lot_id) = match command {
-        Command::EarnPoints {
-            points,
-            source,
-            description,
-            expires_at,
-            pending,
-            ..
-        } => {
-            let (transaction, lot_id) = account.earn(
-                EarnRequest {
-                    points: *points,
-                    source: source.clone(),
-                    description: description.clone(),
-                    expires_at: *expires_at,
-                    pending: *pending,
-                },
-                ctx,
-            )?;
-            (transaction, Some(lot_id))
-        }
-        Command::SpendPoints {
-            points,
-            source,
-            description,
-            ..
-        } => (
-            account.spend(*points, source.clone(), description.clone(), ctx)?,
-            None,
-        ),
-        Command::AdjustPoints {
-            delta,
-            source,
-            description,
-            ..
-        } => {
-            let transaction = account.adjust(*delta, source.clone(), description.clone(), ctx)?;
-            let lot_id = transaction.lot_id;
-            (transaction, lot_id)
-        }
-        Command::ConfirmPendingPoints { lot_id, .. } => {
-            (account.confirm_pending(*lot_id, ctx)?, Some(*lot_id))
-        }
-        Command::CancelPendingPoints { lot_id, .. } => {
-            (account.cancel_pending(*lot_id, ctx)?, Some(*lot_id))
-        }
-        other => {
-            return Err(WalletError::Internal(format!(
-                "{} is not a command on an existing point account",
-                other.name()
-            )))
-        }
-    };
-    Ok(CommandOutput::Points {
-        account: account.view(),
-        transaction,
-        lot_id,
-    })
+    match command.validate(ctx.policy)? {
+        ValidCommand::PointAccount(valid) => valid.apply(account, ctx),
+        ValidCommand::CreateWallet { .. }
+        | ValidCommand::Wallet(_)
+        | ValidCommand::CreatePointAccount { .. } => Err(WalletError::Internal(format!(
+            "{} is not a command on an existing point account",
+            command.name()
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -551,5 +751,74 @@ mod tests {
             reference: None,
         };
         assert_ne!(deposit("10").fingerprint(), withdraw.fingerprint());
+    }
+
+    #[test]
+    fn validation_parses_once_in_the_order_errors_are_reported() {
+        let policy = Policy::default();
+        let user_id = Uuid::nil();
+        let code = |text: &str| CurrencyCode::parse(text).expect("code");
+        let exchange = |amount: &str, from: &str, to: &str| Command::Exchange {
+            user_id,
+            amount: Decimal::from_str_exact(amount).expect("decimal"),
+            from_currency: code(from),
+            to_currency: code(to),
+        };
+        let error = |command: Command| command.validate(&policy).map(|_| ()).unwrap_err();
+        // The unknown currency wins over the same currency, which wins over the amount.
+        assert_eq!(
+            error(exchange("0", "EUR", "EUR")).code(),
+            "unsupported_currency"
+        );
+        assert_eq!(
+            error(exchange("0", "USD", "USD")),
+            WalletError::SameCurrency
+        );
+        assert_eq!(
+            error(exchange("0.001", "USD", "VND")).code(),
+            "invalid_amount"
+        );
+        let Ok(ValidCommand::Wallet(WalletCommand::Exchange { money, to_currency })) =
+            exchange("10", "USD", "VND").validate(&policy)
+        else {
+            panic!("a valid exchange");
+        };
+        assert_eq!(money.amount().to_string(), "10.00");
+        assert_eq!(to_currency, code("VND"));
+        let adjust = |delta: i64| Command::AdjustPoints {
+            user_id,
+            delta,
+            source: "support".into(),
+            description: None,
+        };
+        assert_eq!(error(adjust(0)).code(), "validation_error");
+        assert_eq!(error(adjust(i64::MIN)).code(), "validation_error");
+        assert!(adjust(-5).validate(&policy).is_ok());
+    }
+
+    #[test]
+    fn a_validated_command_names_the_hold_or_lot_the_store_loads() {
+        let policy = Policy::default();
+        let (user_id, id) = (Uuid::nil(), Uuid::from_u128(7));
+        let valid = |command: Command| command.validate(&policy).expect("valid");
+        let ValidCommand::Wallet(release) = valid(Command::ReleaseHold {
+            user_id,
+            hold_id: id,
+            amount: None,
+        }) else {
+            panic!("a wallet command");
+        };
+        assert_eq!(release.hold_id(), Some(id));
+        let ValidCommand::PointAccount(confirm) = valid(Command::ConfirmPendingPoints {
+            user_id,
+            lot_id: id,
+        }) else {
+            panic!("a point command");
+        };
+        assert_eq!(confirm.lot_id(), Some(id));
+        let ValidCommand::Wallet(close) = valid(Command::CloseWallet { user_id }) else {
+            panic!("a wallet command");
+        };
+        assert_eq!(close.hold_id(), None);
     }
 }

@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration, DurationRound, TimeDelta, Utc};
 use uuid::Uuid;
 
 use crate::error::WalletError;
-use crate::money::CurrencyTable;
+use crate::money::{CurrencyCode, CurrencyTable, DEFAULT_WALLET_CURRENCY};
 
 /// The longest description, in characters.
 pub const DESCRIPTION_LENGTH_MAX: usize = 500;
@@ -29,6 +29,9 @@ pub const REFERENCE_TYPE_LENGTH_MAX: usize = 100;
 pub const HOLD_LIFETIME_DEFAULT_DAYS: i64 = 7;
 /// The longest lifetime a hold may be given.
 pub const HOLD_LIFETIME_MAX_DAYS: i64 = 30;
+/// The shortest time idempotency records are kept (the API promises that a
+/// retry within a day replays), which is also the default.
+pub const IDEMPOTENCY_RETENTION_MIN_HOURS: i64 = 24;
 
 /// A source of the current time.
 pub trait Clock: Send + Sync + 'static {
@@ -193,12 +196,22 @@ impl IdGenerator for SequentialIdGenerator {
     }
 }
 
-/// What the operator configures: currencies and hold lifetimes.
+/// What the operator configures: currencies, hold lifetimes, the currency
+/// of a wallet created without one, and how long idempotency records are
+/// kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     pub currencies: CurrencyTable,
     pub hold_lifetime_default: Duration,
     pub hold_lifetime_max: Duration,
+    /// The currency of a wallet created without one. It must be in the
+    /// table for such a wallet to be created (`unsupported_currency`).
+    pub default_wallet_currency: CurrencyCode,
+    /// How long idempotency records are kept before
+    /// [`WalletService::purge_idempotency_records`](crate::WalletService::purge_idempotency_records)
+    /// deletes them; at least [`IDEMPOTENCY_RETENTION_MIN_HOURS`] (see
+    /// [`Policy::with_idempotency_retention`]).
+    pub idempotency_retention: Duration,
 }
 
 impl Default for Policy {
@@ -207,12 +220,16 @@ impl Default for Policy {
             currencies: CurrencyTable::default(),
             hold_lifetime_default: Duration::days(HOLD_LIFETIME_DEFAULT_DAYS),
             hold_lifetime_max: Duration::days(HOLD_LIFETIME_MAX_DAYS),
+            default_wallet_currency: CurrencyCode::parse(DEFAULT_WALLET_CURRENCY)
+                .unwrap_or_else(|_| unreachable!("the default wallet currency is a valid code")),
+            idempotency_retention: Duration::hours(IDEMPOTENCY_RETENTION_MIN_HOURS),
         }
     }
 }
 
 impl Policy {
-    /// A policy, checking that `0 < default <= max`.
+    /// A policy, checking that `0 < default <= max`; the other settings
+    /// take their defaults.
     pub fn new(
         currencies: CurrencyTable,
         hold_lifetime_default: Duration,
@@ -227,6 +244,21 @@ impl Policy {
             currencies,
             hold_lifetime_default,
             hold_lifetime_max,
+            ..Policy::default()
+        })
+    }
+
+    /// The policy keeping idempotency records for `retention`, which must
+    /// be at least [`IDEMPOTENCY_RETENTION_MIN_HOURS`].
+    pub fn with_idempotency_retention(self, retention: Duration) -> Result<Self, WalletError> {
+        if retention < Duration::hours(IDEMPOTENCY_RETENTION_MIN_HOURS) {
+            return Err(WalletError::Validation(format!(
+                "idempotency records are kept at least {IDEMPOTENCY_RETENTION_MIN_HOURS}h"
+            )));
+        }
+        Ok(Policy {
+            idempotency_retention: retention,
+            ..self
         })
     }
 }
@@ -336,5 +368,21 @@ mod tests {
             Duration::days(30)
         )
         .is_err());
+    }
+
+    #[test]
+    fn idempotency_retention_is_at_least_the_minimum() {
+        let minimum = Duration::hours(IDEMPOTENCY_RETENTION_MIN_HOURS);
+        assert_eq!(Policy::default().idempotency_retention, minimum);
+        let shorter = Policy::default().with_idempotency_retention(minimum - Duration::seconds(1));
+        assert_eq!(shorter.map(|_| ()).unwrap_err().code(), "validation_error");
+        let longer = Policy::default()
+            .with_idempotency_retention(Duration::days(3))
+            .expect("three days");
+        assert_eq!(longer.idempotency_retention, Duration::days(3));
+        assert_eq!(
+            longer.default_wallet_currency.as_str(),
+            DEFAULT_WALLET_CURRENCY
+        );
     }
 }

@@ -6,8 +6,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::kinds::{ReleaseCause, TransactionType};
 use crate::money::CurrencyCode;
-use crate::wallet::{ReleaseCause, TransactionType};
 
 /// One event: its id, the aggregate it belongs to and that aggregate's
 /// version after the command, the user, the time, and what happened.

@@ -6,6 +6,12 @@
 //! commands, store traits (ports), an application service over any store,
 //! and an in-memory store.
 //!
+//! A command is validated once ([`Command::validate`]) into a
+//! [`ValidCommand`], which the service applies inside the store's unit of
+//! work. The store-contract suite and the invariant checker
+//! (`wallet_core::testing`) come with the `testing` feature, for the tests
+//! of stores and dependents.
+//!
 //! ```
 //! use rust_decimal::Decimal;
 //! use uuid::Uuid;
@@ -34,19 +40,21 @@ pub mod command;
 pub mod context;
 pub mod error;
 pub mod events;
+pub mod kinds;
 pub mod memory;
 pub mod money;
 pub mod points;
 pub mod query;
 pub mod service;
 pub mod store;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod wallet;
 
 pub use access::{access_of, Access, Actor};
 pub use command::{
     apply_to_point_account, apply_to_wallet, Claim, Command, CommandOutput, IdempotencyKey,
-    IdempotencyRecord, Target,
+    IdempotencyRecord, PointCommand, ValidCommand, WalletCommand,
 };
 pub use context::{
     Clock, Ctx, IdGenerator, ManualClock, Policy, SequentialIdGenerator, SystemClock,
@@ -62,7 +70,7 @@ pub use points::{
 };
 pub use query::{Cursor, Page, PageRequest, Statistics, TransactionFilter};
 pub use service::{SweepReport, WalletService};
-pub use store::{Applied, LedgerReader, PointStore, Store, WalletStore};
+pub use store::{Applied, IdempotencyStore, LedgerReader, PointStore, Store, WalletStore};
 pub use wallet::{
     Exchange, Hold, HoldRequest, HoldStatus, ReleaseCause, TransactionType, Wallet, WalletItem,
     WalletStatus, WalletTransaction, WalletView,

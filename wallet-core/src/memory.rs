@@ -23,8 +23,8 @@ use crate::query::{
     TransactionStatistics,
 };
 use crate::store::{
-    Applied, LedgerReader, PointAccountFactory, PointMutation, PointStore, WalletFactory,
-    WalletMutation, WalletStore,
+    Applied, Factory, IdempotencyStore, LedgerReader, Mutation, PointAccountFactory, PointMutation,
+    PointStore, WalletFactory, WalletMutation, WalletStore,
 };
 use crate::wallet::{
     Hold, HoldStatus, TransactionType, Wallet, WalletStatus, WalletTransaction, WalletView,
@@ -103,14 +103,14 @@ impl InMemoryStore {
         let wallet = state.wallets.get(&user_id)?.clone();
         let holds = state
             .holds_by_wallet
-            .get(&wallet.id)
+            .get(&wallet.id())
             .into_iter()
             .flatten()
             .filter_map(|(_, id)| state.holds.get(id).cloned())
             .collect();
         let transactions = state
             .transactions
-            .get(&wallet.id)
+            .get(&wallet.id())
             .cloned()
             .unwrap_or_default();
         Some(StoredWallet {
@@ -127,7 +127,7 @@ impl InMemoryStore {
         let account = state.accounts.get(&user_id)?.clone();
         let transactions = state
             .point_transactions
-            .get(&account.id)
+            .get(&account.id())
             .cloned()
             .unwrap_or_default();
         Some(StoredPointAccount {
@@ -182,46 +182,44 @@ impl State {
     fn save_wallet(&mut self, mut wallet: Wallet) {
         let changes = wallet.take_changes();
         for hold_id in &changes.touched_holds {
-            if let Some(hold) = wallet.holds.get(hold_id) {
+            if let Some(hold) = wallet.holds().get(hold_id) {
                 self.holds_by_wallet
-                    .entry(wallet.id)
+                    .entry(wallet.id())
                     .or_default()
                     .insert((hold.created_at, hold.id));
                 self.holds.insert(hold.id, hold.clone());
             }
         }
-        wallet
-            .holds
-            .retain(|_, hold| hold.status == HoldStatus::Active);
+        wallet.forget_ended_holds();
         self.transactions
-            .entry(wallet.id)
+            .entry(wallet.id())
             .or_default()
             .extend(changes.transactions);
         self.append_events(changes.events);
         if changes.created {
             self.wallet_order
-                .insert((wallet.created_at, wallet.id), wallet.user_id);
+                .insert((wallet.created_at(), wallet.id()), wallet.user_id());
         }
-        self.wallets.insert(wallet.user_id, wallet);
+        self.wallets.insert(wallet.user_id(), wallet);
     }
 
     fn save_account(&mut self, mut account: PointAccount) {
         let changes = account.take_changes();
         for lot in &changes.touched_lots {
-            self.lot_accounts.insert(lot.id, account.id);
+            self.lot_accounts.insert(lot.id, account.id());
         }
         self.point_transactions
-            .entry(account.id)
+            .entry(account.id())
             .or_default()
             .extend(changes.transactions);
         self.append_events(changes.events);
-        self.accounts.insert(account.user_id, account);
+        self.accounts.insert(account.user_id(), account);
     }
 
     fn wallet_id(&self, user_id: Uuid) -> Result<Uuid, WalletError> {
         self.wallets
             .get(&user_id)
-            .map(|w| w.id)
+            .map(Wallet::id)
             .ok_or(WalletError::WalletNotFound)
     }
 }
@@ -271,6 +269,155 @@ fn sequence_page<T: Clone>(
     }))
 }
 
+/// What the in-memory store needs of each kind of aggregate, so that one
+/// create and one update unit of work serve wallets and point accounts.
+trait Kept: Clone {
+    /// How the internal error names the aggregate.
+    const KIND: &'static str;
+    /// The answer to a create when the user already has one.
+    fn exists() -> WalletError;
+    /// The answer to an update when the user has none.
+    fn not_found() -> WalletError;
+    fn owner(&self) -> Uuid;
+    fn created(&self) -> DateTime<Utc>;
+    fn updated(&self) -> DateTime<Utc>;
+    fn is_changed(&self) -> bool;
+    /// The user's stored aggregate.
+    fn find(state: &State, user_id: Uuid) -> Option<&Self>;
+    /// Tells a loaded aggregate about the hold or lot a command names.
+    fn load_named(&mut self, state: &State, named: Uuid);
+    /// Persists the aggregate's changes.
+    fn save(self, state: &mut State);
+}
+
+impl Kept for Wallet {
+    const KIND: &'static str = "a wallet";
+    fn exists() -> WalletError {
+        WalletError::WalletExists
+    }
+    fn not_found() -> WalletError {
+        WalletError::WalletNotFound
+    }
+    fn owner(&self) -> Uuid {
+        self.user_id()
+    }
+    fn created(&self) -> DateTime<Utc> {
+        self.created_at()
+    }
+    fn updated(&self) -> DateTime<Utc> {
+        self.updated_at()
+    }
+    fn is_changed(&self) -> bool {
+        !self.changes().is_empty()
+    }
+    fn find(state: &State, user_id: Uuid) -> Option<&Self> {
+        state.wallets.get(&user_id)
+    }
+    fn load_named(&mut self, state: &State, hold_id: Uuid) {
+        if let Some(hold) = state.holds.get(&hold_id) {
+            self.remember_hold(hold.clone());
+        }
+    }
+    fn save(self, state: &mut State) {
+        state.save_wallet(self);
+    }
+}
+
+impl Kept for PointAccount {
+    const KIND: &'static str = "an account";
+    fn exists() -> WalletError {
+        WalletError::PointAccountExists
+    }
+    fn not_found() -> WalletError {
+        WalletError::PointAccountNotFound
+    }
+    fn owner(&self) -> Uuid {
+        self.user_id()
+    }
+    fn created(&self) -> DateTime<Utc> {
+        self.created_at()
+    }
+    fn updated(&self) -> DateTime<Utc> {
+        self.updated_at()
+    }
+    fn is_changed(&self) -> bool {
+        !self.changes().is_empty()
+    }
+    fn find(state: &State, user_id: Uuid) -> Option<&Self> {
+        state.accounts.get(&user_id)
+    }
+    fn load_named(&mut self, state: &State, lot_id: Uuid) {
+        if state.lot_accounts.get(&lot_id) == Some(&self.id()) {
+            self.remember_lot(lot_id);
+        }
+    }
+    fn save(self, state: &mut State) {
+        state.save_account(self);
+    }
+}
+
+impl InMemoryStore {
+    /// Inserts the aggregate the factory makes, under the write lock.
+    fn create<A: Kept>(
+        &self,
+        user_id: Uuid,
+        claim: Option<Claim>,
+        factory: Factory<A>,
+    ) -> Result<Applied, WalletError> {
+        let mut state = self.write();
+        if let Some(replayed) = state.replay(&claim) {
+            return replayed;
+        }
+        if A::find(&state, user_id).is_some() {
+            return Err(A::exists());
+        }
+        let (aggregate, output) = factory()?;
+        if aggregate.owner() != user_id {
+            return Err(WalletError::Internal(format!(
+                "factory made {} for another user",
+                A::KIND
+            )));
+        }
+        let now = aggregate.created();
+        aggregate.save(&mut state);
+        state.remember(claim, &output, now);
+        Ok(Applied {
+            output,
+            replayed: false,
+        })
+    }
+
+    /// Runs the mutation on a copy of the stored aggregate under the write
+    /// lock, and keeps the copy only when the mutation succeeds and changed
+    /// something.
+    fn update<A: Kept>(
+        &self,
+        user_id: Uuid,
+        named: Option<Uuid>,
+        claim: Option<Claim>,
+        mutation: Mutation<A>,
+    ) -> Result<Applied, WalletError> {
+        let mut state = self.write();
+        if let Some(replayed) = state.replay(&claim) {
+            return replayed;
+        }
+        let mut aggregate = A::find(&state, user_id).cloned().ok_or_else(A::not_found)?;
+        if let Some(named) = named {
+            aggregate.load_named(&state, named);
+        }
+        let output = mutation(&mut aggregate)?;
+        if aggregate.is_changed() {
+            let now = aggregate.updated();
+            aggregate.save(&mut state);
+            state.remember(claim, &output, now);
+        }
+        Ok(Applied {
+            output,
+            replayed: false,
+        })
+    }
+}
+
 impl WalletStore for InMemoryStore {
     async fn create_wallet(
         &self,
@@ -278,26 +425,7 @@ impl WalletStore for InMemoryStore {
         claim: Option<Claim>,
         factory: WalletFactory,
     ) -> Result<Applied, WalletError> {
-        let mut state = self.write();
-        if let Some(replayed) = state.replay(&claim) {
-            return replayed;
-        }
-        if state.wallets.contains_key(&user_id) {
-            return Err(WalletError::WalletExists);
-        }
-        let (wallet, output) = factory()?;
-        if wallet.user_id != user_id {
-            return Err(WalletError::Internal(
-                "factory made a wallet for another user".into(),
-            ));
-        }
-        let now = wallet.created_at;
-        state.save_wallet(wallet);
-        state.remember(claim, &output, now);
-        Ok(Applied {
-            output,
-            replayed: false,
-        })
+        self.create(user_id, claim, factory)
     }
 
     async fn update_wallet(
@@ -307,30 +435,7 @@ impl WalletStore for InMemoryStore {
         claim: Option<Claim>,
         mutation: WalletMutation,
     ) -> Result<Applied, WalletError> {
-        let mut state = self.write();
-        if let Some(replayed) = state.replay(&claim) {
-            return replayed;
-        }
-        let mut wallet = state
-            .wallets
-            .get(&user_id)
-            .cloned()
-            .ok_or(WalletError::WalletNotFound)?;
-        if let Some(hold) = hold_id.and_then(|id| state.holds.get(&id)) {
-            if hold.wallet_id == wallet.id && !wallet.holds.contains_key(&hold.id) {
-                wallet.holds.insert(hold.id, hold.clone());
-            }
-        }
-        let output = mutation(&mut wallet)?;
-        if !wallet.changes().is_empty() {
-            let now = wallet.updated_at;
-            state.save_wallet(wallet);
-            state.remember(claim, &output, now);
-        }
-        Ok(Applied {
-            output,
-            replayed: false,
-        })
+        self.update(user_id, hold_id, claim, mutation)
     }
 
     async fn users_with_overdue_holds(
@@ -343,7 +448,7 @@ impl WalletStore for InMemoryStore {
             .wallets
             .values()
             .filter(|w| w.next_hold_expiry().is_some_and(|at| at <= now))
-            .map(|w| w.user_id)
+            .map(Wallet::user_id)
             .take(limit as usize)
             .collect())
     }
@@ -356,26 +461,7 @@ impl PointStore for InMemoryStore {
         claim: Option<Claim>,
         factory: PointAccountFactory,
     ) -> Result<Applied, WalletError> {
-        let mut state = self.write();
-        if let Some(replayed) = state.replay(&claim) {
-            return replayed;
-        }
-        if state.accounts.contains_key(&user_id) {
-            return Err(WalletError::PointAccountExists);
-        }
-        let (account, output) = factory()?;
-        if account.user_id != user_id {
-            return Err(WalletError::Internal(
-                "factory made an account for another user".into(),
-            ));
-        }
-        let now = account.created_at;
-        state.save_account(account);
-        state.remember(claim, &output, now);
-        Ok(Applied {
-            output,
-            replayed: false,
-        })
+        self.create(user_id, claim, factory)
     }
 
     async fn update_point_account(
@@ -385,30 +471,7 @@ impl PointStore for InMemoryStore {
         claim: Option<Claim>,
         mutation: PointMutation,
     ) -> Result<Applied, WalletError> {
-        let mut state = self.write();
-        if let Some(replayed) = state.replay(&claim) {
-            return replayed;
-        }
-        let mut account = state
-            .accounts
-            .get(&user_id)
-            .cloned()
-            .ok_or(WalletError::PointAccountNotFound)?;
-        if let Some(lot_id) = lot_id {
-            if state.lot_accounts.get(&lot_id) == Some(&account.id) {
-                account.remember_lot(lot_id);
-            }
-        }
-        let output = mutation(&mut account)?;
-        if !account.changes().is_empty() {
-            let now = account.updated_at;
-            state.save_account(account);
-            state.remember(claim, &output, now);
-        }
-        Ok(Applied {
-            output,
-            replayed: false,
-        })
+        self.update(user_id, lot_id, claim, mutation)
     }
 
     async fn users_with_overdue_lots(
@@ -421,9 +484,23 @@ impl PointStore for InMemoryStore {
             .accounts
             .values()
             .filter(|a| a.next_lot_expiry().is_some_and(|at| at <= now))
-            .map(|a| a.user_id)
+            .map(|a| a.user_id())
             .take(limit as usize)
             .collect())
+    }
+}
+
+impl IdempotencyStore for InMemoryStore {
+    async fn purge_idempotency_records(
+        &self,
+        older_than: DateTime<Utc>,
+    ) -> Result<u64, WalletError> {
+        let mut state = self.write();
+        let before = state.idempotency.len();
+        state
+            .idempotency
+            .retain(|_, record| record.created_at >= older_than);
+        Ok((before - state.idempotency.len()) as u64)
     }
 }
 
@@ -500,7 +577,7 @@ impl LedgerReader for InMemoryStore {
         let account_id = state
             .accounts
             .get(&user_id)
-            .map(|a| a.id)
+            .map(|a| a.id())
             .ok_or(WalletError::PointAccountNotFound)?;
         let log = state
             .point_transactions
@@ -535,8 +612,8 @@ impl LedgerReader for InMemoryStore {
             WalletStatus::ALL.iter().map(|s| (*s, 0)).collect();
         let mut currencies: BTreeMap<CurrencyCode, CurrencyStatistics> = BTreeMap::new();
         for wallet in state.wallets.values() {
-            *wallets.entry(wallet.status).or_default() += 1;
-            for item in wallet.items.values() {
+            *wallets.entry(wallet.status()).or_default() += 1;
+            for item in wallet.items().values() {
                 let entry = currencies
                     .entry(item.currency)
                     .or_insert_with(|| CurrencyStatistics {

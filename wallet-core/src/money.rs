@@ -28,6 +28,12 @@ pub const BASE_RATE_SCALE_MAX: u32 = 8;
 /// The most currencies a table may hold.
 pub const CURRENCY_COUNT_MAX: usize = 64;
 
+/// The currency table an operator gets without configuring one: VND (the
+/// reference unit), USD and PPOINT, as `CODE:scale:rate` entries.
+pub const DEFAULT_CURRENCIES: &str = "VND:0:1,USD:2:25000,PPOINT:0:1";
+/// The currency of a wallet created without one.
+pub const DEFAULT_WALLET_CURRENCY: &str = "VND";
+
 /// The largest amount, as a decimal.
 pub fn amount_max() -> Decimal {
     Decimal::from(AMOUNT_MAX_UNITS)
@@ -127,19 +133,10 @@ pub struct CurrencyTable {
 }
 
 impl Default for CurrencyTable {
-    /// VND (scale 0, rate 1), USD (scale 2, rate 25000), PPOINT (scale 0, rate 1).
+    /// The table of [`DEFAULT_CURRENCIES`].
     fn default() -> Self {
-        let entry = |code: &str, scale: u32, rate: i64| Currency {
-            code: CurrencyCode::parse(code).unwrap_or_else(|_| unreachable!("static code")),
-            scale,
-            base_rate: Decimal::from(rate),
-        };
-        CurrencyTable::new(vec![
-            entry("VND", 0, 1),
-            entry("USD", 2, 25_000),
-            entry("PPOINT", 0, 1),
-        ])
-        .unwrap_or_else(|_| unreachable!("the default table is valid"))
+        CurrencyTable::parse(DEFAULT_CURRENCIES)
+            .unwrap_or_else(|_| unreachable!("the default table is valid"))
     }
 }
 

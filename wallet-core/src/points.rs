@@ -6,8 +6,6 @@
 //! expiring touch only the lots they consume instead of sorting every time.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -16,6 +14,7 @@ use uuid::Uuid;
 use crate::context::{bounded_text, required_text, Ctx, DESCRIPTION_LENGTH_MAX, SOURCE_LENGTH_MAX};
 use crate::error::WalletError;
 use crate::events::{DomainEvent, EventData};
+use crate::kinds::text_enum;
 
 /// The most points one request may earn, spend or adjust.
 pub const POINTS_PER_REQUEST_MAX: i64 = 1_000_000_000_000;
@@ -35,60 +34,19 @@ pub enum LotState {
     Available,
 }
 
-/// Kind of a point transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum PointTransactionType {
-    Earn,
-    EarnPending,
-    PendingConfirmed,
-    PendingCancelled,
-    Spend,
-    Adjust,
-    Expire,
-}
-
-impl PointTransactionType {
-    /// Every variant.
-    pub const ALL: &'static [PointTransactionType] = &[
-        PointTransactionType::Earn,
-        PointTransactionType::EarnPending,
-        PointTransactionType::PendingConfirmed,
-        PointTransactionType::PendingCancelled,
-        PointTransactionType::Spend,
-        PointTransactionType::Adjust,
-        PointTransactionType::Expire,
-    ];
-
-    /// The variant's name.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            PointTransactionType::Earn => "Earn",
-            PointTransactionType::EarnPending => "EarnPending",
-            PointTransactionType::PendingConfirmed => "PendingConfirmed",
-            PointTransactionType::PendingCancelled => "PendingCancelled",
-            PointTransactionType::Spend => "Spend",
-            PointTransactionType::Adjust => "Adjust",
-            PointTransactionType::Expire => "Expire",
-        }
+text_enum!(
+    /// Kind of a point transaction.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+    PointTransactionType {
+        Earn,
+        EarnPending,
+        PendingConfirmed,
+        PendingCancelled,
+        Spend,
+        Adjust,
+        Expire,
     }
-}
-
-impl fmt::Display for PointTransactionType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for PointTransactionType {
-    type Err = WalletError;
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        PointTransactionType::ALL
-            .iter()
-            .copied()
-            .find(|t| t.as_str().eq_ignore_ascii_case(text))
-            .ok_or_else(|| WalletError::Validation("unknown point transaction type".into()))
-    }
-}
+);
 
 /// Points earned together.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,17 +146,17 @@ pub struct PointAccountView {
 /// available ones with points left.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PointAccount {
-    pub id: Uuid,
-    pub user_id: Uuid,
+    id: Uuid,
+    user_id: Uuid,
     available: BTreeMap<SpendOrder, PointLot>,
     pending: BTreeMap<Uuid, PointLot>,
     available_points: i64,
     pending_points: i64,
-    pub lifetime_earned: i64,
-    pub version: u64,
-    pub transaction_count: u64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    lifetime_earned: i64,
+    version: u64,
+    transaction_count: u64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
     /// Ids of lots that left the live set (spent, expired, cancelled) but
     /// that a command names, so it can answer `lot_not_pending`.
     known_lots: BTreeSet<Uuid>,
@@ -215,7 +173,52 @@ pub fn validate_points(points: i64) -> Result<i64, WalletError> {
     Ok(points)
 }
 
+/// Checks the delta of an adjustment: not zero, and at most
+/// [`POINTS_PER_REQUEST_MAX`] either way.
+pub fn validate_delta(delta: i64) -> Result<i64, WalletError> {
+    if delta == 0 {
+        return Err(WalletError::Validation("points must not be zero".into()));
+    }
+    validate_points(delta.checked_abs().unwrap_or(i64::MAX))?;
+    Ok(delta)
+}
+
 impl PointAccount {
+    /// The account's id.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// The user the account belongs to.
+    pub fn user_id(&self) -> Uuid {
+        self.user_id
+    }
+
+    /// All points ever made available (earn, confirm, positive adjust).
+    pub fn lifetime_earned(&self) -> i64 {
+        self.lifetime_earned
+    }
+
+    /// Bumped by one by every command that changes the account.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// How many transactions the account's log has.
+    pub fn transaction_count(&self) -> u64 {
+        self.transaction_count
+    }
+
+    /// When the account was opened.
+    pub fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+
+    /// When a command last changed the account.
+    pub fn updated_at(&self) -> DateTime<Utc> {
+        self.updated_at
+    }
+
     /// Opens an empty account and raises `PointAccountCreated`.
     pub fn open(user_id: Uuid, ctx: &Ctx<'_>) -> Self {
         let mut account = PointAccount {
@@ -507,10 +510,7 @@ impl PointAccount {
         description: Option<String>,
         ctx: &Ctx<'_>,
     ) -> Result<PointTransaction, WalletError> {
-        if delta == 0 {
-            return Err(WalletError::Validation("points must not be zero".into()));
-        }
-        validate_points(delta.checked_abs().unwrap_or(i64::MAX))?;
+        let delta = validate_delta(delta)?;
         let source = required_text("source", source, SOURCE_LENGTH_MAX)?;
         let description = bounded_text("description", description, DESCRIPTION_LENGTH_MAX)?;
         let mut lot_id = None;

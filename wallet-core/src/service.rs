@@ -10,9 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::command::{
-    apply_to_point_account, apply_to_wallet, Claim, Command, CommandOutput, IdempotencyKey, Target,
-};
+use crate::command::{Claim, Command, CommandOutput, IdempotencyKey, ValidCommand};
 use crate::context::{
     truncate_to_micros, Clock, Ctx, IdGenerator, Policy, SystemClock, UuidV7Generator,
 };
@@ -22,7 +20,7 @@ use crate::points::{PointAccount, PointAccountView, PointTransaction};
 use crate::query::{
     events_limit, statistics_window, Page, PageRequest, Statistics, TransactionFilter,
 };
-use crate::store::{Applied, Store};
+use crate::store::{Applied, Mutation, Store};
 use crate::wallet::{Hold, HoldStatus, Wallet, WalletStatus, WalletTransaction, WalletView};
 
 /// How many times a unit of work is tried when the store keeps reporting
@@ -128,23 +126,25 @@ impl<S: Store> WalletService<S> {
 
     /// Runs a command. With a key, a repeat with the same parameters returns
     /// the first result (`replayed: true`) and changes nothing.
+    ///
+    /// The command is validated once, before any store work; each attempt
+    /// of the unit of work applies the validated command.
     pub async fn execute(
         &self,
         command: Command,
         key: Option<IdempotencyKey>,
     ) -> Result<Applied, WalletError> {
-        self.precheck(&command)?;
+        let valid = command.validate(&self.policy)?;
         let user_id = command.user_id();
         let claim = key.map(|key| Claim {
             user_id,
             fingerprint: command.fingerprint(),
             key,
         });
-        let command = Arc::new(command);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result = self.run_once(user_id, &command, claim.clone()).await;
+            let result = self.run_once(user_id, &valid, claim.clone()).await;
             match result {
                 Err(error) if error.is_retryable_conflict() && attempt < CONFLICT_ATTEMPTS_MAX => {
                     continue
@@ -157,27 +157,20 @@ impl<S: Store> WalletService<S> {
     async fn run_once(
         &self,
         user_id: Uuid,
-        command: &Arc<Command>,
+        valid: &ValidCommand,
         claim: Option<Claim>,
     ) -> Result<Applied, WalletError> {
         let unit = self.unit(claim.as_ref().map(|c| Arc::from(c.key.as_str())));
-        let command = Arc::clone(command);
-        match command.target() {
-            Target::NewWallet => {
+        match valid {
+            ValidCommand::CreateWallet {
+                default_currency, ..
+            } => {
+                let default_currency = *default_currency;
                 let factory = Arc::new(move || {
                     unit.run(|ctx| {
-                        let Command::CreateWallet {
-                            user_id,
-                            default_currency,
-                        } = &*command
-                        else {
-                            return Err(WalletError::Internal("not a create command".into()));
-                        };
-                        let currency = match default_currency {
-                            Some(code) => *code,
-                            None => ctx.policy.currencies.resolve("VND")?,
-                        };
-                        let wallet = Wallet::open(*user_id, currency, ctx)?;
+                        let currency =
+                            default_currency.unwrap_or(ctx.policy.default_wallet_currency);
+                        let wallet = Wallet::open(user_id, currency, ctx)?;
                         let output = CommandOutput::Wallet {
                             wallet: wallet.view(),
                         };
@@ -186,18 +179,20 @@ impl<S: Store> WalletService<S> {
                 });
                 self.store.create_wallet(user_id, claim, factory).await
             }
-            Target::Wallet { hold_id } => {
+            ValidCommand::Wallet(wallet_command) => {
+                let hold_id = wallet_command.hold_id();
+                let wallet_command = wallet_command.clone();
                 let mutation = Arc::new(move |wallet: &mut Wallet| {
-                    unit.run(|ctx| apply_to_wallet(wallet, &command, ctx))
+                    unit.run(|ctx| wallet_command.apply(wallet, ctx))
                 });
                 self.store
                     .update_wallet(user_id, hold_id, claim, mutation)
                     .await
             }
-            Target::NewPointAccount => {
+            ValidCommand::CreatePointAccount { .. } => {
                 let factory = Arc::new(move || {
                     unit.run(|ctx| {
-                        let account = PointAccount::open(command.user_id(), ctx);
+                        let account = PointAccount::open(user_id, ctx);
                         let output = CommandOutput::PointAccount {
                             account: account.view(),
                         };
@@ -208,9 +203,11 @@ impl<S: Store> WalletService<S> {
                     .create_point_account(user_id, claim, factory)
                     .await
             }
-            Target::PointAccount { lot_id } => {
+            ValidCommand::PointAccount(point_command) => {
+                let lot_id = point_command.lot_id();
+                let point_command = point_command.clone();
                 let mutation = Arc::new(move |account: &mut PointAccount| {
-                    unit.run(|ctx| apply_to_point_account(account, &command, ctx))
+                    unit.run(|ctx| point_command.apply(account, ctx))
                 });
                 self.store
                     .update_point_account(user_id, lot_id, claim, mutation)
@@ -228,54 +225,6 @@ impl<S: Store> WalletService<S> {
             policy: Arc::clone(&self.policy),
             idempotency_key,
         }
-    }
-
-    /// Rejects what is invalid whatever the state, before any store work.
-    fn precheck(&self, command: &Command) -> Result<(), WalletError> {
-        let currencies = &self.policy.currencies;
-        match command {
-            Command::CreateWallet {
-                default_currency: Some(code),
-                ..
-            } => {
-                currencies.get(*code)?;
-            }
-            Command::Deposit {
-                amount, currency, ..
-            }
-            | Command::Withdraw {
-                amount, currency, ..
-            }
-            | Command::CreateHold {
-                amount, currency, ..
-            } => {
-                currencies.money(*amount, *currency)?;
-            }
-            Command::Exchange {
-                amount,
-                from_currency,
-                to_currency,
-                ..
-            } => {
-                currencies.get(*from_currency)?;
-                currencies.get(*to_currency)?;
-                if from_currency == to_currency {
-                    return Err(WalletError::SameCurrency);
-                }
-                currencies.money(*amount, *from_currency)?;
-            }
-            Command::EarnPoints { points, .. } | Command::SpendPoints { points, .. } => {
-                crate::points::validate_points(*points)?;
-            }
-            Command::AdjustPoints { delta, .. } => {
-                if *delta == 0 {
-                    return Err(WalletError::Validation("points must not be zero".into()));
-                }
-                crate::points::validate_points(delta.checked_abs().unwrap_or(i64::MAX))?;
-            }
-            _ => {}
-        }
-        Ok(())
     }
 
     /// Expires overdue holds and point lots, in rounds of up to `batch`
@@ -326,12 +275,23 @@ impl<S: Store> WalletService<S> {
         Ok(report)
     }
 
+    /// Deletes the idempotency records older than the policy's
+    /// `idempotency_retention` and returns how many went. A key whose
+    /// record is gone is a new command again. Safe to run from several
+    /// processes at once.
+    pub async fn purge_idempotency_records(&self) -> Result<u64, WalletError> {
+        let older_than = self
+            .now()
+            .checked_sub_signed(self.policy.idempotency_retention)
+            .ok_or_else(|| WalletError::Internal("idempotency retention out of range".into()))?;
+        self.store.purge_idempotency_records(older_than).await
+    }
+
     /// A unit of work that runs `expire` at the time of each call.
-    #[allow(clippy::type_complexity)]
     fn expiry_mutation<A: 'static>(
         &self,
         expire: fn(&mut A, &Ctx<'_>) -> Result<CommandOutput, WalletError>,
-    ) -> Arc<dyn Fn(&mut A) -> Result<CommandOutput, WalletError> + Send + Sync> {
+    ) -> Mutation<A> {
         let unit = self.unit(None);
         Arc::new(move |aggregate: &mut A| unit.run(|ctx| expire(aggregate, ctx)))
     }

@@ -20,20 +20,20 @@ use crate::points::{PointAccount, PointAccountView, PointTransaction};
 use crate::query::{Page, PageRequest, Statistics, TransactionFilter};
 use crate::wallet::{Hold, HoldStatus, Wallet, WalletStatus, WalletTransaction, WalletView};
 
-/// Makes a new wallet and the command's result. May be called more than
-/// once (on retry); each call makes a fresh wallet.
-pub type WalletFactory =
-    Arc<dyn Fn() -> Result<(Wallet, CommandOutput), WalletError> + Send + Sync>;
-/// Changes a wallet and returns the command's result. May be called more
-/// than once (on retry), each time on freshly loaded state.
-pub type WalletMutation =
-    Arc<dyn Fn(&mut Wallet) -> Result<CommandOutput, WalletError> + Send + Sync>;
+/// Makes a new aggregate and the command's result. May be called more than
+/// once (on retry); each call makes a fresh aggregate.
+pub type Factory<A> = Arc<dyn Fn() -> Result<(A, CommandOutput), WalletError> + Send + Sync>;
+/// Changes an aggregate and returns the command's result. May be called
+/// more than once (on retry), each time on freshly loaded state.
+pub type Mutation<A> = Arc<dyn Fn(&mut A) -> Result<CommandOutput, WalletError> + Send + Sync>;
+/// Makes a new wallet and the command's result.
+pub type WalletFactory = Factory<Wallet>;
+/// Changes a wallet and returns the command's result.
+pub type WalletMutation = Mutation<Wallet>;
 /// Makes a new point account and the command's result.
-pub type PointAccountFactory =
-    Arc<dyn Fn() -> Result<(PointAccount, CommandOutput), WalletError> + Send + Sync>;
+pub type PointAccountFactory = Factory<PointAccount>;
 /// Changes a point account and returns the command's result.
-pub type PointMutation =
-    Arc<dyn Fn(&mut PointAccount) -> Result<CommandOutput, WalletError> + Send + Sync>;
+pub type PointMutation = Mutation<PointAccount>;
 
 /// What a unit of work returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,7 +203,19 @@ pub trait LedgerReader: Send + Sync + 'static {
     fn ping(&self) -> impl Future<Output = Result<(), WalletError>> + Send;
 }
 
-/// Everything the application service needs.
-pub trait Store: WalletStore + PointStore + LedgerReader {}
+/// The upkeep of idempotency records, which the write methods store.
+pub trait IdempotencyStore: Send + Sync + 'static {
+    /// Deletes the records created before `older_than` and returns how many
+    /// went. MUST keep every record created at or after `older_than`; a key
+    /// whose record is gone MUST be treated as never used. Several callers
+    /// may purge at once.
+    fn purge_idempotency_records(
+        &self,
+        older_than: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, WalletError>> + Send;
+}
 
-impl<T: WalletStore + PointStore + LedgerReader> Store for T {}
+/// Everything the application service needs.
+pub trait Store: WalletStore + PointStore + LedgerReader + IdempotencyStore {}
+
+impl<T: WalletStore + PointStore + LedgerReader + IdempotencyStore> Store for T {}

@@ -7,8 +7,6 @@
 //! [`WalletChanges`], which the store persists atomically with the new state.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -23,104 +21,7 @@ use crate::error::WalletError;
 use crate::events::{DomainEvent, EventData};
 use crate::money::{add_within_limit, CurrencyCode, Money};
 
-/// Status of a wallet; see the status table in the domain rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum WalletStatus {
-    Active,
-    Frozen,
-    Closed,
-}
-
-/// Status of a hold. `Active` while money remains; the others are final.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum HoldStatus {
-    Active,
-    Executed,
-    Released,
-    Cancelled,
-    Expired,
-}
-
-/// Kind of a wallet transaction, with the signs of its two changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum TransactionType {
-    Deposit,
-    Withdraw,
-    ExchangeIn,
-    ExchangeOut,
-    Hold,
-    HoldExecute,
-    HoldRelease,
-}
-
-/// Why held money went back to available.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ReleaseCause {
-    Release,
-    Cancel,
-    Expiry,
-}
-
-macro_rules! text_enum {
-    ($name:ident { $($variant:ident),* $(,)? }) => {
-        impl $name {
-            /// Every variant, in declaration order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),*];
-
-            /// The variant's name.
-            pub fn as_str(&self) -> &'static str {
-                match self { $($name::$variant => stringify!($variant)),* }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = WalletError;
-            /// Parses the variant's name, case-insensitively.
-            fn from_str(text: &str) -> Result<Self, Self::Err> {
-                $name::ALL
-                    .iter()
-                    .copied()
-                    .find(|v| v.as_str().eq_ignore_ascii_case(text))
-                    .ok_or_else(|| WalletError::Validation(format!(
-                        "unknown {}: {}", stringify!($name), text.chars().take(32).collect::<String>()
-                    )))
-            }
-        }
-    };
-}
-
-text_enum!(WalletStatus {
-    Active,
-    Frozen,
-    Closed
-});
-text_enum!(HoldStatus {
-    Active,
-    Executed,
-    Released,
-    Cancelled,
-    Expired
-});
-text_enum!(TransactionType {
-    Deposit,
-    Withdraw,
-    ExchangeIn,
-    ExchangeOut,
-    Hold,
-    HoldExecute,
-    HoldRelease
-});
-text_enum!(ReleaseCause {
-    Release,
-    Cancel,
-    Expiry
-});
+pub use crate::kinds::{HoldStatus, ReleaseCause, TransactionType, WalletStatus};
 
 /// The balance of one currency in a wallet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,18 +127,18 @@ pub struct WalletView {
 /// kept here: only the ones a command appends, in [`WalletChanges`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wallet {
-    pub id: Uuid,
-    pub user_id: Uuid,
-    pub status: WalletStatus,
-    pub default_currency: CurrencyCode,
-    pub frozen_reason: Option<String>,
-    pub items: BTreeMap<CurrencyCode, WalletItem>,
-    pub holds: BTreeMap<Uuid, Hold>,
-    pub version: u64,
+    id: Uuid,
+    user_id: Uuid,
+    status: WalletStatus,
+    default_currency: CurrencyCode,
+    frozen_reason: Option<String>,
+    items: BTreeMap<CurrencyCode, WalletItem>,
+    holds: BTreeMap<Uuid, Hold>,
+    version: u64,
     /// How many transactions the wallet's log has.
-    pub transaction_count: u64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    transaction_count: u64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
     changes: WalletChanges,
 }
 
@@ -338,6 +239,84 @@ impl Wallet {
             created_at: self.created_at,
             updated_at: self.updated_at,
         }
+    }
+
+    /// The wallet's id.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// The user the wallet belongs to.
+    pub fn user_id(&self) -> Uuid {
+        self.user_id
+    }
+
+    /// The status in the status table.
+    pub fn status(&self) -> WalletStatus {
+        self.status
+    }
+
+    /// The currency the wallet was opened with.
+    pub fn default_currency(&self) -> CurrencyCode {
+        self.default_currency
+    }
+
+    /// Why the wallet is frozen, while it is.
+    pub fn frozen_reason(&self) -> Option<&str> {
+        self.frozen_reason.as_deref()
+    }
+
+    /// Every item the wallet has touched, by currency.
+    pub fn items(&self) -> &BTreeMap<CurrencyCode, WalletItem> {
+        &self.items
+    }
+
+    /// The holds the aggregate has loaded, by id: every active one, and
+    /// any ended one a command names or the current command ended.
+    pub fn holds(&self) -> &BTreeMap<Uuid, Hold> {
+        &self.holds
+    }
+
+    /// The version, bumped once by every command that changes anything.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// How many transactions the wallet's log has.
+    pub fn transaction_count(&self) -> u64 {
+        self.transaction_count
+    }
+
+    /// When the wallet was opened.
+    pub fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+
+    /// When a command last changed the wallet.
+    pub fn updated_at(&self) -> DateTime<Utc> {
+        self.updated_at
+    }
+
+    /// Tells the wallet about a hold of its own that a command names but
+    /// that is not loaded (an ended hold), so that the command answers
+    /// `hold_not_active` rather than `hold_not_found`. Stores call this
+    /// when they load the hold a command names; a hold of another wallet,
+    /// or one already loaded, changes nothing.
+    pub fn remember_hold(&mut self, hold: Hold) {
+        if hold.wallet_id == self.id {
+            self.holds.entry(hold.id).or_insert(hold);
+        }
+    }
+
+    /// Drops the ended holds from the aggregate once their changes are
+    /// persisted, so that it keeps only the active ones between commands.
+    pub fn forget_ended_holds(&mut self) {
+        debug_assert!(
+            self.changes.touched_holds.is_empty(),
+            "ended holds are forgotten only after their changes are taken"
+        );
+        self.holds
+            .retain(|_, hold| hold.status == HoldStatus::Active);
     }
 
     /// The item of a currency, if the wallet has touched it.
@@ -1042,5 +1021,41 @@ mod tests {
         );
         assert_eq!(wallet.available(usd()), Decimal::new(800, 2));
         assert_eq!(wallet.expire_overdue_holds(&ctx_later), Ok(0));
+    }
+
+    #[test]
+    fn a_store_loads_only_the_wallets_own_holds_and_forgets_the_ended_ones() {
+        let (policy, ids, now) = setup();
+        let ctx = ctx(&policy, &ids, now);
+        let mut wallet = Wallet::open(Uuid::nil(), usd(), &ctx).expect("open");
+        wallet
+            .deposit(money(&policy, 10), None, None, &ctx)
+            .expect("deposit");
+        let ended = wallet.hold(request(&policy, 3, None), &ctx).expect("hold");
+        let ended = wallet.cancel_hold(ended.id, &ctx).expect("cancel");
+        let active = wallet.hold(request(&policy, 2, None), &ctx).expect("hold");
+        wallet.take_changes();
+        wallet.forget_ended_holds();
+        assert_eq!(wallet.holds().keys().collect::<Vec<_>>(), [&active.id]);
+        assert_eq!(
+            wallet.cancel_hold(ended.id, &ctx),
+            Err(WalletError::HoldNotFound)
+        );
+        let foreign = Hold {
+            wallet_id: Uuid::from_u128(9),
+            ..ended.clone()
+        };
+        wallet.remember_hold(foreign);
+        assert_eq!(
+            wallet.cancel_hold(ended.id, &ctx),
+            Err(WalletError::HoldNotFound)
+        );
+        wallet.remember_hold(ended.clone());
+        assert_eq!(
+            wallet.cancel_hold(ended.id, &ctx),
+            Err(WalletError::HoldNotActive)
+        );
+        assert_eq!(wallet.holds().len(), 2);
+        assert!(wallet.changes().is_empty());
     }
 }

@@ -5,12 +5,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
+use wallet_core::context::IDEMPOTENCY_RETENTION_MIN_HOURS;
 use wallet_core::{CurrencyTable, Policy};
 
-/// The default currency table.
-pub const DEFAULT_CURRENCIES: &str = "VND:0:1,USD:2:25000,PPOINT:0:1";
-/// The shortest time idempotency records are kept.
-pub const IDEMPOTENCY_RETENTION_MIN: Duration = Duration::from_secs(24 * 60 * 60);
+/// The default currency table, as the core defines it.
+pub use wallet_core::money::DEFAULT_CURRENCIES;
 /// The bounds of the sweep interval.
 pub const SWEEP_INTERVAL_MIN: Duration = Duration::from_millis(100);
 pub const SWEEP_INTERVAL_MAX: Duration = Duration::from_secs(60 * 60);
@@ -231,7 +230,6 @@ pub struct Config {
     pub auth: AuthMode,
     pub policy: Policy,
     pub sweep_interval: Duration,
-    pub idempotency_retention: Duration,
     pub request_timeout: Duration,
     pub log_filter: String,
     pub log_format: LogFormat,
@@ -345,9 +343,15 @@ impl Cli {
         }
         let idempotency_retention =
             parse_duration("WALLET_IDEMPOTENCY_RETENTION", &s.idempotency_retention)?;
-        if idempotency_retention < IDEMPOTENCY_RETENTION_MIN {
-            return Err("WALLET_IDEMPOTENCY_RETENTION must be at least 24h".into());
-        }
+        let idempotency_retention = chrono::Duration::from_std(idempotency_retention)
+            .map_err(|_| "WALLET_IDEMPOTENCY_RETENTION is too long")?;
+        let policy = policy
+            .with_idempotency_retention(idempotency_retention)
+            .map_err(|_| {
+                format!(
+                    "WALLET_IDEMPOTENCY_RETENTION must be at least {IDEMPOTENCY_RETENTION_MIN_HOURS}h"
+                )
+            })?;
         let request_timeout = parse_duration("WALLET_REQUEST_TIMEOUT", &s.request_timeout)?;
         if !(REQUEST_TIMEOUT_MIN..=REQUEST_TIMEOUT_MAX).contains(&request_timeout) {
             return Err("WALLET_REQUEST_TIMEOUT must be between 1s and 10m".into());
@@ -363,7 +367,6 @@ impl Cli {
             auth,
             policy,
             sweep_interval,
-            idempotency_retention,
             request_timeout,
             log_filter: s.log_filter.clone(),
             log_format,
@@ -437,6 +440,17 @@ mod tests {
         for bad in ["", "7", "d", "7 days", "-1s", "0s", "99999999999999999999d"] {
             assert!(parse_duration("X", bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_policy_takes_its_defaults_from_the_core_and_its_retention_from_the_setting() {
+        let config = cli(&["--dev"]).expect("defaults");
+        assert_eq!(config.policy, Policy::default());
+        let config = cli(&["--dev", "--wallet-idempotency-retention", "2d"]).expect("two days");
+        assert_eq!(
+            config.policy.idempotency_retention,
+            chrono::Duration::days(2)
+        );
     }
 
     #[test]

@@ -216,6 +216,30 @@ pub fn render_batches(stats: &BatchStats) -> String {
     text
 }
 
+/// The `type` label of the transaction a hold command writes, or `None` for
+/// a command that writes no hold transaction. Every command is listed, so a
+/// new one must be placed here.
+fn hold_transaction_type(command: &Command) -> Option<&'static str> {
+    match command {
+        Command::CreateHold { .. } => Some("Hold"),
+        Command::ExecuteHold { .. } => Some("HoldExecute"),
+        Command::ReleaseHold { .. } | Command::CancelHold { .. } => Some("HoldRelease"),
+        Command::CreateWallet { .. }
+        | Command::Deposit { .. }
+        | Command::Withdraw { .. }
+        | Command::Exchange { .. }
+        | Command::FreezeWallet { .. }
+        | Command::UnfreezeWallet { .. }
+        | Command::CloseWallet { .. }
+        | Command::CreatePointAccount { .. }
+        | Command::EarnPoints { .. }
+        | Command::SpendPoints { .. }
+        | Command::AdjustPoints { .. }
+        | Command::ConfirmPendingPoints { .. }
+        | Command::CancelPendingPoints { .. } => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,29 +275,5 @@ mod tests {
         }
         let unbatched = Metrics::new().expect("metrics").render_with(None);
         assert!(!unbatched.contains("wallet_batch"), "{unbatched}");
-    }
-}
-
-/// The `type` label of the transaction a hold command writes, or `None` for
-/// a command that writes no hold transaction. Every command is listed, so a
-/// new one must be placed here.
-fn hold_transaction_type(command: &Command) -> Option<&'static str> {
-    match command {
-        Command::CreateHold { .. } => Some("Hold"),
-        Command::ExecuteHold { .. } => Some("HoldExecute"),
-        Command::ReleaseHold { .. } | Command::CancelHold { .. } => Some("HoldRelease"),
-        Command::CreateWallet { .. }
-        | Command::Deposit { .. }
-        | Command::Withdraw { .. }
-        | Command::Exchange { .. }
-        | Command::FreezeWallet { .. }
-        | Command::UnfreezeWallet { .. }
-        | Command::CloseWallet { .. }
-        | Command::CreatePointAccount { .. }
-        | Command::EarnPoints { .. }
-        | Command::SpendPoints { .. }
-        | Command::AdjustPoints { .. }
-        | Command::ConfirmPendingPoints { .. }
-        | Command::CancelPendingPoints { .. } => None,
     }
 }

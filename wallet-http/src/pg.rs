@@ -1,6 +1,5 @@
 //! The PostgreSQL store, as the service uses it.
 
-use chrono::{DateTime, Utc};
 use wallet_core::WalletError;
 use wallet_pg::{BatchConfig, PgConfig, PgStore};
 
@@ -10,13 +9,6 @@ use crate::config::DatabaseSettings;
 impl Backend for PgStore {
     fn kind(&self) -> &'static str {
         "postgres"
-    }
-
-    async fn purge_idempotency_records(
-        &self,
-        older_than: DateTime<Utc>,
-    ) -> Result<u64, WalletError> {
-        PgStore::purge_idempotency_records(self, older_than).await
     }
 
     fn batch_stats(&self) -> Option<wallet_pg::BatchStats> {

@@ -26,7 +26,6 @@ pub const PURGE_INTERVAL: Duration = Duration::from_secs(60 * 60);
 #[derive(Debug, Clone)]
 pub struct BackgroundOptions {
     pub sweep_interval: Duration,
-    pub idempotency_retention: Duration,
     pub purge_interval: Duration,
 }
 
@@ -34,7 +33,6 @@ impl Default for BackgroundOptions {
     fn default() -> Self {
         BackgroundOptions {
             sweep_interval: Duration::from_secs(5),
-            idempotency_retention: crate::config::IDEMPOTENCY_RETENTION_MIN,
             purge_interval: PURGE_INTERVAL,
         }
     }
@@ -76,7 +74,6 @@ pub async fn serve<S: Backend>(
     ));
     let purger = tokio::spawn(purge_loop(
         state.clone(),
-        background.idempotency_retention,
         background.purge_interval,
         stop.clone(),
     ));
@@ -138,10 +135,10 @@ async fn sweep_loop<S: Backend>(
     }
 }
 
-/// Deletes idempotency records older than the retention, every `interval`.
+/// Deletes idempotency records older than the policy's retention, every
+/// `interval`.
 async fn purge_loop<S: Backend>(
     state: AppState<S>,
-    retention: Duration,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -152,16 +149,7 @@ async fn purge_loop<S: Backend>(
             _ = stop.changed() => return,
             _ = ticker.tick() => {}
         }
-        let Ok(retention) = chrono::Duration::from_std(retention) else {
-            return;
-        };
-        let older_than = state.service().now() - retention;
-        match state
-            .service()
-            .store()
-            .purge_idempotency_records(older_than)
-            .await
-        {
+        match state.service().purge_idempotency_records().await {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "purged old idempotency records"),
             Err(error) => tracing::warn!(error = %error, "idempotency purge failed"),
@@ -260,7 +248,6 @@ async fn serve_with<S: Backend>(store: S, config: &Config) -> Result<(), String>
     tracing::info!(address = %address, store = state.service().store().kind(), "listening");
     let background = BackgroundOptions {
         sweep_interval: config.sweep_interval,
-        idempotency_retention: config.idempotency_retention,
         purge_interval: PURGE_INTERVAL,
     };
     serve(listener, state, background, shutdown_signal())

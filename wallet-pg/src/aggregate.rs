@@ -83,19 +83,19 @@ macro_rules! aggregate {
             const EXISTS: WalletError = $exists;
 
             fn user_id(&self) -> Uuid {
-                self.user_id
+                <$aggregate>::user_id(self)
             }
 
             fn version(&self) -> u64 {
-                self.version
+                <$aggregate>::version(self)
             }
 
             fn created_at(&self) -> DateTime<Utc> {
-                self.created_at
+                <$aggregate>::created_at(self)
             }
 
             fn updated_at(&self) -> DateTime<Utc> {
-                self.updated_at
+                <$aggregate>::updated_at(self)
             }
 
             fn is_changed(&self) -> bool {

@@ -75,18 +75,16 @@ use sqlx::PgPool;
 use uuid::Uuid;
 use wallet_core::store::{PointAccountFactory, PointMutation, WalletFactory, WalletMutation};
 use wallet_core::{
-    Applied, Claim, Hold, HoldStatus, LedgerReader, Page, PageRequest, PointAccount,
-    PointAccountView, PointStore, PointTransaction, Statistics, StoredEvent, TransactionFilter,
-    Wallet, WalletError, WalletStatus, WalletStore, WalletTransaction, WalletView,
+    Applied, Claim, Hold, HoldStatus, IdempotencyStore, LedgerReader, Page, PageRequest,
+    PointAccount, PointAccountView, PointStore, PointTransaction, Statistics, StoredEvent,
+    TransactionFilter, Wallet, WalletError, WalletStatus, WalletStore, WalletTransaction,
+    WalletView,
 };
 
 use crate::batch::{run_alone, Batcher, Command, Counters, Work};
 pub use crate::batch::{BatchConfig, BatchStats};
 use crate::error::{map_error, map_migrate_error};
 
-/// How long idempotency records must be kept at least (the API promises
-/// 24 hours); [`PgStore::purge_expired_idempotency_records`] keeps this long.
-pub const IDEMPOTENCY_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
 /// The default size of each connection pool.
 pub const MAX_CONNECTIONS_DEFAULT: u32 = 10;
 /// The default wait for a free connection before a command is `Unavailable`.
@@ -283,26 +281,6 @@ impl PgStore {
         MIGRATOR.run(&self.primary).await.map_err(map_migrate_error)
     }
 
-    /// Deletes the idempotency records created before `older_than` and
-    /// returns how many. Callers keep at least [`IDEMPOTENCY_RETENTION`].
-    pub async fn purge_idempotency_records(
-        &self,
-        older_than: DateTime<Utc>,
-    ) -> Result<u64, WalletError> {
-        idempotency::purge(&self.primary, older_than).await
-    }
-
-    /// Deletes the idempotency records older than [`IDEMPOTENCY_RETENTION`]
-    /// at `now`.
-    pub async fn purge_expired_idempotency_records(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<u64, WalletError> {
-        let retention = chrono::Duration::from_std(IDEMPOTENCY_RETENTION)
-            .map_err(|_| WalletError::Internal("retention out of range".into()))?;
-        self.purge_idempotency_records(now - retention).await
-    }
-
     /// The primary pool (commands, sweeps, the outbox).
     pub fn pool(&self) -> &PgPool {
         &self.primary
@@ -327,6 +305,17 @@ impl PgStore {
 
 /// The embedded migrations of `migrations/`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The retention itself is the core's policy: `WalletService::purge_idempotency_records`
+/// computes the bound.
+impl IdempotencyStore for PgStore {
+    async fn purge_idempotency_records(
+        &self,
+        older_than: DateTime<Utc>,
+    ) -> Result<u64, WalletError> {
+        idempotency::purge(&self.primary, older_than).await
+    }
+}
 
 impl WalletStore for PgStore {
     async fn create_wallet(

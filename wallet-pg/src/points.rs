@@ -136,7 +136,7 @@ impl<'a> PointAccountColumns<'a> {
             }
         }
         for lot in order.iter().filter_map(|id| latest.get(id)) {
-            self.lots.push(account.id, lot);
+            self.lots.push(account.id(), lot);
         }
         for transaction in transactions {
             self.transactions.push(transaction)?;
@@ -224,19 +224,19 @@ struct AccountRowColumns {
 
 impl AccountRowColumns {
     fn push(&mut self, account: &PointAccount, expected_version: u64) -> Result<(), WalletError> {
-        self.ids.push(account.id);
-        self.user_ids.push(account.user_id);
+        self.ids.push(account.id());
+        self.user_ids.push(account.user_id());
         self.available.push(account.available_points());
         self.pending.push(account.pending_points());
-        self.lifetime_earned.push(account.lifetime_earned);
+        self.lifetime_earned.push(account.lifetime_earned());
         self.versions
-            .push(signed(account.version, "point account version")?);
+            .push(signed(account.version(), "point account version")?);
         self.transaction_counts.push(signed(
-            account.transaction_count,
+            account.transaction_count(),
             "point transaction count",
         )?);
-        self.created_at.push(account.created_at);
-        self.updated_at.push(account.updated_at);
+        self.created_at.push(account.created_at());
+        self.updated_at.push(account.updated_at());
         self.expected_versions
             .push(signed(expected_version, "point account version")?);
         Ok(())

@@ -189,13 +189,13 @@ impl<'a> WalletColumns<'a> {
         // Items of every currency a transaction touched, as they are now.
         let currencies: BTreeSet<CurrencyCode> = transactions.iter().map(|t| t.currency).collect();
         for currency in &currencies {
-            if let Some(item) = wallet.items.get(currency) {
-                self.items.push(wallet.id, item);
+            if let Some(item) = wallet.items().get(currency) {
+                self.items.push(wallet.id(), item);
             }
         }
         // A hold touched by several commands is written once, as it is now.
         let touched: BTreeSet<&Uuid> = touched_holds.iter().collect();
-        for hold in touched.into_iter().filter_map(|id| wallet.holds.get(id)) {
+        for hold in touched.into_iter().filter_map(|id| wallet.holds().get(id)) {
             self.holds.push(hold);
         }
         for transaction in transactions {
@@ -280,7 +280,8 @@ struct WalletRowColumns<'a> {
     ids: Vec<Uuid>,
     user_ids: Vec<Uuid>,
     statuses: Vec<&'static str>,
-    default_currencies: Vec<&'a str>,
+    /// Owned: a currency code is a small value whose text lives in it.
+    default_currencies: Vec<String>,
     frozen_reasons: Vec<Option<&'a str>>,
     versions: Vec<i64>,
     transaction_counts: Vec<i64>,
@@ -291,18 +292,18 @@ struct WalletRowColumns<'a> {
 
 impl<'a> WalletRowColumns<'a> {
     fn push(&mut self, wallet: &'a Wallet, expected_version: u64) -> Result<(), WalletError> {
-        self.ids.push(wallet.id);
-        self.user_ids.push(wallet.user_id);
-        self.statuses.push(wallet.status.as_str());
+        self.ids.push(wallet.id());
+        self.user_ids.push(wallet.user_id());
+        self.statuses.push(wallet.status().as_str());
         self.default_currencies
-            .push(wallet.default_currency.as_str());
-        self.frozen_reasons.push(wallet.frozen_reason.as_deref());
+            .push(wallet.default_currency().as_str().to_owned());
+        self.frozen_reasons.push(wallet.frozen_reason());
         self.versions
-            .push(signed(wallet.version, "wallet version")?);
+            .push(signed(wallet.version(), "wallet version")?);
         self.transaction_counts
-            .push(signed(wallet.transaction_count, "transaction count")?);
-        self.created_at.push(wallet.created_at);
-        self.updated_at.push(wallet.updated_at);
+            .push(signed(wallet.transaction_count(), "transaction count")?);
+        self.created_at.push(wallet.created_at());
+        self.updated_at.push(wallet.updated_at());
         self.expected_versions
             .push(signed(expected_version, "wallet version")?);
         Ok(())

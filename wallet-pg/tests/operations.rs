@@ -6,7 +6,9 @@ use std::time::Duration;
 use chrono::Utc;
 use uuid::Uuid;
 use wallet_core::testing::contract::{create_wallet, deposit};
-use wallet_core::{IdempotencyKey, LedgerReader, Policy, WalletError, WalletService};
+use wallet_core::{
+    IdempotencyKey, IdempotencyStore, LedgerReader, Policy, WalletError, WalletService,
+};
 use wallet_pg::{PgConfig, PgStore};
 
 #[tokio::test]
@@ -55,10 +57,7 @@ async fn purged_keys_are_forgotten_and_kept_ones_replay() {
         .await
         .expect("deposit");
     assert_eq!(
-        store
-            .purge_expired_idempotency_records(Utc::now())
-            .await
-            .expect("purge"),
+        service.purge_idempotency_records().await.expect("purge"),
         0,
         "records younger than the retention stay"
     );

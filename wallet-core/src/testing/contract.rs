@@ -64,6 +64,7 @@ pub const SCENARIOS: &[&str] = &[
     "statistics",
     "events_in_order",
     "sweep_with_nothing_due_writes_nothing",
+    "idempotency_retention",
 ];
 
 /// Runs every scenario, each on a fresh store from `make_store`.
@@ -90,6 +91,7 @@ where
     statistics(make_store().await).await;
     events_in_order(make_store().await).await;
     sweep_with_nothing_due_writes_nothing(make_store().await).await;
+    idempotency_retention(make_store().await).await;
 }
 
 /// One `#[tokio::test]` per scenario, each on a fresh store made by the
@@ -115,7 +117,8 @@ macro_rules! store_contract_tests {
             filters,
             statistics,
             events_in_order,
-            sweep_with_nothing_due_writes_nothing
+            sweep_with_nothing_due_writes_nothing,
+            idempotency_retention
         );
     };
     (@each $make_store:expr; $($scenario:ident),* $(,)?) => {
@@ -1774,4 +1777,37 @@ pub async fn sweep_with_nothing_due_writes_nothing<S: Store>(store: S) {
     let report = h.service.sweep_expired(10).await.expect("sweep");
     assert_eq!((report.wallets, report.point_accounts), (0, 0));
     assert_eq!(h.snapshot(user).await, before);
+}
+
+/// The service's purge keeps every record for the policy's retention and
+/// no longer: at exactly the retention a key still replays; one microsecond
+/// later its record is gone, the key is a new command, and the younger
+/// record stays.
+pub async fn idempotency_retention<S: Store>(store: S) {
+    let h = Harness::new(store);
+    let user = h.new_wallet(1).await;
+    let retention = h.service.policy().idempotency_retention;
+    h.run_keyed(deposit(user, "1", "USD"), "old")
+        .await
+        .expect("deposit");
+    h.advance(Duration::hours(1));
+    h.run_keyed(deposit(user, "2", "USD"), "young")
+        .await
+        .expect("deposit");
+    h.advance(retention - Duration::hours(1));
+    assert_eq!(h.service.purge_idempotency_records().await, Ok(0));
+    let replay = h.run_keyed(deposit(user, "1", "USD"), "old").await;
+    assert!(replay.expect("replay").replayed, "kept for the retention");
+    h.advance(Duration::microseconds(1));
+    assert_eq!(h.service.purge_idempotency_records().await, Ok(1));
+    let again = h
+        .run_keyed(deposit(user, "3", "USD"), "old")
+        .await
+        .expect("a purged key is a new command");
+    assert!(!again.replayed);
+    let young = h.run_keyed(deposit(user, "2", "USD"), "young").await;
+    assert!(young.expect("replay").replayed, "the younger record stays");
+    let wallet = h.service.wallet(user).await.expect("wallet");
+    let usd = wallet.balances.iter().find(|i| i.currency == code("USD"));
+    assert_eq!(usd.map(|i| i.balance.to_string()).as_deref(), Some("6.00"));
 }

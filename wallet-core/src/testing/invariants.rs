@@ -66,7 +66,7 @@ pub fn check_wallet_aggregate(
     transactions: &[WalletTransaction],
 ) -> Result<(), String> {
     check_wallet(&wallet.view(), holds, transactions)?;
-    for loaded in wallet.holds.values() {
+    for loaded in wallet.holds().values() {
         match holds.iter().find(|h| h.id == loaded.id) {
             Some(stored) if stored == loaded => {}
             Some(stored) => {
@@ -79,17 +79,17 @@ pub fn check_wallet_aggregate(
         }
     }
     for stored in holds.iter().filter(|h| h.status == HoldStatus::Active) {
-        if !wallet.holds.contains_key(&stored.id) {
+        if !wallet.holds().contains_key(&stored.id) {
             return Err(format!(
                 "hold {}: active in the store but not loaded in the aggregate",
                 stored.id
             ));
         }
     }
-    if wallet.transaction_count != transactions.len() as u64 {
+    if wallet.transaction_count() != transactions.len() as u64 {
         return Err(format!(
             "the aggregate counts {} transactions, the log has {}",
-            wallet.transaction_count,
+            wallet.transaction_count(),
             transactions.len()
         ));
     }
@@ -327,7 +327,12 @@ pub fn check_holds_match_log(
             }
             TransactionType::HoldExecute => entry.executed -= transaction.amount,
             TransactionType::HoldRelease => entry.released -= transaction.held_change,
-            other => return Err(format!("a {other} transaction names hold {hold_id}")),
+            other @ (TransactionType::Deposit
+            | TransactionType::Withdraw
+            | TransactionType::ExchangeIn
+            | TransactionType::ExchangeOut) => {
+                return Err(format!("a {other} transaction names hold {hold_id}"))
+            }
         }
     }
     for hold in holds {
@@ -430,10 +435,10 @@ pub fn check_point_account_aggregate(
 ) -> Result<(), String> {
     let lots: Vec<PointLot> = account.lots().cloned().collect();
     check_point_account(&account.view(), &lots, transactions)?;
-    if account.transaction_count != transactions.len() as u64 {
+    if account.transaction_count() != transactions.len() as u64 {
         return Err(format!(
             "the account counts {} transactions, the log has {}",
-            account.transaction_count,
+            account.transaction_count(),
             transactions.len()
         ));
     }
@@ -786,7 +791,7 @@ mod tests {
             .execute_hold(hold.id, Some(Decimal::from(10)), None, &ctx)
             .expect("execute");
         let changes = wallet.take_changes();
-        let holds = wallet.holds.values().cloned().collect();
+        let holds = wallet.holds().values().cloned().collect();
         (wallet, changes.transactions, holds)
     }
 

@@ -472,7 +472,19 @@ impl Model {
                 }
                 valid_points(delta.checked_abs().unwrap_or(i64::MAX)).map(|_| ())
             }
-            _ => Ok(()),
+            Command::CreateWallet {
+                default_currency: None,
+                ..
+            }
+            | Command::ExecuteHold { .. }
+            | Command::ReleaseHold { .. }
+            | Command::CancelHold { .. }
+            | Command::FreezeWallet { .. }
+            | Command::UnfreezeWallet { .. }
+            | Command::CloseWallet { .. }
+            | Command::CreatePointAccount { .. }
+            | Command::ConfirmPendingPoints { .. }
+            | Command::CancelPendingPoints { .. } => Ok(()),
         }
     }
 
@@ -531,7 +543,16 @@ impl Model {
                 expire_lots(points, now, outcome);
                 apply_points(points, command, now, outcome)
             }
-            _ => {
+            Command::Deposit { .. }
+            | Command::Withdraw { .. }
+            | Command::Exchange { .. }
+            | Command::CreateHold { .. }
+            | Command::ExecuteHold { .. }
+            | Command::ReleaseHold { .. }
+            | Command::CancelHold { .. }
+            | Command::FreezeWallet { .. }
+            | Command::UnfreezeWallet { .. }
+            | Command::CloseWallet { .. } => {
                 let now = self.now;
                 let wallet = self.wallet.as_mut().ok_or("wallet_not_found")?;
                 expire_holds(wallet, now, outcome);
@@ -605,7 +626,7 @@ fn ensure_active(wallet: &ModelWallet) -> Expected<()> {
 fn ensure_not_closed(wallet: &ModelWallet) -> Expected<()> {
     match wallet.status {
         WalletStatus::Closed => Err("wallet_closed"),
-        _ => Ok(()),
+        WalletStatus::Active | WalletStatus::Frozen => Ok(()),
     }
 }
 
@@ -794,7 +815,13 @@ fn apply_wallet(
             wallet.status = WalletStatus::Closed;
             outcome.events.push("WalletClosed");
         }
-        _ => return Err("internal_error"),
+        Command::CreateWallet { .. }
+        | Command::CreatePointAccount { .. }
+        | Command::EarnPoints { .. }
+        | Command::SpendPoints { .. }
+        | Command::AdjustPoints { .. }
+        | Command::ConfirmPendingPoints { .. }
+        | Command::CancelPendingPoints { .. } => return Err("internal_error"),
     }
     Ok(())
 }
@@ -939,7 +966,18 @@ fn apply_points(
                     .push(PointTransactionType::PendingCancelled);
             }
         }
-        _ => return Err("internal_error"),
+        Command::CreateWallet { .. }
+        | Command::Deposit { .. }
+        | Command::Withdraw { .. }
+        | Command::Exchange { .. }
+        | Command::CreateHold { .. }
+        | Command::ExecuteHold { .. }
+        | Command::ReleaseHold { .. }
+        | Command::CancelHold { .. }
+        | Command::FreezeWallet { .. }
+        | Command::UnfreezeWallet { .. }
+        | Command::CloseWallet { .. }
+        | Command::CreatePointAccount { .. } => return Err("internal_error"),
     }
     Ok(())
 }
@@ -1404,11 +1442,11 @@ fn check_appended(before: &Snapshot, after: &Snapshot, outcome: &Outcome) -> Res
         let version = if after
             .wallet
             .as_ref()
-            .is_some_and(|w| w.wallet.id == event.aggregate_id)
+            .is_some_and(|w| w.wallet.id() == event.aggregate_id)
         {
-            after.wallet.as_ref().map(|w| w.wallet.version)
+            after.wallet.as_ref().map(|w| w.wallet.version())
         } else {
-            after.points.as_ref().map(|p| p.account.version)
+            after.points.as_ref().map(|p| p.account.version())
         };
         if Some(event.aggregate_version) != version {
             return Err(format!(

@@ -8,10 +8,10 @@ use chrono::{DateTime, Utc};
 use wallet_core::store::{PointAccountFactory, PointMutation, WalletFactory, WalletMutation};
 use wallet_core::{
     apply_to_point_account, apply_to_wallet, Access, Actor, Applied, Claim, Command, Ctx,
-    HoldStatus, InMemoryStore, LedgerReader, ManualClock, Page, PageRequest, PointAccount,
-    PointAccountView, PointStore, PointTransaction, Policy, SequentialIdGenerator, Statistics,
-    StoredEvent, TransactionFilter, Uuid, Wallet, WalletError, WalletService, WalletStatus,
-    WalletStore, WalletTransaction, WalletView,
+    HoldStatus, IdempotencyStore, InMemoryStore, LedgerReader, ManualClock, Page, PageRequest,
+    PointAccount, PointAccountView, PointStore, PointTransaction, Policy, SequentialIdGenerator,
+    Statistics, StoredEvent, TransactionFilter, Uuid, Wallet, WalletError, WalletService,
+    WalletStatus, WalletStore, WalletTransaction, WalletView,
 };
 
 use crate::common::{code, start_time, Harness};
@@ -234,6 +234,15 @@ impl PointStore for FlakyStore {
         limit: u32,
     ) -> Result<Vec<Uuid>, WalletError> {
         self.inner.users_with_overdue_lots(now, limit).await
+    }
+}
+
+impl IdempotencyStore for FlakyStore {
+    async fn purge_idempotency_records(
+        &self,
+        older_than: DateTime<Utc>,
+    ) -> Result<u64, WalletError> {
+        self.inner.purge_idempotency_records(older_than).await
     }
 }
 

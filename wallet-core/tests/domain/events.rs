@@ -283,7 +283,7 @@ fn every_transaction_type_has_its_signs() {
     assert!(stored
         .transactions
         .iter()
-        .all(|t| t.wallet_id == stored.wallet.id));
+        .all(|t| t.wallet_id == stored.wallet.id()));
     let hold_ids: Vec<bool> = stored
         .transactions
         .iter()

@@ -118,3 +118,31 @@ fn keys_are_validated_before_use() {
             .expect("created");
     assert!(!applied.replayed);
 }
+
+#[test]
+fn the_purge_keeps_records_for_the_policy_retention() {
+    let retention = chrono::Duration::hours(48);
+    let policy = wallet_core::Policy::default()
+        .with_idempotency_retention(retention)
+        .expect("two days");
+    let harness = Harness::with_policy(policy);
+    ok(&harness, create_wallet());
+    harness
+        .run_keyed(deposit("10", "USD"), "order-1")
+        .expect("deposit");
+    let purge = || futures::executor::block_on(harness.service.purge_idempotency_records());
+    // Past the default retention, but within this policy's.
+    harness.advance(chrono::Duration::hours(24) + chrono::Duration::microseconds(1));
+    assert_eq!(purge(), Ok(0));
+    let replay = harness
+        .run_keyed(deposit("10", "USD"), "order-1")
+        .expect("replay");
+    assert!(replay.replayed);
+    harness.advance(chrono::Duration::hours(24));
+    assert_eq!(purge(), Ok(1));
+    let again = harness
+        .run_keyed(deposit("10", "USD"), "order-1")
+        .expect("a new command");
+    assert!(!again.replayed);
+    assert_eq!(balance(&harness, "USD"), ("20.00".into(), "0.00".into()));
+}

@@ -23,7 +23,7 @@ use wallet_core::{
     PointStore, PointTransaction, Policy, StoredEvent, TransactionFilter, WalletError,
     WalletStatus, WalletStore, WalletTransaction, WalletView,
 };
-use wallet_core::{Hold, Statistics};
+use wallet_core::{Hold, IdempotencyStore, Statistics};
 use wallet_http::{Backend, BackgroundOptions, JwtVerifier};
 
 pub const RSA_A_PEM: &[u8] = include_bytes!("../fixtures/rsa-a.pem");
@@ -318,16 +318,19 @@ impl LedgerReader for FlakyStore {
     }
 }
 
+impl IdempotencyStore for FlakyStore {
+    async fn purge_idempotency_records(
+        &self,
+        older_than: DateTime<Utc>,
+    ) -> Result<u64, WalletError> {
+        self.check()?;
+        self.inner.purge_idempotency_records(older_than).await
+    }
+}
+
 impl Backend for FlakyStore {
     fn kind(&self) -> &'static str {
         "flaky-memory"
-    }
-    async fn purge_idempotency_records(
-        &self,
-        _older_than: DateTime<Utc>,
-    ) -> Result<u64, WalletError> {
-        self.check()?;
-        Ok(0)
     }
 }
 

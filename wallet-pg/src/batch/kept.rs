@@ -58,7 +58,7 @@ impl WalletCache {
         let wallet = self.wallets.get(&user_id)?;
         let usable = named.iter().all(|id| {
             wallet
-                .holds
+                .holds()
                 .get(id)
                 .is_some_and(|hold| hold.status == HoldStatus::Active)
         });
@@ -74,15 +74,13 @@ impl WalletCache {
         if self.capacity == 0 {
             return;
         }
-        if self.wallets.len() >= self.capacity && !self.wallets.contains_key(&wallet.user_id) {
+        if self.wallets.len() >= self.capacity && !self.wallets.contains_key(&wallet.user_id()) {
             if let Some(any) = self.wallets.keys().next().copied() {
                 self.wallets.remove(&any);
             }
         }
-        wallet
-            .holds
-            .retain(|_, hold| hold.status == HoldStatus::Active);
-        self.wallets.insert(wallet.user_id, wallet);
+        wallet.forget_ended_holds();
+        self.wallets.insert(wallet.user_id(), wallet);
     }
 
     pub fn clear(&mut self) {
