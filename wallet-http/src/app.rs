@@ -73,7 +73,8 @@ impl<S: Backend> AppState<S> {
         options: HttpOptions,
     ) -> Self {
         let specs: Vec<_> = routes::table::<S>().into_iter().map(|r| r.spec).collect();
-        let openapi = serde_json::to_vec(&crate::openapi::document(&specs)).unwrap_or_default();
+        let document = crate::openapi::document(&specs, &service.policy().currencies);
+        let openapi = serde_json::to_vec(&document).unwrap_or_default();
         AppState {
             inner: Arc::new(Inner {
                 service,

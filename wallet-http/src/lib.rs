@@ -16,6 +16,7 @@ pub mod app;
 pub mod auth;
 pub mod backend;
 pub mod config;
+pub mod constraints;
 pub mod dev;
 pub mod dto;
 pub mod input;
