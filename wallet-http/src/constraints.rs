@@ -177,6 +177,11 @@ fn amount(scale: u32) -> Value {
             "multipleOf": json!(format!("1e-{scale}").parse::<f64>().unwrap_or(1.0)),
         })
     };
+    let decimals = match scale {
+        0 => "no decimals".to_owned(),
+        1 => "at most 1 decimal".to_owned(),
+        scale => format!("at most {scale} decimals"),
+    };
     json!({
         "anyOf": [
             {
@@ -189,8 +194,8 @@ fn amount(scale: u32) -> Value {
         ],
         "description": format!(
             "A decimal string or a JSON number, read exactly: greater than zero, at most \
-             {AMOUNT_MAX_UNITS}, with at most {scale} decimals (trailing zeros aside); no sign, \
-             no exponent, no leading zero."
+             {AMOUNT_MAX_UNITS}, with {decimals} (trailing zeros aside); no sign, no exponent, \
+             no leading zero."
         ),
     })
 }
@@ -209,7 +214,8 @@ fn currency_of(codes: &[String]) -> Value {
         "type": "string",
         "pattern": format!("^{blanks}({}){blanks}$", choices.join("|")),
         "description": format!(
-            "A configured currency code: one of {} (case-insensitive).",
+            "A configured currency code: one of {} (case-insensitive; blanks around it are \
+             ignored).",
             codes.join(", ")
         ),
         "examples": [codes.first()],
