@@ -328,6 +328,46 @@ pub fn price_by_currency(schemas: &mut Map<String, Value>, currencies: &Currency
     }
 }
 
+/// The decimal strings of responses, by schema: exact, as
+/// `rust_decimal` writes them (a minus on a negative change, never an
+/// exponent).
+const RESPONSE_DECIMALS: [(&str, &[&str]); 6] = [
+    ("Balance", &["balance", "held", "available"]),
+    (
+        "Transaction",
+        &["amount", "heldChange", "balanceAfter", "heldAfter"],
+    ),
+    (
+        "Hold",
+        &[
+            "originalAmount",
+            "remainingAmount",
+            "executedAmount",
+            "releasedAmount",
+        ],
+    ),
+    ("Exchange", &["fromAmount", "toAmount", "rate"]),
+    ("CurrencyTotals", &["balance", "held"]),
+    ("TransactionTotals", &["volume"]),
+];
+
+/// The pattern of a decimal string the service writes.
+pub const RESPONSE_DECIMAL_PATTERN: &str = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$";
+
+/// Gives the decimal strings of responses their pattern.
+pub fn pattern_response_decimals(schemas: &mut Map<String, Value>) {
+    for (name, fields) in RESPONSE_DECIMALS {
+        for field in fields {
+            if let Some(property) = schemas
+                .get_mut(name)
+                .and_then(|schema| schema["properties"].get_mut(*field))
+            {
+                property["pattern"] = json!(RESPONSE_DECIMAL_PATTERN);
+            }
+        }
+    }
+}
+
 /// The schema of a query parameter.
 #[derive(Debug, Clone, Copy)]
 pub enum QuerySchema {
@@ -565,6 +605,29 @@ mod tests {
         assert!(pattern.is_match(&"a".repeat(REQUEST_ID_LENGTH_MAX)));
         assert!(!pattern.is_match(&"a".repeat(REQUEST_ID_LENGTH_MAX + 1)));
         assert!(!pattern.is_match("a b"));
+    }
+
+    #[test]
+    fn decimal_strings_of_responses_have_their_pattern() {
+        let document = crate::openapi::document(&[], &CurrencyTable::default());
+        let schemas = &document["components"]["schemas"];
+        let pattern = regex(RESPONSE_DECIMAL_PATTERN);
+        for (name, fields) in RESPONSE_DECIMALS {
+            for field in fields {
+                let property = &schemas[name]["properties"][*field];
+                assert_eq!(
+                    property["pattern"], RESPONSE_DECIMAL_PATTERN,
+                    "{name}.{field}"
+                );
+            }
+        }
+        for value in ["0", "-2.00", "25000", "0.40", "1000000000000000.00"] {
+            let decimal: rust_decimal::Decimal = value.parse().expect("a decimal");
+            assert!(pattern.is_match(&decimal.to_string()), "{value}");
+        }
+        let tiny = rust_decimal::Decimal::new(1, 28);
+        assert!(pattern.is_match(&tiny.to_string()));
+        assert!(pattern.is_match(&(-tiny).to_string()));
     }
 
     /// The response schemas: every field but `lotId` of a points result

@@ -218,6 +218,7 @@ pub fn document(specs: &[RouteSpec], currencies: &CurrencyTable) -> Value {
     if let Some(schemas) = document["components"]["schemas"].as_object_mut() {
         schemas.extend(constraints::components(currencies));
         constraints::price_by_currency(schemas, currencies);
+        constraints::pattern_response_decimals(schemas);
     }
     let codes: Vec<String> = PROBLEM_CODES
         .iter()
