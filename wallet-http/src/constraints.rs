@@ -236,13 +236,19 @@ pub fn components(currencies: &CurrencyTable) -> Map<String, Value> {
         ("ReferenceType", required_text(REFERENCE_TYPE_LENGTH_MAX)),
         (
             "Points",
-            json!({ "type": "integer", "minimum": 1, "maximum": points }),
+            json!({
+                "type": "integer", "minimum": 1, "maximum": points,
+                "description": "A JSON integer, written without a point (`100.0` is refused).",
+            }),
         ),
         (
             "PointsAdjustment",
             json!({
                 "type": "integer", "minimum": -points, "maximum": points, "not": { "const": 0 },
-                "description": format!("Signed, non-zero, at most {points} either way."),
+                "description": format!(
+                    "Signed, non-zero, at most {points} either way; a JSON integer, written \
+                     without a point (`100.0` is refused)."
+                ),
             }),
         ),
         (
