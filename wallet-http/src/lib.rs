@@ -10,6 +10,8 @@
 //! - [`auth`]: bearer tokens (OpenID discovery, key cache, RS256/ES256);
 //! - [`problem`]: the one mapping from the core's errors to HTTP;
 //! - [`dto`] and [`input`]: what goes out and what comes in;
+//! - [`constraints`]: what the OpenAPI document says of both, from the
+//!   core's limits and the running currency table;
 //! - [`config`], [`server`], [`dev`]: running it.
 
 pub mod app;
