@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, every test (against a real
-# PostgreSQL), and a build of the fuzz targets. Sets up what it needs.
+# PostgreSQL), a build of the fuzz targets, and the OpenAPI document
+# fuzzed against the service. Sets up what it needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,3 +24,5 @@ cargo check --manifest-path fuzz/Cargo.toml --bins
 # The API reference page in headless Chromium (installed if missing): every
 # route of the document shown, nothing fetched past loopback.
 scripts/check-docs.sh
+# The OpenAPI document against the running service (a few minutes).
+scripts/fuzz-api.sh

@@ -6,6 +6,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::{Ref, RefOr};
 use utoipa::ToSchema;
 use uuid::Uuid;
 use wallet_core::events::StoredEvent;
@@ -14,6 +16,73 @@ use wallet_core::{
     Exchange, Hold, Page, PointAccountView, PointTransaction, WalletTransaction, WalletView,
 };
 
+// ---- constrained fields ------------------------------------------------------
+
+// The named schemas below are made by `constraints::components` from the
+// core's limits and the running currency table; the fields here only point
+// at them, so that each constraint is stated once.
+
+fn named(name: &str) -> RefOr<Schema> {
+    RefOr::Ref(Ref::from_schema_name(name))
+}
+
+/// A named schema, or `null` (which the field reads as absent).
+fn named_or_null(name: &str) -> RefOr<Schema> {
+    let null = ObjectBuilder::new().schema_type(Type::Null);
+    RefOr::T(Schema::OneOf(
+        OneOfBuilder::new()
+            .item(Ref::from_schema_name(name))
+            .item(null)
+            .build(),
+    ))
+}
+
+fn currency() -> RefOr<Schema> {
+    named("Currency")
+}
+fn currency_or_null() -> RefOr<Schema> {
+    named_or_null("Currency")
+}
+fn amount() -> RefOr<Schema> {
+    named("Amount")
+}
+fn amount_or_null() -> RefOr<Schema> {
+    named_or_null("Amount")
+}
+fn description() -> RefOr<Schema> {
+    named("Description")
+}
+fn reference() -> RefOr<Schema> {
+    named("Reference")
+}
+fn reason() -> RefOr<Schema> {
+    named("Reason")
+}
+fn source() -> RefOr<Schema> {
+    named("Source")
+}
+fn reference_type() -> RefOr<Schema> {
+    named("ReferenceType")
+}
+fn points() -> RefOr<Schema> {
+    named("Points")
+}
+fn points_adjustment() -> RefOr<Schema> {
+    named("PointsAdjustment")
+}
+fn wallet_status() -> RefOr<Schema> {
+    named("WalletStatus")
+}
+fn hold_status() -> RefOr<Schema> {
+    named("HoldStatus")
+}
+fn transaction_type() -> RefOr<Schema> {
+    named("TransactionType")
+}
+fn point_transaction_type() -> RefOr<Schema> {
+    named("PointTransactionType")
+}
+
 // ---- responses -------------------------------------------------------------
 
 /// One currency of a wallet.
@@ -21,7 +90,7 @@ use wallet_core::{
 #[serde(rename_all = "camelCase")]
 #[schema(as = Balance)]
 pub struct BalanceDto {
-    #[schema(example = "USD")]
+    #[schema(schema_with = currency)]
     pub currency: String,
     #[schema(example = "10.00")]
     pub balance: String,
@@ -38,10 +107,9 @@ pub struct BalanceDto {
 pub struct WalletDto {
     pub id: Uuid,
     pub user_id: Uuid,
-    /// `Active`, `Frozen` or `Closed`.
-    #[schema(example = "Active")]
+    #[schema(schema_with = wallet_status)]
     pub status: String,
-    #[schema(example = "VND")]
+    #[schema(schema_with = currency)]
     pub default_currency: String,
     /// Every currency the wallet has touched, ordered by code.
     pub balances: Vec<BalanceDto>,
@@ -83,12 +151,10 @@ impl From<&WalletView> for WalletDto {
 pub struct TransactionDto {
     pub id: Uuid,
     pub wallet_id: Uuid,
-    /// `Deposit`, `Withdraw`, `ExchangeIn`, `ExchangeOut`, `Hold`,
-    /// `HoldExecute` or `HoldRelease`.
     #[serde(rename = "type")]
-    #[schema(example = "Deposit")]
+    #[schema(schema_with = transaction_type)]
     pub transaction_type: String,
-    #[schema(example = "USD")]
+    #[schema(schema_with = currency)]
     pub currency: String,
     /// Signed change of the balance.
     #[schema(example = "10.00")]
@@ -98,8 +164,11 @@ pub struct TransactionDto {
     pub held_change: String,
     pub balance_after: String,
     pub held_after: String,
+    #[schema(required = true)]
     pub description: Option<String>,
+    #[schema(required = true)]
     pub reference: Option<String>,
+    #[schema(required = true)]
     pub hold_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
 }
@@ -142,16 +211,17 @@ impl From<&WalletTransaction> for TransactionDto {
 pub struct HoldDto {
     pub id: Uuid,
     pub wallet_id: Uuid,
+    #[schema(schema_with = currency)]
     pub currency: String,
     pub original_amount: String,
     pub remaining_amount: String,
     pub executed_amount: String,
     pub released_amount: String,
-    /// `Active`, `Executed`, `Released`, `Cancelled` or `Expired`.
-    #[schema(example = "Active")]
+    #[schema(schema_with = hold_status)]
     pub status: String,
     pub reference_type: String,
     pub reference_id: Uuid,
+    #[schema(required = true)]
     pub description: Option<String>,
     pub expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
@@ -252,18 +322,19 @@ impl From<&PointAccountView> for PointAccountDto {
 pub struct PointTransactionDto {
     pub id: Uuid,
     pub account_id: Uuid,
-    /// `Earn`, `EarnPending`, `PendingConfirmed`, `PendingCancelled`,
-    /// `Spend`, `Adjust` or `Expire`.
     #[serde(rename = "type")]
-    #[schema(example = "Earn")]
+    #[schema(schema_with = point_transaction_type)]
     pub transaction_type: String,
     /// Signed change.
     pub points: i64,
     /// Available points after the transaction.
     pub balance_after: i64,
     pub source: String,
+    #[schema(required = true)]
     pub description: Option<String>,
+    #[schema(required = true)]
     pub lot_id: Option<Uuid>,
+    #[schema(required = true)]
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
@@ -381,6 +452,7 @@ pub struct WalletCountsDto {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(as = CurrencyTotals)]
 pub struct CurrencyTotalsDto {
+    #[schema(schema_with = currency)]
     pub currency: String,
     pub balance: String,
     pub held: String,
@@ -393,7 +465,9 @@ pub struct CurrencyTotalsDto {
 #[schema(as = TransactionTotals)]
 pub struct TransactionTotalsDto {
     #[serde(rename = "type")]
+    #[schema(schema_with = transaction_type)]
     pub transaction_type: String,
+    #[schema(schema_with = currency)]
     pub currency: String,
     pub count: u64,
     /// Sum of absolute amounts.
@@ -505,43 +579,23 @@ pub struct CreateWalletRequest {
     /// Defaults to the caller (`sub`).
     pub user_id: Option<Uuid>,
     /// Defaults to VND.
-    #[schema(example = "USD")]
+    #[schema(schema_with = currency_or_null)]
     pub default_currency: Option<String>,
-}
-
-/// The schema of an amount in a request: a decimal string or a JSON
-/// number, both read exactly.
-fn amount_schema() -> utoipa::openapi::schema::Schema {
-    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
-    let one_of = OneOfBuilder::new()
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .pattern(Some(r"^-?[0-9]+(\.[0-9]+)?$"))
-                .examples([serde_json::json!("10.50")]),
-        )
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::Number)
-                .examples([serde_json::json!(10.5)]),
-        )
-        .description(Some("A decimal string or a JSON number, read exactly."))
-        .build();
-    Schema::OneOf(one_of)
 }
 
 /// Deposit or withdraw.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MoneyRequest {
-    /// A decimal string or a JSON number, read exactly.
-    #[schema(schema_with = amount_schema)]
+    #[schema(schema_with = amount)]
     pub amount: Box<RawValue>,
-    #[schema(example = "USD")]
+    #[schema(schema_with = currency)]
     pub currency: String,
-    /// At most 500 characters.
+    #[serde(default, deserialize_with = "crate::input::optional_text")]
+    #[schema(schema_with = description)]
     pub description: Option<String>,
-    /// At most 255 characters.
+    #[serde(default, deserialize_with = "crate::input::optional_text")]
+    #[schema(schema_with = reference)]
     pub reference: Option<String>,
 }
 
@@ -550,11 +604,11 @@ pub struct MoneyRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExchangeRequest {
     /// Amount of `fromCurrency` to exchange.
-    #[schema(schema_with = amount_schema)]
+    #[schema(schema_with = amount)]
     pub amount: Box<RawValue>,
-    #[schema(example = "USD")]
+    #[schema(schema_with = currency)]
     pub from_currency: String,
-    #[schema(example = "VND")]
+    #[schema(schema_with = currency)]
     pub to_currency: String,
 }
 
@@ -562,14 +616,16 @@ pub struct ExchangeRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateHoldRequest {
-    #[schema(schema_with = amount_schema)]
+    #[schema(schema_with = amount)]
     pub amount: Box<RawValue>,
-    #[schema(example = "USD")]
+    #[schema(schema_with = currency)]
     pub currency: String,
-    /// At most 100 characters, such as `Order`.
-    #[schema(example = "Order")]
+    /// Such as `Order`.
+    #[schema(schema_with = reference_type)]
     pub reference_type: String,
     pub reference_id: Uuid,
+    #[serde(default, deserialize_with = "crate::input::optional_text")]
+    #[schema(schema_with = description)]
     pub description: Option<String>,
     /// Default: the configured default lifetime from now.
     pub expires_at: Option<DateTime<Utc>>,
@@ -580,8 +636,10 @@ pub struct CreateHoldRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExecuteHoldRequest {
     /// Default: all that remains.
-    #[schema(schema_with = amount_schema)]
+    #[schema(schema_with = amount_or_null)]
     pub amount: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "crate::input::optional_text")]
+    #[schema(schema_with = reference)]
     pub reference: Option<String>,
 }
 
@@ -590,7 +648,7 @@ pub struct ExecuteHoldRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReleaseHoldRequest {
     /// Default: all that remains.
-    #[schema(schema_with = amount_schema)]
+    #[schema(schema_with = amount_or_null)]
     pub amount: Option<Box<RawValue>>,
 }
 
@@ -598,7 +656,7 @@ pub struct ReleaseHoldRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FreezeRequest {
-    /// At most 500 characters.
+    #[schema(schema_with = reason)]
     pub reason: String,
 }
 
@@ -606,11 +664,12 @@ pub struct FreezeRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EarnRequest {
-    /// 1 to 10^12.
-    #[schema(example = 100)]
+    #[schema(schema_with = points)]
     pub points: i64,
-    #[schema(example = "order-42")]
+    #[schema(schema_with = source)]
     pub source: String,
+    #[serde(default, deserialize_with = "crate::input::optional_text")]
+    #[schema(schema_with = description)]
     pub description: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
     /// Pending points wait for confirm or cancel.
@@ -622,10 +681,12 @@ pub struct EarnRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SpendRequest {
-    /// 1 to 10^12.
-    #[schema(example = 30)]
+    #[schema(schema_with = points)]
     pub points: i64,
+    #[schema(schema_with = source)]
     pub source: String,
+    #[serde(default, deserialize_with = "crate::input::optional_text")]
+    #[schema(schema_with = description)]
     pub description: Option<String>,
 }
 
@@ -633,9 +694,11 @@ pub struct SpendRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AdjustRequest {
-    /// Signed, non-zero, at most 10^12 either way.
-    #[schema(example = -10)]
+    #[schema(schema_with = points_adjustment)]
     pub points: i64,
+    #[schema(schema_with = source)]
     pub source: String,
+    #[serde(default, deserialize_with = "crate::input::optional_text")]
+    #[schema(schema_with = description)]
     pub description: Option<String>,
 }

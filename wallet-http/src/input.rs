@@ -8,17 +8,27 @@ use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use uuid::Uuid;
+use wallet_core::money::AMOUNT_MAX_UNITS;
 use wallet_core::{IdempotencyKey, WalletError};
 
 use crate::problem::Problem;
 
 /// The header that makes a state-changing request safe to retry.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
-/// The longest amount text accepted, in characters.
-const AMOUNT_TEXT_LENGTH_MAX: usize = 64;
+/// The most digits before the point of an amount: those of the largest
+/// amount, so that every amount the core takes can be written.
+pub const AMOUNT_INTEGER_DIGITS_MAX: usize = AMOUNT_MAX_UNITS.ilog10() as usize + 1;
+/// The most digits after the point of an amount. It is more than any
+/// currency's scale (trailing zeros are taken), and with the digits before
+/// the point it stays within the 28 digits a `Decimal` holds exactly, so
+/// every text of the grammar reads without rounding.
+pub const AMOUNT_FRACTION_DIGITS_MAX: usize = 12;
+const _: () =
+    assert!(AMOUNT_FRACTION_DIGITS_MAX >= wallet_core::money::CURRENCY_SCALE_MAX as usize);
+const _: () = assert!(AMOUNT_INTEGER_DIGITS_MAX + AMOUNT_FRACTION_DIGITS_MAX <= 28);
 
 /// Parses a JSON body. An empty body reads as `{}`, so that routes whose
 /// fields are all optional (or that take no body) accept none.
@@ -50,8 +60,9 @@ pub struct NoFields {}
 pub type RawAmount = Box<RawValue>;
 
 /// Reads an amount exactly. A string or number that is not a plain decimal
-/// (`"ten"`, `"NaN"`, `1e30`) is `invalid_amount`; another JSON type is a
-/// `validation_error`. Range and precision are the core's to check.
+/// (`"ten"`, `"NaN"`, `1e30`, `"+5"`, `"007"`, `".5"`) is `invalid_amount`;
+/// another JSON type is a `validation_error`. Range and precision are the
+/// core's to check.
 pub fn amount(field: &str, raw: &RawValue) -> Result<Decimal, WalletError> {
     let text = raw.get().trim();
     let literal = if text.starts_with('"') {
@@ -64,20 +75,41 @@ pub fn amount(field: &str, raw: &RawValue) -> Result<Decimal, WalletError> {
             "{field} must be a decimal string or a JSON number"
         )));
     };
-    let plain = !literal.is_empty()
-        && literal.len() <= AMOUNT_TEXT_LENGTH_MAX
-        && literal
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-' || b == b'+');
     let shown: String = literal.chars().take(32).collect();
-    if !plain {
-        return Err(WalletError::InvalidAmount(format!(
-            "{field} `{shown}` is not a decimal number"
-        )));
+    let invalid =
+        || WalletError::InvalidAmount(format!("{field} `{shown}` is not a decimal number"));
+    if !is_plain_decimal(&literal) {
+        return Err(invalid());
     }
-    Decimal::from_str_exact(&literal).map_err(|_| {
-        WalletError::InvalidAmount(format!("{field} `{shown}` is not a decimal number"))
-    })
+    Decimal::from_str_exact(&literal).map_err(|_| invalid())
+}
+
+/// The grammar of an amount: an optional minus (which the core then
+/// refuses, as it refuses zero), digits with no leading zero, then
+/// optionally a point and digits, within [`AMOUNT_INTEGER_DIGITS_MAX`] and
+/// [`AMOUNT_FRACTION_DIGITS_MAX`]. The OpenAPI document states the same
+/// grammar (`constraints::amount_pattern`).
+fn is_plain_decimal(literal: &str) -> bool {
+    let unsigned = literal.strip_prefix('-').unwrap_or(literal);
+    let (whole, fraction) = match unsigned.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (unsigned, None),
+    };
+    let digits = |part: &str, max: usize| {
+        !part.is_empty() && part.len() <= max && part.bytes().all(|b| b.is_ascii_digit())
+    };
+    digits(whole, AMOUNT_INTEGER_DIGITS_MAX)
+        && (whole == "0" || !whole.starts_with('0'))
+        && fraction.is_none_or(|part| digits(part, AMOUNT_FRACTION_DIGITS_MAX))
+}
+
+/// Reads an optional text field of a request: an empty string is the same
+/// as absent (and as `null`), as the contract says.
+pub fn optional_text<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    let text = Option::<String>::deserialize(deserializer)?;
+    Ok(text.filter(|text| !text.is_empty()))
 }
 
 /// An optional amount; JSON `null` is the same as absent.

@@ -16,12 +16,15 @@
 //! - [`auth`]: bearer tokens (OpenID discovery, key cache, RS256/ES256);
 //! - [`problem`]: the one mapping from the core's errors to HTTP;
 //! - [`dto`] and [`input`]: what goes out and what comes in;
+//! - [`constraints`]: what the OpenAPI document says of both, from the
+//!   core's limits and the running currency table;
 //! - [`config`], [`server`], [`dev`]: running it.
 
 pub mod app;
 pub mod auth;
 pub mod backend;
 pub mod config;
+pub mod constraints;
 pub mod dev;
 pub mod docs;
 pub mod dto;

@@ -3,7 +3,10 @@
 
 use serde_json::{json, Map, Value};
 use utoipa::OpenApi;
+use wallet_core::CurrencyTable;
 
+use crate::app::REQUEST_ID_LENGTH_MAX;
+use crate::constraints::{self, reference};
 use crate::dto::*;
 use crate::problem::{ProblemDocument, PROBLEM_CODES};
 use crate::spec::{RouteSpec, Success};
@@ -49,11 +52,9 @@ A wallet and loyalty-points ledger. Money amounts are decimal strings \
 Every `/api/v1` route needs `Authorization: Bearer <JWT>`. Every state-changing \
 `POST` accepts `Idempotency-Key` (1 to 255 printable ASCII characters): a repeat \
 returns the first response with `Idempotent-Replayed: true`. Errors are RFC 7807 \
-problem documents (`application/problem+json`) with a stable `code`.";
-
-fn reference(schema: &str) -> Value {
-    json!({ "$ref": format!("#/components/schemas/{schema}") })
-}
+problem documents (`application/problem+json`) with a stable `code`. Currency codes \
+and status or type filters are case-insensitive. An empty optional text \
+(`\"description\": \"\"`) is the same as an absent one.";
 
 fn problem_response(description: &str) -> Value {
     json!({
@@ -70,7 +71,7 @@ fn success_response(success: &Success, replayable: bool) -> (String, Value) {
     let mut headers = Map::new();
     headers.insert(
         "X-Request-Id".into(),
-        json!({ "description": "The caller's request id, or a new one.", "schema": { "type": "string" } }),
+        json!({ "description": "The caller's request id when it is acceptable, else a new one.", "required": true, "schema": constraints::request_id_schema() }),
     );
     if replayable {
         headers.insert(
@@ -112,26 +113,22 @@ fn operation(spec: &RouteSpec) -> Value {
         })
         .collect();
     for query in &spec.query {
-        let mut schema = json!({ "type": query.kind });
-        if !query.format.is_empty() {
-            schema["format"] = json!(query.format);
-        }
         parameters.push(json!({
             "name": query.name, "in": "query", "required": false,
-            "description": query.description, "schema": schema
+            "description": query.description, "schema": query.schema.schema()
         }));
     }
     if spec.is_command() {
         parameters.push(json!({
             "name": "Idempotency-Key", "in": "header", "required": false,
-            "description": "Makes the request safe to retry: 1 to 255 printable ASCII characters, scoped to the user in the path.",
-            "schema": { "type": "string", "minLength": 1, "maxLength": 255 }
+            "description": "Makes the request safe to retry: 1 to 255 printable ASCII characters (not beginning or ending with a space, which HTTP would drop), scoped to the user in the path.",
+            "schema": constraints::idempotency_key_schema()
         }));
     }
     parameters.push(json!({
         "name": "X-Request-Id", "in": "header", "required": false,
-        "description": "Echoed back; a new one is made when absent.",
-        "schema": { "type": "string", "maxLength": crate::app::REQUEST_ID_LENGTH_MAX }
+        "description": format!("Echoed back when it is 1 to {REQUEST_ID_LENGTH_MAX} letters, digits and `-_.:`; any other value, or none, is replaced by a new id (never refused)."),
+        "schema": { "type": "string" }
     }));
 
     let mut responses = Map::new();
@@ -206,9 +203,15 @@ fn operation(spec: &RouteSpec) -> Value {
     operation
 }
 
-/// The document for the given routes.
-pub fn document(specs: &[RouteSpec]) -> Value {
+/// The document for the given routes, with the constraints of the given
+/// currency table.
+pub fn document(specs: &[RouteSpec], currencies: &CurrencyTable) -> Value {
     let mut document = serde_json::to_value(Schemas::openapi()).unwrap_or_else(|_| json!({}));
+    if let Some(schemas) = document["components"]["schemas"].as_object_mut() {
+        schemas.extend(constraints::components(currencies));
+        constraints::price_by_currency(schemas, currencies);
+        constraints::pattern_response_decimals(schemas);
+    }
     let codes: Vec<String> = PROBLEM_CODES
         .iter()
         .map(|(status, code)| format!("- `{code}` ({status})"))

@@ -153,7 +153,9 @@ struct Document(Bytes);
 pub fn router<S: Backend>(state: AppState<S>) -> Router {
     let table = table::<S>();
     let specs: Vec<RouteSpec> = table.iter().map(|route| route.spec.clone()).collect();
-    let document = serde_json::to_vec(&crate::openapi::document(&specs)).unwrap_or_default();
+    let currencies = &state.service().policy().currencies;
+    let document =
+        serde_json::to_vec(&crate::openapi::document(&specs, currencies)).unwrap_or_default();
     let mut router = Router::new();
     for route in table {
         let handler = gate::guard(route.handler, &route.spec, &state);
@@ -765,7 +767,7 @@ mod tests {
             .into_iter()
             .map(|route| route.spec)
             .collect();
-        let document = crate::openapi::document(&specs);
+        let document = crate::openapi::document(&specs, &wallet_core::CurrencyTable::default());
         let scheme = &document["components"]["securitySchemes"]["bearer"];
         assert_eq!(scheme["type"], "http");
         assert_eq!(scheme["scheme"], "bearer");

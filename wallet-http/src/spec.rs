@@ -12,14 +12,13 @@ use uuid::Uuid;
 use wallet_core::access::{ROLES_ADMIN, ROLE_SERVICE};
 use wallet_core::{Access, Actor};
 
+use crate::constraints::QuerySchema;
+
 /// A query parameter.
 #[derive(Debug, Clone, Copy)]
 pub struct QueryParam {
     pub name: &'static str,
-    /// `integer` or `string`.
-    pub kind: &'static str,
-    /// `date-time` or empty.
-    pub format: &'static str,
+    pub schema: QuerySchema,
     pub description: &'static str,
 }
 
@@ -174,62 +173,57 @@ impl RouteSpec {
 
 const LIMIT: QueryParam = QueryParam {
     name: "limit",
-    kind: "integer",
-    format: "",
+    schema: QuerySchema::PageLimit,
     description: "Page size, 1 to 200 (default 50).",
 };
-const CURSOR: QueryParam = QueryParam {
+const SEQUENCE_CURSOR: QueryParam = QueryParam {
     name: "cursor",
-    kind: "string",
-    format: "",
+    schema: QuerySchema::SequenceCursor,
+    description: "The `nextCursor` of the previous page.",
+};
+const POSITION_CURSOR: QueryParam = QueryParam {
+    name: "cursor",
+    schema: QuerySchema::PositionCursor,
     description: "The `nextCursor` of the previous page.",
 };
 const CURRENCY: QueryParam = QueryParam {
     name: "currency",
-    kind: "string",
-    format: "",
+    schema: QuerySchema::Currency,
     description: "Only this currency.",
 };
 const TRANSACTION_TYPE: QueryParam = QueryParam {
     name: "type",
-    kind: "string",
-    format: "",
-    description: "Only this type: Deposit, Withdraw, ExchangeIn, ExchangeOut, Hold, HoldExecute, HoldRelease.",
+    schema: QuerySchema::TransactionType,
+    description: "Only transactions of this type.",
 };
 const HOLD_STATUS: QueryParam = QueryParam {
     name: "status",
-    kind: "string",
-    format: "",
-    description: "Only this status: Active, Executed, Released, Cancelled, Expired.",
+    schema: QuerySchema::HoldStatus,
+    description: "Only holds of this status.",
 };
 const WALLET_STATUS: QueryParam = QueryParam {
     name: "status",
-    kind: "string",
-    format: "",
-    description: "Only this status: Active, Frozen, Closed.",
+    schema: QuerySchema::WalletStatus,
+    description: "Only wallets of this status.",
 };
 const FROM: QueryParam = QueryParam {
     name: "from",
-    kind: "string",
-    format: "date-time",
+    schema: QuerySchema::DateTime,
     description: "Start of the window (RFC 3339); default 24 hours before `to`.",
 };
 const TO: QueryParam = QueryParam {
     name: "to",
-    kind: "string",
-    format: "date-time",
+    schema: QuerySchema::DateTime,
     description: "End of the window (RFC 3339); default now.",
 };
 const AFTER: QueryParam = QueryParam {
     name: "after",
-    kind: "integer",
-    format: "",
+    schema: QuerySchema::Sequence,
     description: "The last sequence seen (`nextAfter`); absent: from the beginning.",
 };
 const EVENTS_LIMIT: QueryParam = QueryParam {
     name: "limit",
-    kind: "integer",
-    format: "",
+    schema: QuerySchema::EventsLimit,
     description: "At most this many events, 1 to 1000 (default 100).",
 };
 
@@ -264,7 +258,7 @@ pub mod routes {
             ADMIN,
         )
         .access(Access::Admin)
-        .query(&[WALLET_STATUS, LIMIT, CURSOR])
+        .query(&[WALLET_STATUS, LIMIT, POSITION_CURSOR])
         .ok(Success::Page("Wallet"))
     }
     pub fn statistics() -> RouteSpec {
@@ -356,7 +350,7 @@ pub mod routes {
             WALLETS,
         )
         .access(Access::Read)
-        .query(&[LIMIT, CURSOR, CURRENCY, TRANSACTION_TYPE])
+        .query(&[LIMIT, SEQUENCE_CURSOR, CURRENCY, TRANSACTION_TYPE])
         .ok(Success::Page("Transaction"))
     }
     pub fn create_hold() -> RouteSpec {
@@ -380,7 +374,7 @@ pub mod routes {
             HOLDS,
         )
         .access(Access::Read)
-        .query(&[HOLD_STATUS, LIMIT, CURSOR])
+        .query(&[HOLD_STATUS, LIMIT, POSITION_CURSOR])
         .ok(Success::Page("Hold"))
     }
     pub fn get_hold() -> RouteSpec {
@@ -539,7 +533,7 @@ pub mod routes {
             POINTS,
         )
         .access(Access::Read)
-        .query(&[LIMIT, CURSOR])
+        .query(&[LIMIT, SEQUENCE_CURSOR])
         .ok(Success::Page("PointTransaction"))
     }
     pub fn live() -> RouteSpec {
