@@ -38,6 +38,7 @@ pub mod memory;
 pub mod money;
 pub mod points;
 pub mod query;
+pub mod relay;
 pub mod service;
 pub mod store;
 pub mod testing;
@@ -53,7 +54,7 @@ pub use context::{
     UuidV7Generator,
 };
 pub use error::WalletError;
-pub use events::{DomainEvent, EventData, StoredEvent};
+pub use events::{DomainEvent, EventData, FeedEvent, StoredEvent};
 pub use memory::{InMemoryStore, StoredPointAccount, StoredWallet};
 pub use money::{Currency, CurrencyCode, CurrencyTable, Money};
 pub use points::{
@@ -61,8 +62,9 @@ pub use points::{
     PointTransactionType,
 };
 pub use query::{Cursor, Page, PageRequest, Statistics, TransactionFilter};
+pub use relay::{LeaseOutcome, PositionUpdate, RelayLease, RelayName, RelayState};
 pub use service::{SweepReport, WalletService};
-pub use store::{Applied, LedgerReader, PointStore, Store, WalletStore};
+pub use store::{Applied, LedgerReader, PointStore, RelayStore, Store, WalletStore};
 pub use wallet::{
     Exchange, Hold, HoldRequest, HoldStatus, ReleaseCause, TransactionType, Wallet, WalletItem,
     WalletStatus, WalletTransaction, WalletView,

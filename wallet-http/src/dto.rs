@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 use uuid::Uuid;
-use wallet_core::events::StoredEvent;
+use wallet_core::events::{FeedEvent, StoredEvent};
 use wallet_core::query::Statistics;
 use wallet_core::{
     Exchange, Hold, Page, PointAccountView, PointTransaction, WalletTransaction, WalletView,
@@ -338,20 +338,28 @@ pub struct EventDto {
 }
 
 impl From<&StoredEvent> for EventDto {
+    /// The shape is [`FeedEvent`]'s, which the event relay publishes too;
+    /// this type only adds the schema. The destructuring makes a new field
+    /// there a compile error here.
     fn from(stored: &StoredEvent) -> Self {
-        let event = &stored.event;
-        let mut data = serde_json::to_value(&event.data).unwrap_or(serde_json::Value::Null);
-        if let Some(object) = data.as_object_mut() {
-            object.remove("type");
-        }
+        let FeedEvent {
+            sequence,
+            id,
+            event_type,
+            aggregate_id,
+            user_id,
+            version,
+            occurred_at,
+            data,
+        } = FeedEvent::from(stored);
         EventDto {
-            sequence: stored.sequence,
-            id: event.id,
-            event_type: event.event_type().to_owned(),
-            aggregate_id: event.aggregate_id,
-            user_id: event.user_id,
-            version: event.aggregate_version,
-            occurred_at: event.occurred_at,
+            sequence,
+            id,
+            event_type,
+            aggregate_id,
+            user_id,
+            version,
+            occurred_at,
             data,
         }
     }

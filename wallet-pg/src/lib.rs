@@ -56,6 +56,7 @@ pub mod idempotency;
 pub mod outbox;
 pub mod points;
 mod reader;
+mod relay;
 pub mod testing;
 pub mod wallets;
 
