@@ -1,0 +1,92 @@
+//! A sink in memory, for tests: it keeps what it is given, drops repeats by
+//! message id like JetStream (with a window that never closes), and can be
+//! told to fail.
+
+use std::collections::HashSet;
+use std::sync::{Mutex, MutexGuard};
+
+use uuid::Uuid;
+
+use crate::error::SinkError;
+use crate::message::Message;
+use crate::sink::{EventSink, Published};
+
+/// The in-memory sink. Share it with an `Arc`.
+#[derive(Debug, Default)]
+pub struct InMemorySink {
+    state: Mutex<SinkState>,
+}
+
+#[derive(Debug, Default)]
+struct SinkState {
+    stored: Vec<Message>,
+    ids: HashSet<Uuid>,
+    down: bool,
+    /// Store the next batch, then answer as if its acknowledgements were
+    /// lost.
+    lose_next_acks: bool,
+    publishes: u64,
+}
+
+impl InMemorySink {
+    /// An empty, working sink.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, SinkState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Every message stored, in the order stored, repeats dropped.
+    pub fn messages(&self) -> Vec<Message> {
+        self.state().stored.clone()
+    }
+
+    /// Every message offered, counting repeats.
+    pub fn publishes(&self) -> u64 {
+        self.state().publishes
+    }
+
+    /// While down, every call fails with `Unavailable` and stores nothing.
+    pub fn set_down(&self, down: bool) {
+        self.state().down = down;
+    }
+
+    /// The next batch is stored but reported as failed, as when a broker's
+    /// acknowledgements are lost on the way back.
+    pub fn lose_next_acknowledgements(&self) {
+        self.state().lose_next_acks = true;
+    }
+}
+
+impl EventSink for InMemorySink {
+    async fn prepare(&self) -> Result<(), SinkError> {
+        if self.state().down {
+            return Err(SinkError::Unavailable("the in-memory sink is down".into()));
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, messages: &[Message]) -> Result<Published, SinkError> {
+        let mut state = self.state();
+        if state.down {
+            return Err(SinkError::Unavailable("the in-memory sink is down".into()));
+        }
+        let mut published = Published::default();
+        for message in messages {
+            state.publishes += 1;
+            if state.ids.insert(message.id) {
+                state.stored.push(message.clone());
+            } else {
+                published.duplicates += 1;
+            }
+        }
+        if std::mem::take(&mut state.lose_next_acks) {
+            return Err(SinkError::Unavailable("acknowledgements lost".into()));
+        }
+        Ok(published)
+    }
+}
