@@ -54,6 +54,8 @@ struct Inner<S> {
     metrics: Metrics,
     options: HttpOptions,
     openapi: Bytes,
+    /// The event relay, once started (never, without `WALLET_NATS_URL`).
+    relay: std::sync::OnceLock<crate::relay::RelayMonitor>,
 }
 
 impl<S> Clone for AppState<S> {
@@ -81,6 +83,7 @@ impl<S: Backend> AppState<S> {
                 metrics,
                 options,
                 openapi: Bytes::from(openapi),
+                relay: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -93,6 +96,16 @@ impl<S: Backend> AppState<S> {
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// The event relay, when it runs.
+    pub fn relay(&self) -> Option<&crate::relay::RelayMonitor> {
+        self.inner.relay.get()
+    }
+
+    /// Records the started relay; a second one is ignored (one per process).
+    pub fn set_relay(&self, monitor: crate::relay::RelayMonitor) {
+        let _ = self.inner.relay.set(monitor);
     }
 
     /// The OpenAPI document, serialised.

@@ -4,10 +4,11 @@
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use wallet_core::{InMemoryStore, Store, WalletError};
+use wallet_core::{InMemoryStore, RelayStore, Store, WalletError};
 
-/// A store the service can run on.
-pub trait Backend: Store {
+/// A store the service can run on; it keeps the event relay's position
+/// and lease too.
+pub trait Backend: Store + RelayStore {
     /// A short name for logs and the health document (`memory`, `postgres`).
     fn kind(&self) -> &'static str;
 

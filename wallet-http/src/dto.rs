@@ -485,12 +485,16 @@ pub struct StatusDto {
 
 /// One check of `GET /health`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 #[schema(as = Check)]
 pub struct CheckDto {
     #[schema(example = "Healthy")]
     pub status: String,
     /// What the check found.
     pub detail: String,
+    /// The `relay` check only: events in the outbox past its position.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag_events: Option<u64>,
 }
 
 /// `GET /health`.

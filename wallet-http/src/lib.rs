@@ -10,7 +10,8 @@
 //! - [`auth`]: bearer tokens (OpenID discovery, key cache, RS256/ES256);
 //! - [`problem`]: the one mapping from the core's errors to HTTP;
 //! - [`dto`] and [`input`]: what goes out and what comes in;
-//! - [`config`], [`server`], [`dev`]: running it.
+//! - [`config`], [`server`], [`dev`]: running it;
+//! - [`relay`]: the event relay to NATS, when `WALLET_NATS_URL` is set.
 
 pub mod app;
 pub mod auth;
@@ -23,6 +24,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod pg;
 pub mod problem;
+pub mod relay;
 pub mod routes;
 pub mod server;
 pub mod spec;

@@ -27,6 +27,8 @@ pub struct BackgroundOptions {
     pub sweep_interval: Duration,
     pub idempotency_retention: Duration,
     pub purge_interval: Duration,
+    /// The event relay, started with the server when set.
+    pub relay: Option<crate::relay::RelaySettings>,
 }
 
 impl Default for BackgroundOptions {
@@ -35,6 +37,7 @@ impl Default for BackgroundOptions {
             sweep_interval: Duration::from_secs(5),
             idempotency_retention: crate::config::IDEMPOTENCY_RETENTION_MIN,
             purge_interval: PURGE_INTERVAL,
+            relay: None,
         }
     }
 }
@@ -59,8 +62,9 @@ pub fn init_logging(filter: &str, format: LogFormat) {
 }
 
 /// Serves the application on `listener` until `shutdown` completes, then
-/// lets requests in flight finish. Runs the expiry sweep and the
-/// idempotency purge alongside.
+/// lets requests in flight finish. Runs the expiry sweep, the idempotency
+/// purge and (when configured) the event relay alongside; the relay stops
+/// last, after its batch in flight is acknowledged.
 pub async fn serve<S: Backend>(
     listener: TcpListener,
     state: AppState<S>,
@@ -79,6 +83,8 @@ pub async fn serve<S: Backend>(
         background.purge_interval,
         stop.clone(),
     ));
+    let relay =
+        crate::relay::start(&state, background.relay.as_ref()).map_err(std::io::Error::other)?;
     let app = router(state);
     // Answers are small and go out at once: no waiting on Nagle's
     // algorithm for the peer's acknowledgement.
@@ -96,6 +102,9 @@ pub async fn serve<S: Backend>(
     let _ = stop_sender.send(true);
     let _ = sweeper.await;
     let _ = purger.await;
+    if let Some(relay) = relay {
+        relay.stop().await;
+    }
     result
 }
 
@@ -261,6 +270,7 @@ async fn serve_with<S: Backend>(store: S, config: &Config) -> Result<(), String>
         sweep_interval: config.sweep_interval,
         idempotency_retention: config.idempotency_retention,
         purge_interval: PURGE_INTERVAL,
+        relay: config.relay.clone(),
     };
     serve(listener, state, background, shutdown_signal())
         .await

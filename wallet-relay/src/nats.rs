@@ -20,12 +20,12 @@ use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{Config as StreamConfig, StorageType};
 use async_nats::jetstream::{self, Context};
-use async_nats::{ConnectOptions, Event};
+use async_nats::{ConnectOptions, Event, ServerAddr};
 use bytes::Bytes;
 use tokio::sync::OnceCell;
 use wallet_core::RelayName;
 
-use crate::error::SinkError;
+use crate::error::{RelayError, SinkError};
 use crate::message::{Message, SubjectPrefix, SEQUENCE_HEADER};
 use crate::sink::{EventSink, Published};
 
@@ -69,6 +69,17 @@ impl NatsConfig {
             subject_prefix: SubjectPrefix::default(),
             duplicate_window: DUPLICATE_WINDOW_MIN,
         }
+    }
+
+    /// Checks the server URL (each of a comma-separated list), so that a
+    /// typo is reported at start-up instead of as a relay that never connects.
+    pub fn validate(&self) -> Result<(), RelayError> {
+        for url in self.url.split(',') {
+            url.trim()
+                .parse::<ServerAddr>()
+                .map_err(|error| RelayError::Config(format!("NATS URL {url:?}: {error}")))?;
+        }
+        Ok(())
     }
 
     /// The configuration of the stream this sink creates when missing.

@@ -8,15 +8,14 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, message::StreamMessage, stream::StorageType};
+use async_nats::jetstream::{self, stream::StorageType};
 use common::{all_events, bounded, expected_message, load, wait_until};
 use wallet_core::{Policy, StoredEvent, WalletService};
 use wallet_pg::PgStore;
-use wallet_relay::nats::testing::NatsServer;
+use wallet_relay::nats::testing::{stream_messages, NatsServer};
 use wallet_relay::nats::{NatsConfig, NatsSink, DUPLICATE_WINDOW_MIN, STREAM_DEFAULT};
 use wallet_relay::{
     start_on_system_clock, EventSink, Message, Published, RelayHandle, RelayHealth, SinkError,
-    MESSAGE_ID_HEADER, SEQUENCE_HEADER,
 };
 
 async fn service() -> WalletService<PgStore> {
@@ -41,28 +40,10 @@ async fn context(server: &NatsServer) -> jetstream::Context {
     jetstream::new(client)
 }
 
-/// Every message of the stream, in stream order.
-async fn stream_messages(server: &NatsServer) -> Vec<StreamMessage> {
-    let stream = context(server)
-        .await
-        .get_stream(STREAM_DEFAULT)
-        .await
-        .expect("the stream exists");
-    let state = stream.get_info().await.expect("stream info").state;
-    let mut messages = Vec::new();
-    for sequence in state.first_sequence..=state.last_sequence {
-        if state.messages == 0 {
-            break;
-        }
-        messages.push(stream.get_raw_message(sequence).await.expect("message"));
-    }
-    messages
-}
-
 /// The stream holds every event once, in sequence order, on its subject,
 /// with the feed's body and the two headers.
 async fn assert_stream_holds_once(server: &NatsServer, events: &[StoredEvent]) {
-    let messages = stream_messages(server).await;
+    let messages = stream_messages(&server.url(), STREAM_DEFAULT).await;
     assert_eq!(
         messages.len(),
         events.len(),
@@ -70,11 +51,10 @@ async fn assert_stream_holds_once(server: &NatsServer, events: &[StoredEvent]) {
     );
     for (message, event) in messages.iter().zip(events) {
         let expected = expected_message(event);
-        assert_eq!(message.subject.as_str(), expected.subject);
-        assert_eq!(message.payload.as_ref(), expected.body.as_slice());
-        let header = |name: &str| message.headers.get(name).map(|v| v.as_str().to_owned());
-        assert_eq!(header(MESSAGE_ID_HEADER), Some(expected.id.to_string()));
-        assert_eq!(header(SEQUENCE_HEADER), Some(expected.sequence.to_string()));
+        assert_eq!(message.subject, expected.subject);
+        assert_eq!(message.payload, expected.body);
+        assert_eq!(message.message_id, Some(expected.id.to_string()));
+        assert_eq!(message.wallet_sequence, Some(expected.sequence.to_string()));
     }
 }
 
@@ -191,7 +171,7 @@ async fn a_relay_killed_before_storing_its_position_is_repeated_and_deduplicated
             .await
             .expect("the first batch is published");
         first.abort();
-        let before = stream_messages(&server).await.len();
+        let before = stream_messages(&server.url(), STREAM_DEFAULT).await.len();
         assert!(before > 0, "the first relay's batch is in the stream");
         load(&service, 1, 5).await;
         let second = start(&service, sink(&server));

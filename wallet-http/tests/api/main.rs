@@ -12,4 +12,5 @@ mod idempotency;
 mod operations;
 mod permissions;
 mod persistence;
+mod relay;
 mod routes;

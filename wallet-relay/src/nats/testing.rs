@@ -112,3 +112,65 @@ fn free_port() -> u16 {
         .map(|address| address.port())
         .unwrap_or_else(|error| panic!("cannot find a free port: {error}"))
 }
+
+/// One message as a stream holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamedMessage {
+    pub subject: String,
+    pub payload: Vec<u8>,
+    /// The `Nats-Msg-Id` header.
+    pub message_id: Option<String>,
+    /// The `Wallet-Sequence` header.
+    pub wallet_sequence: Option<String>,
+}
+
+/// Every message of `stream` on the server at `url`, in stream order.
+/// Panics, saying why, when the stream cannot be read.
+pub async fn stream_messages(url: &str, stream: &str) -> Vec<StreamedMessage> {
+    let client = async_nats::connect(url)
+        .await
+        .unwrap_or_else(|error| panic!("cannot connect to {url}: {error}"));
+    let stream = async_nats::jetstream::new(client)
+        .get_stream(stream)
+        .await
+        .unwrap_or_else(|error| panic!("no stream {stream}: {error}"));
+    let state = stream
+        .get_info()
+        .await
+        .unwrap_or_else(|error| panic!("stream info: {error}"))
+        .state;
+    let mut messages = Vec::new();
+    if state.messages == 0 {
+        return messages;
+    }
+    for sequence in state.first_sequence..=state.last_sequence {
+        let message = stream
+            .get_raw_message(sequence)
+            .await
+            .unwrap_or_else(|error| panic!("stream message {sequence}: {error}"));
+        let header = |name: &str| message.headers.get(name).map(|v| v.as_str().to_owned());
+        messages.push(StreamedMessage {
+            subject: message.subject.to_string(),
+            payload: message.payload.to_vec(),
+            message_id: header(crate::MESSAGE_ID_HEADER),
+            wallet_sequence: header(crate::SEQUENCE_HEADER),
+        });
+    }
+    messages
+}
+
+/// The names of the streams on the server at `url`.
+pub async fn stream_names(url: &str) -> Vec<String> {
+    use futures::StreamExt as _;
+    let client = async_nats::connect(url)
+        .await
+        .unwrap_or_else(|error| panic!("cannot connect to {url}: {error}"));
+    let names: Vec<_> = async_nats::jetstream::new(client)
+        .stream_names()
+        .collect()
+        .await;
+    names
+        .into_iter()
+        .map(|name| name.unwrap_or_else(|error| panic!("stream names: {error}")))
+        .collect()
+}
