@@ -723,10 +723,7 @@ impl RelayStore for InMemoryStore {
         let Some(state) = relays.get_mut(relay) else {
             return Ok(PositionUpdate::LeaseNotHeld);
         };
-        let held = state
-            .lease
-            .is_some_and(|lease| lease.owner == owner && lease.is_live(now));
-        if !held {
+        if !state.is_held_by(owner, now) {
             return Ok(PositionUpdate::LeaseNotHeld);
         }
         if state.position > to {

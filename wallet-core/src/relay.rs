@@ -77,6 +77,14 @@ pub struct RelayState {
     pub lease: Option<RelayLease>,
 }
 
+impl RelayState {
+    /// Whether `owner` holds a lease live at `now`.
+    pub fn is_held_by(&self, owner: Uuid, now: DateTime<Utc>) -> bool {
+        self.lease
+            .is_some_and(|lease| lease.owner == owner && lease.is_live(now))
+    }
+}
+
 /// The answer to a request for the lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeaseOutcome {

@@ -159,10 +159,7 @@ impl RelayStore for PgStore {
             return Ok(PositionUpdate::Moved);
         }
         let state = self.relay_row(relay).await?.unwrap_or_default();
-        let held = state
-            .lease
-            .is_some_and(|lease| lease.owner == owner && lease.is_live(now));
-        Ok(if held {
+        Ok(if state.is_held_by(owner, now) {
             PositionUpdate::Behind {
                 position: state.position,
             }

@@ -40,6 +40,18 @@ async fn context(server: &NatsServer) -> jetstream::Context {
     jetstream::new(client)
 }
 
+/// The stream's settings and state.
+async fn stream_info(server: &NatsServer) -> jetstream::stream::Info {
+    context(server)
+        .await
+        .get_stream(STREAM_DEFAULT)
+        .await
+        .expect("the stream exists")
+        .get_info()
+        .await
+        .expect("stream info")
+}
+
 /// The stream holds every event once, in sequence order, on its subject,
 /// with the feed's body and the two headers.
 async fn assert_stream_holds_once(server: &NatsServer, events: &[StoredEvent]) {
@@ -89,14 +101,7 @@ async fn every_event_reaches_the_stream_once_in_order() {
         let events = all_events(&service).await;
         assert_eq!(events.len(), 3 * 11 + 4 * 2 * 11);
         assert_stream_holds_once(&server, &events).await;
-        let info = context(&server)
-            .await
-            .get_stream(STREAM_DEFAULT)
-            .await
-            .expect("stream")
-            .get_info()
-            .await
-            .expect("info");
+        let info = stream_info(&server).await;
         assert_eq!(info.config.storage, StorageType::File);
         assert!(info.config.duplicate_window >= DUPLICATE_WINDOW_MIN);
         assert_eq!(info.config.subjects, ["wallet.events.>"]);
@@ -121,14 +126,7 @@ async fn an_existing_stream_is_left_as_it_is() {
         let relay = start(&service, sink(&server));
         wait_drained(&relay).await;
         relay.stop().await;
-        let info = context(&server)
-            .await
-            .get_stream(STREAM_DEFAULT)
-            .await
-            .expect("stream")
-            .get_info()
-            .await
-            .expect("info");
+        let info = stream_info(&server).await;
         assert_eq!(info.config.duplicate_window, own.duplicate_window);
         assert_eq!(info.config.max_messages, own.max_messages);
         assert_stream_holds_once(&server, &all_events(&service).await).await;
