@@ -71,6 +71,8 @@ pub async fn serve<S: Backend>(
     background: BackgroundOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let relay =
+        crate::relay::start(&state, background.relay.as_ref()).map_err(std::io::Error::other)?;
     let (stop_sender, stop) = watch::channel(false);
     let sweeper = tokio::spawn(sweep_loop(
         state.clone(),
@@ -83,8 +85,6 @@ pub async fn serve<S: Backend>(
         background.purge_interval,
         stop.clone(),
     ));
-    let relay =
-        crate::relay::start(&state, background.relay.as_ref()).map_err(std::io::Error::other)?;
     let app = router(state);
     // Answers are small and go out at once: no waiting on Nagle's
     // algorithm for the peer's acknowledgement.

@@ -365,7 +365,9 @@ where
             .await?;
         match outcome {
             LeaseOutcome::Held { lease, position } => {
-                if progress.lease.is_none() {
+                // A lease this instance let expire may have been another's
+                // since: resume from the stored position, not its own.
+                if progress.lease.is_none_or(|held| !held.is_live(now)) {
                     tracing::info!(relay = %self.config.name, position, "took the event relay's lease");
                     progress.position = position;
                 }
