@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use uuid::Uuid;
 
@@ -26,6 +27,8 @@ struct SinkState {
     /// lost.
     lose_next_acks: bool,
     publishes: u64,
+    /// How long each batch waits for its acknowledgements.
+    ack_delay: Duration,
 }
 
 impl InMemorySink {
@@ -55,6 +58,12 @@ impl InMemorySink {
         self.state().down = down;
     }
 
+    /// Every batch waits `delay` for its acknowledgements (after it is
+    /// stored), as over a slow link.
+    pub fn delay_acknowledgements(&self, delay: Duration) {
+        self.state().ack_delay = delay;
+    }
+
     /// The next batch is stored but reported as failed, as when a broker's
     /// acknowledgements are lost on the way back.
     pub fn lose_next_acknowledgements(&self) {
@@ -71,9 +80,20 @@ impl EventSink for InMemorySink {
     }
 
     async fn publish(&self, messages: &[Message]) -> Result<Published, SinkError> {
+        let (result, delay) = self.store(messages);
+        tokio::time::sleep(delay).await;
+        result
+    }
+}
+
+impl InMemorySink {
+    /// Stores a batch at once; the answer and how long to wait before it.
+    fn store(&self, messages: &[Message]) -> (Result<Published, SinkError>, Duration) {
         let mut state = self.state();
+        let delay = state.ack_delay;
         if state.down {
-            return Err(SinkError::Unavailable("the in-memory sink is down".into()));
+            let down = SinkError::Unavailable("the in-memory sink is down".into());
+            return (Err(down), Duration::ZERO);
         }
         let mut published = Published::default();
         for message in messages {
@@ -85,8 +105,9 @@ impl EventSink for InMemorySink {
             }
         }
         if std::mem::take(&mut state.lose_next_acks) {
-            return Err(SinkError::Unavailable("acknowledgements lost".into()));
+            let lost = SinkError::Unavailable("acknowledgements lost".into());
+            return (Err(lost), delay);
         }
-        Ok(published)
+        (Ok(published), delay)
     }
 }

@@ -205,6 +205,32 @@ async fn a_stopped_relay_hands_its_lease_over_at_once() {
     .await;
 }
 
+#[tokio::test]
+async fn a_stop_waits_for_the_acknowledgements_in_flight() {
+    bounded(async {
+        let service = service();
+        load(&service, 1, 5).await;
+        let sink = Arc::new(InMemorySink::new());
+        sink.delay_acknowledgements(Duration::from_millis(500));
+        let relay = start(&service, &sink);
+        wait_until("a batch is in flight", || !sink.messages().is_empty()).await;
+        let in_flight = sink.messages().len();
+        relay.stop().await;
+        let state = service
+            .store()
+            .relay_state(&config().name)
+            .await
+            .expect("state");
+        assert_eq!(
+            state.position,
+            sink.messages()[in_flight - 1].sequence,
+            "the batch in flight was acknowledged and recorded before the stop ended"
+        );
+        assert_eq!(state.lease, None);
+    })
+    .await;
+}
+
 #[test]
 fn limits_are_checked() {
     let mut bad = config();
