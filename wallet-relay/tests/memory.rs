@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{all_events, bounded, expected_message, load, wait_until};
-use wallet_core::{InMemoryStore, Policy, RelayStore, StoredEvent, WalletService};
+use wallet_core::{InMemoryStore, ManualClock, Policy, RelayStore, StoredEvent, WalletService};
 use wallet_relay::{start_on_system_clock, InMemorySink, RelayConfig, RelayHandle, RelayHealth};
 
 fn config() -> RelayConfig {
@@ -227,6 +227,60 @@ async fn a_stop_waits_for_the_acknowledgements_in_flight() {
             "the batch in flight was acknowledged and recorded before the stop ended"
         );
         assert_eq!(state.lease, None);
+    })
+    .await;
+}
+
+/// A relay whose lease expired unseen (its clock stood still, as in a long
+/// pause) while a successor relayed, takes the lease again from the stored
+/// position: it does not publish what the successor already delivered.
+#[tokio::test]
+async fn a_relay_whose_lease_expired_unseen_resumes_from_the_stored_position() {
+    bounded(async {
+        let service = service();
+        load(&service, 1, 3).await;
+        let paused_clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let paused_sink = Arc::new(InMemorySink::new());
+        let paused = wallet_relay::start(
+            Arc::clone(service.store()),
+            Arc::clone(&paused_sink),
+            config(),
+            paused_clock.clone(),
+        )
+        .expect("start");
+        let first = all_events(&service).await;
+        wait_delivered(&paused_sink, first.len()).await;
+        paused_sink.set_down(true);
+        // Its clock stands still, so it never renews; the store's lease
+        // runs out in real time and a successor takes over.
+        let successor_sink = Arc::new(InMemorySink::new());
+        let successor = start(&service, &successor_sink);
+        load(&service, 1, 3).await;
+        let second = all_events(&service).await;
+        wait_until("the successor relays", || {
+            successor.status().health == RelayHealth::Healthy
+                && successor_sink.messages().last().map(|m| m.sequence)
+                    == second.last().map(|e| e.sequence)
+        })
+        .await;
+        successor.stop().await;
+        paused_clock.set(chrono::Utc::now());
+        paused_sink.set_down(false);
+        load(&service, 1, 3).await;
+        let third = all_events(&service).await;
+        wait_delivered(&paused_sink, first.len() + third.len() - second.len()).await;
+        paused.stop().await;
+        let sequences: Vec<u64> = paused_sink.messages().iter().map(|m| m.sequence).collect();
+        let expected: Vec<u64> = first
+            .iter()
+            .chain(&third[second.len()..])
+            .map(|e| e.sequence)
+            .collect();
+        assert_eq!(
+            sequences, expected,
+            "nothing the successor delivered went out again"
+        );
+        assert_eq!(paused_sink.publishes(), expected.len() as u64);
     })
     .await;
 }
