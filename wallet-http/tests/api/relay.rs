@@ -157,7 +157,7 @@ async fn events_reach_the_stream_and_a_broker_outage_only_degrades_health() {
         assert_eq!((status, body["status"].as_str()), (200, Some("Healthy")));
 
         // The broker dies under load: every command still succeeds (the
-        // helpers assert each status), and health says Degraded, with 200.
+        // requests assert their statuses), and health says Degraded, with 200.
         let load = {
             let app = Arc::clone(&app);
             tokio::spawn(async move { commands(&app, 6).await })

@@ -1,4 +1,4 @@
-//! Helpers the relay's test binaries share: a load of commands, bounded
+//! What the relay's test binaries share: a load of commands, bounded
 //! waits, and the expected message of an event.
 #![allow(dead_code)]
 
