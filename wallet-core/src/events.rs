@@ -38,6 +38,48 @@ pub struct StoredEvent {
     pub event: DomainEvent,
 }
 
+/// An event as the outside sees it: the object of the admin feed
+/// (`GET /api/v1/wallets/events`) and the body of a message the relay
+/// publishes, written once here so the two never differ. `data` is the
+/// event's own fields in camelCase, without the `type` tag, which is a
+/// field of its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FeedEvent {
+    /// Position in the outbox.
+    pub sequence: u64,
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub aggregate_id: Uuid,
+    pub user_id: Uuid,
+    pub version: u64,
+    pub occurred_at: DateTime<Utc>,
+    pub data: serde_json::Value,
+}
+
+impl From<&StoredEvent> for FeedEvent {
+    fn from(stored: &StoredEvent) -> Self {
+        let event = &stored.event;
+        // `EventData` is plain data (ids, decimals as strings, integers,
+        // times), which always serialises; `Null` only keeps this total.
+        let mut data = serde_json::to_value(&event.data).unwrap_or(serde_json::Value::Null);
+        if let Some(object) = data.as_object_mut() {
+            object.remove("type");
+        }
+        FeedEvent {
+            sequence: stored.sequence,
+            id: event.id,
+            event_type: event.event_type().to_owned(),
+            aggregate_id: event.aggregate_id,
+            user_id: event.user_id,
+            version: event.aggregate_version,
+            occurred_at: event.occurred_at,
+            data,
+        }
+    }
+}
+
 /// What happened. Serialised with a `type` tag and the fields in camelCase.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all_fields = "camelCase")]

@@ -45,6 +45,7 @@ pub mod memory;
 pub mod money;
 pub mod points;
 pub mod query;
+pub mod relay;
 pub mod service;
 pub mod store;
 #[cfg(feature = "testing")]
@@ -61,7 +62,7 @@ pub use context::{
     UuidV7Generator,
 };
 pub use error::WalletError;
-pub use events::{DomainEvent, EventData, StoredEvent};
+pub use events::{DomainEvent, EventData, FeedEvent, StoredEvent};
 pub use memory::{InMemoryStore, StoredPointAccount, StoredWallet};
 pub use money::{Currency, CurrencyCode, CurrencyTable, Money};
 pub use points::{
@@ -69,8 +70,11 @@ pub use points::{
     PointTransactionType,
 };
 pub use query::{Cursor, Page, PageRequest, Statistics, TransactionFilter};
+pub use relay::{LeaseOutcome, PositionUpdate, RelayLease, RelayName, RelayState};
 pub use service::{SweepReport, WalletService};
-pub use store::{Applied, IdempotencyStore, LedgerReader, PointStore, Store, WalletStore};
+pub use store::{
+    Applied, IdempotencyStore, LedgerReader, PointStore, RelayStore, Store, WalletStore,
+};
 pub use wallet::{
     Exchange, Hold, HoldRequest, HoldStatus, ReleaseCause, TransactionType, Wallet, WalletItem,
     WalletStatus, WalletTransaction, WalletView,

@@ -7,7 +7,7 @@
 //! reads share the lock.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -22,9 +22,10 @@ use crate::query::{
     CurrencyStatistics, Cursor, Page, PageRequest, PointStatistics, Statistics, TransactionFilter,
     TransactionStatistics,
 };
+use crate::relay::{LeaseOutcome, PositionUpdate, RelayLease, RelayName, RelayState};
 use crate::store::{
     Applied, Factory, IdempotencyStore, LedgerReader, Mutation, PointAccountFactory, PointMutation,
-    PointStore, WalletFactory, WalletMutation, WalletStore,
+    PointStore, RelayStore, WalletFactory, WalletMutation, WalletStore,
 };
 use crate::wallet::{
     Hold, HoldStatus, TransactionType, Wallet, WalletStatus, WalletTransaction, WalletView,
@@ -34,6 +35,9 @@ use crate::wallet::{
 #[derive(Default)]
 pub struct InMemoryStore {
     state: RwLock<State>,
+    /// The event relays' positions and leases, apart from the ledger's
+    /// state: they never change in a unit of work with it.
+    relays: Mutex<HashMap<RelayName, RelayState>>,
 }
 
 /// A wallet as the in-memory store keeps it; see [`InMemoryStore::stored_wallet`].
@@ -731,4 +735,88 @@ pub fn accumulate_point_flow(
         .and_then(|amount| total.checked_add(amount))
         .ok_or_else(|| WalletError::Internal("point statistics overflow".into()))?;
     Ok(())
+}
+
+impl InMemoryStore {
+    fn relays(&self) -> MutexGuard<'_, HashMap<RelayName, RelayState>> {
+        // Every change below is one assignment, so a panic elsewhere while
+        // holding the lock cannot leave a relay's state half-written.
+        self.relays
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// One lock over all relays serialises every grant and every move, which
+/// is what the port asks for.
+impl RelayStore for InMemoryStore {
+    async fn relay_state(&self, relay: &RelayName) -> Result<RelayState, WalletError> {
+        Ok(self.relays().get(relay).copied().unwrap_or_default())
+    }
+
+    async fn take_relay_lease(
+        &self,
+        relay: &RelayName,
+        owner: Uuid,
+        now: DateTime<Utc>,
+        duration: chrono::Duration,
+    ) -> Result<LeaseOutcome, WalletError> {
+        let mut relays = self.relays();
+        let state = relays.entry(relay.clone()).or_default();
+        if let Some(holder) = state.lease {
+            if holder.owner != owner && holder.is_live(now) {
+                return Ok(LeaseOutcome::Refused { holder });
+            }
+        }
+        let lease = RelayLease {
+            owner,
+            expires_at: now + duration,
+        };
+        state.lease = Some(lease);
+        Ok(LeaseOutcome::Held {
+            lease,
+            position: state.position,
+        })
+    }
+
+    async fn release_relay_lease(&self, relay: &RelayName, owner: Uuid) -> Result<(), WalletError> {
+        let mut relays = self.relays();
+        if let Some(state) = relays.get_mut(relay) {
+            if state.lease.is_some_and(|lease| lease.owner == owner) {
+                state.lease = None;
+            }
+        }
+        Ok(())
+    }
+
+    async fn advance_relay_position(
+        &self,
+        relay: &RelayName,
+        owner: Uuid,
+        to: u64,
+        now: DateTime<Utc>,
+    ) -> Result<PositionUpdate, WalletError> {
+        let mut relays = self.relays();
+        let Some(state) = relays.get_mut(relay) else {
+            return Ok(PositionUpdate::LeaseNotHeld);
+        };
+        if !state.is_held_by(owner, now) {
+            return Ok(PositionUpdate::LeaseNotHeld);
+        }
+        if state.position > to {
+            return Ok(PositionUpdate::Behind {
+                position: state.position,
+            });
+        }
+        state.position = to;
+        Ok(PositionUpdate::Moved)
+    }
+
+    async fn relay_lag(&self, relay: &RelayName) -> Result<u64, WalletError> {
+        let position = self.relays().get(relay).map_or(0, |state| state.position);
+        let state = self.read();
+        // The outbox is in sequence order: a binary search, not a scan.
+        let delivered = state.events.partition_point(|e| e.sequence <= position);
+        Ok(u64::try_from(state.events.len() - delivered).unwrap_or(u64::MAX))
+    }
 }

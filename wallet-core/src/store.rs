@@ -18,6 +18,7 @@ use crate::error::WalletError;
 use crate::events::StoredEvent;
 use crate::points::{PointAccount, PointAccountView, PointTransaction};
 use crate::query::{Page, PageRequest, Statistics, TransactionFilter};
+use crate::relay::{LeaseOutcome, PositionUpdate, RelayName, RelayState};
 use crate::wallet::{Hold, HoldStatus, Wallet, WalletStatus, WalletTransaction, WalletView};
 
 /// Makes a new aggregate and the command's result. May be called more than
@@ -219,3 +220,62 @@ pub trait IdempotencyStore: Send + Sync + 'static {
 pub trait Store: WalletStore + PointStore + LedgerReader + IdempotencyStore {}
 
 impl<T: WalletStore + PointStore + LedgerReader + IdempotencyStore> Store for T {}
+
+/// The event relay's position and lease (see [`crate::relay`]), kept next
+/// to the outbox they point into.
+///
+/// Times are the caller's: every instance passes its own clock's `now`, so
+/// the instances' clocks must agree to well within a lease's duration.
+pub trait RelayStore: Send + Sync + 'static {
+    /// The relay's position and lease as stored: position 0 and no lease
+    /// for a relay that never ran.
+    fn relay_state(
+        &self,
+        relay: &RelayName,
+    ) -> impl Future<Output = Result<RelayState, WalletError>> + Send;
+
+    /// Takes or renews the lease for `owner` until `now + duration`.
+    /// MUST grant it (`Held`, with the stored position) when there is no
+    /// lease, when the stored lease has expired (`expires_at <= now`), or
+    /// when `owner` holds it (a renewal); MUST refuse it (`Refused`, naming
+    /// the holder) while another owner's lease is live, and then change
+    /// nothing. Grants MUST be serialised: of concurrent callers at most
+    /// one is granted a lease that overlaps another's.
+    fn take_relay_lease(
+        &self,
+        relay: &RelayName,
+        owner: Uuid,
+        now: DateTime<Utc>,
+        duration: chrono::Duration,
+    ) -> impl Future<Output = Result<LeaseOutcome, WalletError>> + Send;
+
+    /// Gives the lease up at once, so that another instance takes over
+    /// without waiting for its expiry. MUST change nothing unless `owner`
+    /// holds the lease; the position stays.
+    fn release_relay_lease(
+        &self,
+        relay: &RelayName,
+        owner: Uuid,
+    ) -> impl Future<Output = Result<(), WalletError>> + Send;
+
+    /// Moves the position to `to`. MUST move it (`Moved`) only when `owner`
+    /// holds a lease live at `now` and `to` is at or past the stored
+    /// position; MUST answer `LeaseNotHeld` when the lease is another's,
+    /// expired or absent, and `Behind` when the stored position is past
+    /// `to`, changing nothing in either case. The check and the move MUST be
+    /// one atomic step, so a holder whose lease has just been taken over
+    /// cannot move the position after its successor has.
+    fn advance_relay_position(
+        &self,
+        relay: &RelayName,
+        owner: Uuid,
+        to: u64,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<PositionUpdate, WalletError>> + Send;
+
+    /// How many outbox events lie past the stored position, counting those
+    /// committed but not yet given a sequence. MUST be cheap (it is polled
+    /// for health and metrics): not a scan of the outbox.
+    fn relay_lag(&self, relay: &RelayName)
+        -> impl Future<Output = Result<u64, WalletError>> + Send;
+}

@@ -51,6 +51,8 @@ struct Inner<S> {
     verifier: Arc<dyn TokenVerifier>,
     metrics: Metrics,
     options: HttpOptions,
+    /// The event relay, once started (never, without `WALLET_NATS_URL`).
+    relay: std::sync::OnceLock<crate::relay::RelayMonitor>,
 }
 
 impl<S> Clone for AppState<S> {
@@ -75,6 +77,7 @@ impl<S: Backend> AppState<S> {
                 verifier,
                 metrics,
                 options,
+                relay: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -87,6 +90,16 @@ impl<S: Backend> AppState<S> {
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// The event relay, when it runs.
+    pub fn relay(&self) -> Option<&crate::relay::RelayMonitor> {
+        self.inner.relay.get()
+    }
+
+    /// Records the started relay; a second one is ignored (one per process).
+    pub fn set_relay(&self, monitor: crate::relay::RelayMonitor) {
+        let _ = self.inner.relay.set(monitor);
     }
 }
 

@@ -1,10 +1,11 @@
 //! The stores the service can run on, and what it needs of them beyond the
 //! ports of the core.
 
-use wallet_core::{InMemoryStore, Store};
+use wallet_core::{InMemoryStore, RelayStore, Store};
 
-/// A store the service can run on.
-pub trait Backend: Store {
+/// A store the service can run on; it keeps the event relay's position
+/// and lease too.
+pub trait Backend: Store + RelayStore {
     /// A short name for logs and the health document (`memory`, `postgres`).
     fn kind(&self) -> &'static str;
 

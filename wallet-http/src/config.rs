@@ -182,6 +182,26 @@ pub struct Settings {
         global = true
     )]
     pub migrate: bool,
+    /// NATS server the event relay publishes the outbox to; absent, the
+    /// relay is off.
+    #[arg(long = "wallet-nats-url", env = "WALLET_NATS_URL", global = true)]
+    pub nats_url: Option<String>,
+    /// First tokens of the relay's subjects (`{prefix}.{type}`).
+    #[arg(
+        long = "wallet-nats-subject-prefix",
+        env = "WALLET_NATS_SUBJECT_PREFIX",
+        default_value = crate::relay::SUBJECT_PREFIX_SETTING_DEFAULT,
+        global = true
+    )]
+    pub nats_subject_prefix: String,
+    /// JetStream stream of the relay, created when missing.
+    #[arg(
+        long = "wallet-nats-stream",
+        env = "WALLET_NATS_STREAM",
+        default_value = crate::relay::STREAM_SETTING_DEFAULT,
+        global = true
+    )]
+    pub nats_stream: String,
     /// Development mode: sign and print tokens with a key made at start-up,
     /// in-memory store unless DATABASE_URL is set. Loopback addresses only.
     #[arg(long, global = true)]
@@ -234,6 +254,8 @@ pub struct Config {
     pub log_filter: String,
     pub log_format: LogFormat,
     pub migrate: bool,
+    /// The event relay, when `WALLET_NATS_URL` is set.
+    pub relay: Option<crate::relay::RelaySettings>,
 }
 
 impl Cli {
@@ -371,6 +393,11 @@ impl Cli {
             log_filter: s.log_filter.clone(),
             log_format,
             migrate: s.migrate,
+            relay: crate::relay::RelaySettings::parse(
+                s.nats_url.as_deref(),
+                &s.nats_subject_prefix,
+                &s.nats_stream,
+            )?,
         })
     }
 }

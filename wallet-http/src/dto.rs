@@ -10,7 +10,7 @@ use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::ToSchema;
 use uuid::Uuid;
-use wallet_core::events::StoredEvent;
+use wallet_core::events::{FeedEvent, StoredEvent};
 use wallet_core::query::Statistics;
 use wallet_core::{
     Exchange, Hold, Page, PointAccountView, PointTransaction, WalletTransaction, WalletView,
@@ -409,20 +409,28 @@ pub struct EventDto {
 }
 
 impl From<&StoredEvent> for EventDto {
+    /// The shape is [`FeedEvent`]'s, which the event relay publishes too;
+    /// this type only adds the schema. The destructuring makes a new field
+    /// there a compile error here.
     fn from(stored: &StoredEvent) -> Self {
-        let event = &stored.event;
-        let mut data = serde_json::to_value(&event.data).unwrap_or(serde_json::Value::Null);
-        if let Some(object) = data.as_object_mut() {
-            object.remove("type");
-        }
+        let FeedEvent {
+            sequence,
+            id,
+            event_type,
+            aggregate_id,
+            user_id,
+            version,
+            occurred_at,
+            data,
+        } = FeedEvent::from(stored);
         EventDto {
-            sequence: stored.sequence,
-            id: event.id,
-            event_type: event.event_type().to_owned(),
-            aggregate_id: event.aggregate_id,
-            user_id: event.user_id,
-            version: event.aggregate_version,
-            occurred_at: event.occurred_at,
+            sequence,
+            id,
+            event_type,
+            aggregate_id,
+            user_id,
+            version,
+            occurred_at,
             data,
         }
     }
@@ -551,12 +559,16 @@ pub struct StatusDto {
 
 /// One check of `GET /health`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 #[schema(as = Check)]
 pub struct CheckDto {
     #[schema(example = "Healthy")]
     pub status: String,
     /// What the check found.
     pub detail: String,
+    /// The `relay` check only: events in the outbox past its position.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag_events: Option<u64>,
 }
 
 /// `GET /health`.

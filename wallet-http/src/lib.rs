@@ -18,7 +18,8 @@
 //! - [`dto`] and [`input`]: what goes out and what comes in;
 //! - [`constraints`]: what the OpenAPI document says of both, from the
 //!   core's limits and the running currency table;
-//! - [`config`], [`server`], [`dev`]: running it.
+//! - [`config`], [`server`], [`dev`]: running it;
+//! - [`relay`]: the event relay to NATS, when `WALLET_NATS_URL` is set.
 
 pub mod app;
 pub mod auth;
@@ -34,6 +35,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod pg;
 pub mod problem;
+pub mod relay;
 pub mod routes;
 pub mod server;
 pub mod spec;

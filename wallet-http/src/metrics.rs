@@ -25,6 +25,14 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Adds metrics collected elsewhere (the event relay's) to the registry.
+    pub fn register(
+        &self,
+        collector: Box<dyn prometheus::core::Collector>,
+    ) -> Result<(), prometheus::Error> {
+        self.registry.register(collector)
+    }
+
     /// Registers every metric in a new registry.
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();

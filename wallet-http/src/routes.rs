@@ -618,15 +618,21 @@ async fn health<S: Backend>(State(state): State<AppState<S>>) -> Response {
         CheckDto {
             status: status.to_owned(),
             detail,
+            lag_events: None,
         },
     );
+    let relay = crate::relay::health_check(&state);
+    let overall = crate::relay::overall(status, HEALTHY, relay.as_ref());
+    if let Some(check) = relay {
+        checks.insert(crate::relay::RELAY_CHECK.to_owned(), check);
+    }
     let code = if status == HEALTHY {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let body = HealthDto {
-        status: status.to_owned(),
+        status: overall.to_owned(),
         checks,
         version: crate::VERSION.to_owned(),
     };

@@ -27,6 +27,8 @@ pub const PURGE_INTERVAL: Duration = Duration::from_secs(60 * 60);
 pub struct BackgroundOptions {
     pub sweep_interval: Duration,
     pub purge_interval: Duration,
+    /// The event relay, started with the server when set.
+    pub relay: Option<crate::relay::RelaySettings>,
 }
 
 impl Default for BackgroundOptions {
@@ -34,6 +36,7 @@ impl Default for BackgroundOptions {
         BackgroundOptions {
             sweep_interval: Duration::from_secs(5),
             purge_interval: PURGE_INTERVAL,
+            relay: None,
         }
     }
 }
@@ -58,14 +61,17 @@ pub fn init_logging(filter: &str, format: LogFormat) {
 }
 
 /// Serves the application on `listener` until `shutdown` completes, then
-/// lets requests in flight finish. Runs the expiry sweep and the
-/// idempotency purge alongside.
+/// lets requests in flight finish. Runs the expiry sweep, the idempotency
+/// purge and (when configured) the event relay alongside; the relay stops
+/// last, after its batch in flight is acknowledged.
 pub async fn serve<S: Backend>(
     listener: TcpListener,
     state: AppState<S>,
     background: BackgroundOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let relay =
+        crate::relay::start(&state, background.relay.as_ref()).map_err(std::io::Error::other)?;
     let (stop_sender, stop) = watch::channel(false);
     let sweeper = tokio::spawn(sweep_loop(
         state.clone(),
@@ -94,6 +100,9 @@ pub async fn serve<S: Backend>(
     let _ = stop_sender.send(true);
     let _ = sweeper.await;
     let _ = purger.await;
+    if let Some(relay) = relay {
+        relay.stop().await;
+    }
     result
 }
 
@@ -249,6 +258,7 @@ async fn serve_with<S: Backend>(store: S, config: &Config) -> Result<(), String>
     let background = BackgroundOptions {
         sweep_interval: config.sweep_interval,
         purge_interval: PURGE_INTERVAL,
+        relay: config.relay.clone(),
     };
     serve(listener, state, background, shutdown_signal())
         .await

@@ -59,6 +59,7 @@ mod lock;
 pub mod outbox;
 pub mod points;
 mod reader;
+mod relay;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod unit;

@@ -13,6 +13,7 @@ const TABLES: &[&str] = &[
     "point_transactions",
     "idempotency_records",
     "outbox_events",
+    "relay_positions",
 ];
 
 async fn tables(store: &PgStore) -> Vec<String> {

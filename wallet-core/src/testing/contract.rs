@@ -35,8 +35,9 @@ use crate::query::{
     CurrencyStatistics, Cursor, PageRequest, PointStatistics, TransactionFilter,
     TransactionStatistics,
 };
+use crate::relay::{LeaseOutcome, PositionUpdate, RelayLease, RelayName, RelayState};
 use crate::service::WalletService;
-use crate::store::{Applied, Store};
+use crate::store::{Applied, RelayStore, Store};
 use crate::testing::invariants;
 use crate::wallet::{
     Hold, HoldStatus, ReleaseCause, TransactionType, WalletStatus, WalletTransaction, WalletView,
@@ -65,12 +66,14 @@ pub const SCENARIOS: &[&str] = &[
     "events_in_order",
     "sweep_with_nothing_due_writes_nothing",
     "idempotency_retention",
+    "relay_lease_taken_renewed_and_lost",
+    "relay_position_moves_forward_by_its_holder",
 ];
 
 /// Runs every scenario, each on a fresh store from `make_store`.
 pub async fn run_all<S, F, Fut>(make_store: F)
 where
-    S: Store,
+    S: Store + RelayStore,
     F: Fn() -> Fut,
     Fut: Future<Output = S>,
 {
@@ -92,6 +95,8 @@ where
     events_in_order(make_store().await).await;
     sweep_with_nothing_due_writes_nothing(make_store().await).await;
     idempotency_retention(make_store().await).await;
+    relay_lease_taken_renewed_and_lost(make_store().await).await;
+    relay_position_moves_forward_by_its_holder(make_store().await).await;
 }
 
 /// One `#[tokio::test]` per scenario, each on a fresh store made by the
@@ -118,7 +123,9 @@ macro_rules! store_contract_tests {
             statistics,
             events_in_order,
             sweep_with_nothing_due_writes_nothing,
-            idempotency_retention
+            idempotency_retention,
+            relay_lease_taken_renewed_and_lost,
+            relay_position_moves_forward_by_its_holder
         );
     };
     (@each $make_store:expr; $($scenario:ident),* $(,)?) => {
@@ -1810,4 +1817,201 @@ pub async fn idempotency_retention<S: Store>(store: S) {
     let wallet = h.service.wallet(user).await.expect("wallet");
     let usd = wallet.balances.iter().find(|i| i.currency == code("USD"));
     assert_eq!(usd.map(|i| i.balance.to_string()).as_deref(), Some("6.00"));
+}
+
+// ---- the event relay's position and lease ----------------------------------
+
+/// How long the relay scenarios' leases last.
+const RELAY_LEASE_SECONDS: i64 = 10;
+
+fn relay_name(text: &str) -> RelayName {
+    RelayName::parse(text).unwrap_or_else(|error| panic!("bad test relay name {text}: {error}"))
+}
+
+async fn take_lease<S: Store + RelayStore>(
+    h: &Harness<S>,
+    relay: &RelayName,
+    owner: Uuid,
+) -> LeaseOutcome {
+    h.service
+        .store()
+        .take_relay_lease(
+            relay,
+            owner,
+            h.now(),
+            Duration::seconds(RELAY_LEASE_SECONDS),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("take_relay_lease: {error:?}"))
+}
+
+async fn advance<S: Store + RelayStore>(
+    h: &Harness<S>,
+    relay: &RelayName,
+    owner: Uuid,
+    to: u64,
+) -> PositionUpdate {
+    h.service
+        .store()
+        .advance_relay_position(relay, owner, to, h.now())
+        .await
+        .unwrap_or_else(|error| panic!("advance_relay_position: {error:?}"))
+}
+
+async fn relay_state<S: Store + RelayStore>(h: &Harness<S>, relay: &RelayName) -> RelayState {
+    h.service
+        .store()
+        .relay_state(relay)
+        .await
+        .unwrap_or_else(|error| panic!("relay_state: {error:?}"))
+}
+
+async fn relay_lag<S: Store + RelayStore>(h: &Harness<S>, relay: &RelayName) -> u64 {
+    h.service
+        .store()
+        .relay_lag(relay)
+        .await
+        .unwrap_or_else(|error| panic!("relay_lag: {error:?}"))
+}
+
+/// A lease is granted when free, refused while another's is live, renewed
+/// by its holder, free again at its expiry or when released.
+pub async fn relay_lease_taken_renewed_and_lost<S: Store + RelayStore>(store: S) {
+    let h = Harness::new(store);
+    let relay = relay_name("WALLET_EVENTS");
+    let (first, second) = (Uuid::from_u128(0xa), Uuid::from_u128(0xb));
+    assert_eq!(relay_state(&h, &relay).await, RelayState::default());
+    let lease = RelayLease {
+        owner: first,
+        expires_at: h.now() + Duration::seconds(RELAY_LEASE_SECONDS),
+    };
+    assert_eq!(
+        take_lease(&h, &relay, first).await,
+        LeaseOutcome::Held { lease, position: 0 }
+    );
+    assert_eq!(relay_state(&h, &relay).await.lease, Some(lease));
+    assert_eq!(
+        take_lease(&h, &relay, second).await,
+        LeaseOutcome::Refused { holder: lease },
+        "a live lease is refused to another owner"
+    );
+    h.advance(Duration::seconds(RELAY_LEASE_SECONDS - 1));
+    let renewed = RelayLease {
+        owner: first,
+        expires_at: h.now() + Duration::seconds(RELAY_LEASE_SECONDS),
+    };
+    assert_eq!(
+        take_lease(&h, &relay, first).await,
+        LeaseOutcome::Held {
+            lease: renewed,
+            position: 0
+        },
+        "the holder renews its lease"
+    );
+    h.advance(Duration::seconds(RELAY_LEASE_SECONDS - 1));
+    assert_eq!(
+        take_lease(&h, &relay, second).await,
+        LeaseOutcome::Refused { holder: renewed },
+        "a renewed lease binds past the first expiry"
+    );
+    h.advance(Duration::seconds(1));
+    let taken_over = take_lease(&h, &relay, second).await;
+    assert!(
+        matches!(taken_over, LeaseOutcome::Held { lease, .. } if lease.owner == second),
+        "an expired lease is free: {taken_over:?}"
+    );
+    // Releasing someone else's lease changes nothing; one's own frees it.
+    let store = h.service.store();
+    store
+        .release_relay_lease(&relay, first)
+        .await
+        .unwrap_or_else(|error| panic!("release_relay_lease: {error:?}"));
+    assert!(matches!(
+        take_lease(&h, &relay, first).await,
+        LeaseOutcome::Refused { holder } if holder.owner == second
+    ));
+    store
+        .release_relay_lease(&relay, second)
+        .await
+        .unwrap_or_else(|error| panic!("release_relay_lease: {error:?}"));
+    assert!(matches!(
+        take_lease(&h, &relay, first).await,
+        LeaseOutcome::Held { lease, .. } if lease.owner == first
+    ));
+    // Another relay name has a lease of its own.
+    let other = relay_name("OTHER_EVENTS");
+    assert!(matches!(
+        take_lease(&h, &other, second).await,
+        LeaseOutcome::Held { lease, position: 0 } if lease.owner == second
+    ));
+}
+
+/// The position moves only forward and only by the holder of a live
+/// lease; the lag counts the events past it.
+pub async fn relay_position_moves_forward_by_its_holder<S: Store + RelayStore>(store: S) {
+    let h = Harness::new(store);
+    let relay = relay_name("WALLET_EVENTS");
+    let (first, second) = (Uuid::from_u128(0xa), Uuid::from_u128(0xb));
+    assert_eq!(relay_lag(&h, &relay).await, 0, "an empty outbox has no lag");
+    let user = h.new_wallet(1).await;
+    for amount in ["1", "2", "3", "4"] {
+        h.ok(deposit(user, amount, "USD")).await;
+    }
+    let events = h.all_events().await;
+    assert_eq!(events.len(), 5);
+    let sequence = |index: usize| events[index].sequence;
+    assert_eq!(relay_lag(&h, &relay).await, 5);
+    assert_eq!(
+        advance(&h, &relay, first, sequence(0)).await,
+        PositionUpdate::LeaseNotHeld,
+        "no lease, no move"
+    );
+    take_lease(&h, &relay, first).await;
+    assert_eq!(
+        advance(&h, &relay, second, sequence(0)).await,
+        PositionUpdate::LeaseNotHeld
+    );
+    assert_eq!(
+        advance(&h, &relay, first, sequence(2)).await,
+        PositionUpdate::Moved
+    );
+    assert_eq!(relay_state(&h, &relay).await.position, sequence(2));
+    assert_eq!(relay_lag(&h, &relay).await, 2);
+    assert_eq!(
+        advance(&h, &relay, first, sequence(1)).await,
+        PositionUpdate::Behind {
+            position: sequence(2)
+        },
+        "the position never moves back"
+    );
+    assert_eq!(
+        advance(&h, &relay, first, sequence(2)).await,
+        PositionUpdate::Moved,
+        "moving to where it is already is a repeat, not an error"
+    );
+    h.advance(Duration::seconds(RELAY_LEASE_SECONDS));
+    assert_eq!(
+        advance(&h, &relay, first, sequence(4)).await,
+        PositionUpdate::LeaseNotHeld,
+        "an expired lease moves nothing"
+    );
+    assert_eq!(
+        take_lease(&h, &relay, second).await,
+        LeaseOutcome::Held {
+            lease: RelayLease {
+                owner: second,
+                expires_at: h.now() + Duration::seconds(RELAY_LEASE_SECONDS),
+            },
+            position: sequence(2)
+        },
+        "the successor resumes from the stored position"
+    );
+    assert_eq!(
+        advance(&h, &relay, second, sequence(4)).await,
+        PositionUpdate::Moved
+    );
+    assert_eq!(relay_lag(&h, &relay).await, 0);
+    h.ok(withdraw(user, "1", "USD")).await;
+    assert_eq!(relay_lag(&h, &relay).await, 1, "a new event is lag at once");
+    assert_eq!(relay_lag(&h, &relay_name("OTHER_EVENTS")).await, 6);
 }

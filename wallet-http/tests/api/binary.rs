@@ -8,7 +8,8 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-fn binary() -> Command {
+/// The service binary, with none of the settings of the environment.
+pub fn binary() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_wallet-http"));
     for name in [
         "JWT_AUTHORITY",

@@ -24,6 +24,7 @@ use wallet_core::{
     WalletStatus, WalletStore, WalletTransaction, WalletView,
 };
 use wallet_core::{Hold, IdempotencyStore, Statistics};
+use wallet_core::{LeaseOutcome, PositionUpdate, RelayName, RelayState, RelayStore};
 use wallet_http::{Backend, BackgroundOptions, JwtVerifier};
 
 pub const RSA_A_PEM: &[u8] = include_bytes!("../fixtures/rsa-a.pem");
@@ -443,6 +444,18 @@ impl TestApp {
         }
     }
 
+    /// A service already running at `url` (another process), trusting `idp`.
+    pub fn at(url: String, idp: Arc<Idp>) -> TestApp {
+        TestApp {
+            url,
+            idp,
+            client: reqwest::Client::new(),
+            database_url: None,
+            stop: None,
+            server: None,
+        }
+    }
+
     /// Stops the service gracefully and waits for it.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
@@ -607,4 +620,44 @@ pub fn balance(wallet: &Value, currency: &str) -> String {
         .and_then(|b| b["balance"].as_str())
         .unwrap_or("none")
         .to_owned()
+}
+
+/// The relay's position and lease are the inner store's, failing with the rest.
+impl RelayStore for FlakyStore {
+    async fn relay_state(&self, relay: &RelayName) -> Result<RelayState, WalletError> {
+        self.check()?;
+        self.inner.relay_state(relay).await
+    }
+    async fn take_relay_lease(
+        &self,
+        relay: &RelayName,
+        owner: Uuid,
+        now: DateTime<Utc>,
+        duration: chrono::Duration,
+    ) -> Result<LeaseOutcome, WalletError> {
+        self.check()?;
+        self.inner
+            .take_relay_lease(relay, owner, now, duration)
+            .await
+    }
+    async fn release_relay_lease(&self, relay: &RelayName, owner: Uuid) -> Result<(), WalletError> {
+        self.check()?;
+        self.inner.release_relay_lease(relay, owner).await
+    }
+    async fn advance_relay_position(
+        &self,
+        relay: &RelayName,
+        owner: Uuid,
+        to: u64,
+        now: DateTime<Utc>,
+    ) -> Result<PositionUpdate, WalletError> {
+        self.check()?;
+        self.inner
+            .advance_relay_position(relay, owner, to, now)
+            .await
+    }
+    async fn relay_lag(&self, relay: &RelayName) -> Result<u64, WalletError> {
+        self.check()?;
+        self.inner.relay_lag(relay).await
+    }
 }

@@ -13,4 +13,5 @@ mod idempotency;
 mod operations;
 mod permissions;
 mod persistence;
+mod relay;
 mod routes;
