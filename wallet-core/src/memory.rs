@@ -228,6 +228,22 @@ impl State {
     }
 }
 
+/// Up to `limit` users among `aggregates` whose next expiry (as `due`
+/// tells it, with the user id) is at or before `now`.
+fn overdue<'a, A: 'a>(
+    aggregates: impl Iterator<Item = &'a A>,
+    due: impl Fn(&A) -> (Uuid, Option<DateTime<Utc>>),
+    now: DateTime<Utc>,
+    limit: u32,
+) -> Vec<Uuid> {
+    aggregates
+        .map(due)
+        .filter(|(_, at)| at.is_some_and(|at| at <= now))
+        .map(|(user_id, _)| user_id)
+        .take(limit as usize)
+        .collect()
+}
+
 /// Newest-first page over `(created_at, id)` keys.
 fn position_page<K: Copy, T>(
     keys: impl DoubleEndedIterator<Item = ((DateTime<Utc>, Uuid), K)>,
@@ -448,13 +464,12 @@ impl WalletStore for InMemoryStore {
         limit: u32,
     ) -> Result<Vec<Uuid>, WalletError> {
         let state = self.read();
-        Ok(state
-            .wallets
-            .values()
-            .filter(|w| w.next_hold_expiry().is_some_and(|at| at <= now))
-            .map(Wallet::user_id)
-            .take(limit as usize)
-            .collect())
+        Ok(overdue(
+            state.wallets.values(),
+            |w| (w.user_id(), w.next_hold_expiry()),
+            now,
+            limit,
+        ))
     }
 }
 
@@ -484,13 +499,12 @@ impl PointStore for InMemoryStore {
         limit: u32,
     ) -> Result<Vec<Uuid>, WalletError> {
         let state = self.read();
-        Ok(state
-            .accounts
-            .values()
-            .filter(|a| a.next_lot_expiry().is_some_and(|at| at <= now))
-            .map(|a| a.user_id())
-            .take(limit as usize)
-            .collect())
+        Ok(overdue(
+            state.accounts.values(),
+            |a| (a.user_id(), a.next_lot_expiry()),
+            now,
+            limit,
+        ))
     }
 }
 

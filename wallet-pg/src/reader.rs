@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
 use sqlx::PgPool;
 use uuid::Uuid;
 use wallet_core::memory::accumulate_point_flow;
@@ -27,10 +28,30 @@ use crate::codec::{
     WALLET_COLUMNS, WALLET_ITEMS_JSON,
 };
 use crate::error::map_error;
+use crate::write::PgQuery;
 
 /// The rows to fetch for a page: one more than asked for.
 fn overfetch(page: &PageRequest) -> i64 {
     i64::from(page.limit) + 1
+}
+
+/// Runs a page's query (every parameter bound but the last, the row
+/// limit, which this binds) and makes the page of its rows, each read by
+/// `from_row` and keyed for the next page by `cursor`.
+async fn fetch_page<T>(
+    pool: &PgPool,
+    query: PgQuery<'_>,
+    page: &PageRequest,
+    from_row: fn(&PgRow) -> Result<T, WalletError>,
+    cursor: impl Fn(&T) -> Cursor,
+) -> Result<Page<T>, WalletError> {
+    let rows = query
+        .bind(overfetch(page))
+        .fetch_all(pool)
+        .await
+        .map_err(map_error)?;
+    let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    Ok(Page::from_overfetch(items, page.limit, cursor))
 }
 
 /// The sequence below which a sequence-paged walk continues.
@@ -46,13 +67,44 @@ fn before_position(page: &PageRequest) -> Result<Option<(DateTime<Utc>, Uuid)>, 
     page.cursor.map(|cursor| cursor.position()).transpose()
 }
 
+/// The id of the user's wallet; `WalletNotFound` when there is none.
 async fn wallet_id(pool: &PgPool, user_id: Uuid) -> Result<Uuid, WalletError> {
-    sqlx::query_scalar("SELECT id FROM wallets WHERE user_id = $1")
+    let sql = "SELECT id FROM wallets WHERE user_id = $1";
+    id_of_user(pool, sql, user_id, WalletError::WalletNotFound).await
+}
+
+/// The id of the user's point account; `PointAccountNotFound` when there
+/// is none.
+async fn point_account_id(pool: &PgPool, user_id: Uuid) -> Result<Uuid, WalletError> {
+    let sql = "SELECT id FROM point_accounts WHERE user_id = $1";
+    id_of_user(pool, sql, user_id, WalletError::PointAccountNotFound).await
+}
+
+/// The id that `sql` (whose only parameter is the user id) finds, or
+/// `missing`.
+async fn id_of_user(
+    pool: &PgPool,
+    sql: &'static str,
+    user_id: Uuid,
+    missing: WalletError,
+) -> Result<Uuid, WalletError> {
+    sqlx::query_scalar(sql)
         .bind(user_id)
         .fetch_optional(pool)
         .await
         .map_err(map_error)?
-        .ok_or(WalletError::WalletNotFound)
+        .ok_or(missing)
+}
+
+/// The one row `query` finds, read by `from_row`; `None` when it finds
+/// none.
+async fn fetch_row<T>(
+    pool: &PgPool,
+    query: PgQuery<'_>,
+    from_row: fn(&PgRow) -> Result<T, WalletError>,
+) -> Result<Option<T>, WalletError> {
+    let row = query.fetch_optional(pool).await.map_err(map_error)?;
+    row.as_ref().map(from_row).transpose()
 }
 
 pub(crate) async fn wallet(
@@ -61,12 +113,7 @@ pub(crate) async fn wallet(
 ) -> Result<Option<WalletView>, WalletError> {
     let sql =
         format!("SELECT {WALLET_COLUMNS}, {WALLET_ITEMS_JSON} FROM wallets w WHERE w.user_id = $1");
-    let row = sqlx::query(&sql)
-        .bind(user_id)
-        .fetch_optional(pool)
-        .await
-        .map_err(map_error)?;
-    row.as_ref().map(wallet_view_from_row).transpose()
+    fetch_row(pool, sqlx::query(&sql).bind(user_id), wallet_view_from_row).await
 }
 
 pub(crate) async fn transactions(
@@ -84,22 +131,15 @@ pub(crate) async fn transactions(
          AND ($4::text IS NULL OR t.transaction_type = $4) \
          ORDER BY t.sequence DESC LIMIT $5"
     );
-    let rows = sqlx::query(&sql)
+    let query = sqlx::query(&sql)
         .bind(wallet_id)
         .bind(before)
         .bind(filter.currency.as_ref().map(CurrencyCode::as_str))
-        .bind(filter.transaction_type.map(|t| t.as_str()))
-        .bind(overfetch(&page))
-        .fetch_all(pool)
-        .await
-        .map_err(map_error)?;
-    let items = rows
-        .iter()
-        .map(transaction_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Page::from_overfetch(items, page.limit, |t| {
+        .bind(filter.transaction_type.map(|t| t.as_str()));
+    fetch_page(pool, query, &page, transaction_from_row, |t| {
         Cursor::Sequence(t.sequence)
-    }))
+    })
+    .await
 }
 
 pub(crate) async fn holds(
@@ -116,25 +156,16 @@ pub(crate) async fn holds(
          AND ($3::timestamptz IS NULL OR (h.created_at, h.id) < ($3, $4::uuid)) \
          ORDER BY h.created_at DESC, h.id DESC LIMIT $5"
     );
-    let rows = sqlx::query(&sql)
+    let query = sqlx::query(&sql)
         .bind(wallet_id)
         .bind(status.map(|s| s.as_str()))
         .bind(before.map(|(at, _)| at))
-        .bind(before.map(|(_, id)| id))
-        .bind(overfetch(&page))
-        .fetch_all(pool)
-        .await
-        .map_err(map_error)?;
-    let items = rows
-        .iter()
-        .map(hold_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Page::from_overfetch(items, page.limit, |h| {
-        Cursor::Position {
-            at: h.created_at,
-            id: h.id,
-        }
-    }))
+        .bind(before.map(|(_, id)| id));
+    fetch_page(pool, query, &page, hold_from_row, |h| Cursor::Position {
+        at: h.created_at,
+        id: h.id,
+    })
+    .await
 }
 
 pub(crate) async fn hold(
@@ -144,13 +175,8 @@ pub(crate) async fn hold(
 ) -> Result<Option<Hold>, WalletError> {
     let wallet_id = wallet_id(pool, user_id).await?;
     let sql = format!("SELECT {HOLD_COLUMNS} FROM holds h WHERE h.id = $1 AND h.wallet_id = $2");
-    let row = sqlx::query(&sql)
-        .bind(hold_id)
-        .bind(wallet_id)
-        .fetch_optional(pool)
-        .await
-        .map_err(map_error)?;
-    row.as_ref().map(hold_from_row).transpose()
+    let query = sqlx::query(&sql).bind(hold_id).bind(wallet_id);
+    fetch_row(pool, query, hold_from_row).await
 }
 
 pub(crate) async fn point_account(
@@ -158,12 +184,12 @@ pub(crate) async fn point_account(
     user_id: Uuid,
 ) -> Result<Option<PointAccountView>, WalletError> {
     let sql = format!("SELECT {POINT_ACCOUNT_COLUMNS} FROM point_accounts a WHERE a.user_id = $1");
-    let row = sqlx::query(&sql)
-        .bind(user_id)
-        .fetch_optional(pool)
-        .await
-        .map_err(map_error)?;
-    row.as_ref().map(point_account_view_from_row).transpose()
+    fetch_row(
+        pool,
+        sqlx::query(&sql).bind(user_id),
+        point_account_view_from_row,
+    )
+    .await
 }
 
 pub(crate) async fn point_transactions(
@@ -171,32 +197,18 @@ pub(crate) async fn point_transactions(
     user_id: Uuid,
     page: PageRequest,
 ) -> Result<Page<PointTransaction>, WalletError> {
-    let account_id: Uuid = sqlx::query_scalar("SELECT id FROM point_accounts WHERE user_id = $1")
-        .bind(user_id)
-        .fetch_optional(pool)
-        .await
-        .map_err(map_error)?
-        .ok_or(WalletError::PointAccountNotFound)?;
+    let account_id = point_account_id(pool, user_id).await?;
     let before = before_sequence(&page)?;
     let sql = format!(
         "SELECT {POINT_TRANSACTION_COLUMNS} FROM point_transactions t \
          WHERE t.account_id = $1 AND ($2::bigint IS NULL OR t.sequence < $2) \
          ORDER BY t.sequence DESC LIMIT $3"
     );
-    let rows = sqlx::query(&sql)
-        .bind(account_id)
-        .bind(before)
-        .bind(overfetch(&page))
-        .fetch_all(pool)
-        .await
-        .map_err(map_error)?;
-    let items = rows
-        .iter()
-        .map(point_transaction_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Page::from_overfetch(items, page.limit, |t| {
+    let query = sqlx::query(&sql).bind(account_id).bind(before);
+    fetch_page(pool, query, &page, point_transaction_from_row, |t| {
         Cursor::Sequence(t.sequence)
-    }))
+    })
+    .await
 }
 
 pub(crate) async fn wallets(
@@ -211,24 +223,17 @@ pub(crate) async fn wallets(
          AND ($2::timestamptz IS NULL OR (w.created_at, w.id) < ($2, $3::uuid)) \
          ORDER BY w.created_at DESC, w.id DESC LIMIT $4"
     );
-    let rows = sqlx::query(&sql)
+    let query = sqlx::query(&sql)
         .bind(status.map(|s| s.as_str()))
         .bind(before.map(|(at, _)| at))
-        .bind(before.map(|(_, id)| id))
-        .bind(overfetch(&page))
-        .fetch_all(pool)
-        .await
-        .map_err(map_error)?;
-    let items = rows
-        .iter()
-        .map(wallet_view_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Page::from_overfetch(items, page.limit, |w| {
+        .bind(before.map(|(_, id)| id));
+    fetch_page(pool, query, &page, wallet_view_from_row, |w| {
         Cursor::Position {
             at: w.created_at,
             id: w.id,
         }
-    }))
+    })
+    .await
 }
 
 /// A `numeric` sum of `bigint` points as `i64`.
