@@ -50,6 +50,12 @@ pub struct CommandInput<'a> {
     pub actor: &'a Actor,
     pub ids: PathIds,
     pub body: &'a Bytes,
+    /// The gate's check of the route's access against a user the body
+    /// names ([`Permitted::confirm`]), for the one route whose user is in
+    /// its body: it runs it as soon as it knows the user, so that a caller
+    /// who may not act on that user learns nothing from the rest of the
+    /// body.
+    pub confirm: &'a (dyn Fn(uuid::Uuid) -> Result<(), Problem> + Sync),
 }
 
 /// Turns the request of a command route into its command.
@@ -88,10 +94,12 @@ fn command<S: Backend>(spec: RouteSpec, build: BuildCommand) -> Route<S> {
                          ids: PathIds,
                          headers: HeaderMap,
                          Body(body): Body| async move {
+        let confirm = |user_id| permitted.confirm(user_id);
         let input = CommandInput {
             actor: permitted.actor(),
             ids,
             body: &body,
+            confirm: &confirm,
         };
         let command = build(&input)?;
         permitted.confirm(command.user_id())?;
@@ -244,13 +252,15 @@ fn currency(text: &str) -> Result<CurrencyCode, Problem> {
 
 fn create_wallet(input: &CommandInput<'_>) -> Result<Command, Problem> {
     let request: CreateWalletRequest = json_body(input.body)?;
+    let user_id = request.user_id.unwrap_or(input.actor.user_id);
+    (input.confirm)(user_id)?;
     let default_currency = request
         .default_currency
         .as_deref()
         .map(currency)
         .transpose()?;
     Ok(Command::CreateWallet {
-        user_id: request.user_id.unwrap_or(input.actor.user_id),
+        user_id,
         default_currency,
     })
 }
@@ -720,6 +730,7 @@ mod tests {
                 actor: &actor,
                 ids,
                 body: &body,
+                confirm: &|_| Ok(()),
             };
             let command = build(&input)
                 .unwrap_or_else(|problem| panic!("{}: {problem:?}", spec.operation_id));

@@ -237,5 +237,15 @@ async fn the_permission_is_checked_before_the_body_is_read() {
     app.post("/api/v1/wallets", &other, json!({"userId": Uuid::now_v7()}))
         .await
         .assert_problem(403, "forbidden");
+    // Once the body names the user, the permission comes before the rest
+    // of it: a bad currency for another user's wallet is still 403, and
+    // 400 only for a caller who may create that wallet.
+    let bad_currency = json!({"userId": Uuid::now_v7(), "defaultCurrency": "NOPE!"});
+    app.post("/api/v1/wallets", &other, bad_currency.clone())
+        .await
+        .assert_problem(403, "forbidden");
+    app.post("/api/v1/wallets", &app.service(), bad_currency)
+        .await
+        .assert_problem(400, "unsupported_currency");
     app.stop().await;
 }
