@@ -88,6 +88,7 @@ async fn main() -> Result<(), WalletError> {
         hold_id: hold.id,
         amount: Some(amount("60")?),
         reference: Some("shipment-1001".into()),
+        payees: None,
     };
     service.execute(execute, None).await?;
     let release = Command::ReleaseHold {

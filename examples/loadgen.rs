@@ -488,6 +488,7 @@ async fn one_step<S: Store>(
             hold_id: hold.id,
             amount: None,
             reference: None,
+            payees: None,
         }
     };
     let counted = phase.load(Ordering::Relaxed) == MEASURING;

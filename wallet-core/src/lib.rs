@@ -49,19 +49,20 @@ pub mod service;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod transfer;
 pub mod wallet;
 
 pub use access::{access_of, Access, Actor};
 pub use command::{
-    apply_to_point_account, apply_to_wallet, Claim, Command, CommandOutput, IdempotencyKey,
-    IdempotencyRecord, PointCommand, ValidCommand, WalletCommand,
+    apply_to_point_account, apply_to_wallet, apply_to_wallets, Claim, Command, CommandOutput,
+    IdempotencyKey, IdempotencyRecord, PointCommand, ValidCommand, WalletCommand, WalletsCommand,
 };
 pub use context::{
     Clock, Ctx, IdGenerator, ManualClock, Policy, SequentialIdGenerator, SystemClock,
     UuidV7Generator,
 };
 pub use error::WalletError;
-pub use events::{DomainEvent, EventData, StoredEvent};
+pub use events::{DomainEvent, EventData, PayeeShare, StoredEvent};
 pub use memory::{InMemoryStore, StoredPointAccount, StoredWallet};
 pub use money::{Currency, CurrencyCode, CurrencyTable, Money};
 pub use points::{
@@ -71,9 +72,10 @@ pub use points::{
 pub use query::{Cursor, Page, PageRequest, Statistics, TransactionFilter};
 pub use service::{SweepReport, WalletService};
 pub use store::{Applied, IdempotencyStore, LedgerReader, PointStore, Store, WalletStore};
+pub use transfer::{Payee, PayoutRequest, TransferRequest, WalletSet, PAYEES_MAX};
 pub use wallet::{
-    Exchange, Hold, HoldRequest, HoldStatus, ReleaseCause, TransactionType, Wallet, WalletItem,
-    WalletStatus, WalletTransaction, WalletView,
+    Exchange, Hold, HoldRequest, HoldStatus, ReleaseCause, TransactionType, TransferLink, Wallet,
+    WalletItem, WalletStatus, WalletTransaction, WalletView,
 };
 
 /// Re-exported so embedders use the same decimal type.

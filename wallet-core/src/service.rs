@@ -21,6 +21,7 @@ use crate::query::{
     events_limit, statistics_window, Page, PageRequest, Statistics, TransactionFilter,
 };
 use crate::store::{Applied, Mutation, Store};
+use crate::transfer::WalletSet;
 use crate::wallet::{Hold, HoldStatus, Wallet, WalletStatus, WalletTransaction, WalletView};
 
 /// How many times a unit of work is tried when the store keeps reporting
@@ -187,6 +188,16 @@ impl<S: Store> WalletService<S> {
                 });
                 self.store
                     .update_wallet(user_id, hold_id, claim, mutation)
+                    .await
+            }
+            ValidCommand::Wallets(wallets_command) => {
+                let (user_ids, hold_ids) = (wallets_command.user_ids(), wallets_command.hold_ids());
+                let wallets_command = wallets_command.clone();
+                let mutation = Arc::new(move |set: &mut WalletSet| {
+                    unit.run(|ctx| wallets_command.apply(set, ctx))
+                });
+                self.store
+                    .update_wallets(user_ids, hold_ids, claim, mutation)
                     .await
             }
             ValidCommand::CreatePointAccount { .. } => {

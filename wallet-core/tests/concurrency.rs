@@ -178,6 +178,7 @@ async fn holds_executes_releases_and_withdrawals_at_once_never_overdraw() {
                             hold_id: hold.id,
                             amount: Some(part),
                             reference: None,
+                            payees: None,
                         };
                         service.execute(execute, None).await.expect("execute part");
                         executed += part;

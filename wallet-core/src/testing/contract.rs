@@ -486,6 +486,7 @@ pub fn execute(user_id: Uuid, hold_id: Uuid, amount: Option<&str>) -> Command {
         hold_id,
         amount: amount.map(dec),
         reference: Some("payment".into()),
+        payees: None,
     }
 }
 

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use arbitrary::Arbitrary;
 use chrono::{DateTime, Duration, Utc};
 use wallet_core::{
-    Applied, Command, CommandOutput, CurrencyCode, Decimal, HoldStatus, LotState,
+    Applied, Command, CommandOutput, CurrencyCode, Decimal, HoldStatus, LotState, Payee,
     PointTransactionType, TransactionType, Uuid, WalletStatus,
 };
 
@@ -35,6 +35,7 @@ const AMOUNT_MAX_UNITS: i128 = 1_000_000_000_000_000;
 const POINTS_MAX: i64 = 1_000_000_000_000;
 const POINTS_BALANCE_MAX: i64 = 1_000_000_000_000_000;
 const TEXT_MAX: usize = 500;
+const PAYEES_MAX: usize = 16;
 
 // ---- steps ---------------------------------------------------------------
 
@@ -295,6 +296,20 @@ fn minor_units(amount: Decimal, currency: CurrencyCode) -> Expected<i128> {
     Ok(value.mantissa())
 }
 
+/// The shape of a payout's payees: 1 to 16 distinct users, not the payer.
+fn payees_shape(payer: Uuid, payees: &[Payee]) -> Expected<()> {
+    let mut users: Vec<Uuid> = payees.iter().map(|p| p.user_id).collect();
+    users.sort_unstable();
+    users.dedup();
+    if payees.is_empty() || payees.len() > PAYEES_MAX || users.len() != payees.len() {
+        return Err("validation_error");
+    }
+    if users.contains(&payer) {
+        return Err("same_wallet");
+    }
+    Ok(())
+}
+
 fn valid_points(points: i64) -> Expected<i64> {
     if (1..=POINTS_MAX).contains(&points) {
         Ok(points)
@@ -472,11 +487,28 @@ impl Model {
                 }
                 valid_points(delta.checked_abs().unwrap_or(i64::MAX)).map(|_| ())
             }
+            Command::Transfer {
+                user_id,
+                to_user_id,
+                amount,
+                currency,
+                ..
+            } => {
+                if user_id == to_user_id {
+                    return Err("same_wallet");
+                }
+                minor_units(*amount, *currency).map(|_| ())
+            }
+            Command::ExecuteHold {
+                user_id,
+                payees: Some(payees),
+                ..
+            } => payees_shape(*user_id, payees),
             Command::CreateWallet {
                 default_currency: None,
                 ..
             }
-            | Command::ExecuteHold { .. }
+            | Command::ExecuteHold { payees: None, .. }
             | Command::ReleaseHold { .. }
             | Command::CancelHold { .. }
             | Command::FreezeWallet { .. }
@@ -542,6 +574,11 @@ impl Model {
                 let points = self.points.as_mut().ok_or("point_account_not_found")?;
                 expire_lots(points, now, outcome);
                 apply_points(points, command, now, outcome)
+            }
+            // The model has one wallet: any other is missing.
+            Command::Transfer { .. } => {
+                self.wallet.as_ref().ok_or("wallet_not_found")?;
+                Err("counterparty_not_found")
             }
             Command::Deposit { .. }
             | Command::Withdraw { .. }
@@ -756,6 +793,12 @@ fn apply_wallet(
             outcome.wallet_transactions.push(TransactionType::Hold);
         }
         Command::ExecuteHold {
+            payees: Some(_), ..
+        } => {
+            ensure_active(wallet)?;
+            return Err("counterparty_not_found");
+        }
+        Command::ExecuteHold {
             hold_id, amount, ..
         } => {
             ensure_active(wallet)?;
@@ -816,6 +859,7 @@ fn apply_wallet(
             outcome.events.push("WalletClosed");
         }
         Command::CreateWallet { .. }
+        | Command::Transfer { .. }
         | Command::CreatePointAccount { .. }
         | Command::EarnPoints { .. }
         | Command::SpendPoints { .. }
@@ -977,6 +1021,7 @@ fn apply_points(
         | Command::FreezeWallet { .. }
         | Command::UnfreezeWallet { .. }
         | Command::CloseWallet { .. }
+        | Command::Transfer { .. }
         | Command::CreatePointAccount { .. } => return Err("internal_error"),
     }
     Ok(())
@@ -1200,6 +1245,7 @@ impl Driver {
                     hold_id,
                     amount: amount.map(|a| settle(a, hold_id)),
                     reference: None,
+                    payees: None,
                 }
             }
             Op::Release { hold, amount } => {
