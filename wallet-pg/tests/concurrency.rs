@@ -101,6 +101,7 @@ async fn one_task(service: WalletService<PgStore>, user: Uuid, task: usize) -> E
                             hold_id: hold.id,
                             amount: Some(dec("20")),
                             reference: None,
+                            payees: None,
                         },
                         None,
                     )
