@@ -736,7 +736,11 @@ impl WalletsCommand {
     /// Applies the command to the set, after expiring the overdue holds of
     /// every wallet in it.
     pub fn apply(&self, set: &mut WalletSet, ctx: &Ctx<'_>) -> Result<CommandOutput, WalletError> {
-        set.expire_overdue_holds(ctx)?;
+        let payer = match self {
+            WalletsCommand::Transfer(request) => request.payer,
+            WalletsCommand::PayOutHold(request) => request.payer,
+        };
+        set.expire_overdue_holds(payer, ctx)?;
         match self {
             WalletsCommand::Transfer(request) => transfer(set, request, ctx),
             WalletsCommand::PayOutHold(request) => pay_out(set, request, ctx),
