@@ -1,5 +1,6 @@
 //! State-machine property test: random sequences of every wallet and point
-//! command (valid and invalid), idempotency keys repeated with the same and
+//! command (valid and invalid), transfers both ways between the user and
+//! two peers and hold payouts to them, idempotency keys repeated with the same and
 //! with other parameters, and clock jumps that expire holds and lots, run
 //! through `WalletService` over `InMemoryStore` and through a reference
 //! model side by side (see `common::model`).
@@ -12,7 +13,8 @@
 mod common;
 
 use common::model::{
-    prologue, Amount, Cur, Driver, HoldLife, Jump, LotLife, Op, Points, Step, KEY_COUNT,
+    prologue, Amount, Between, Cur, Driver, HoldLife, Jump, LotLife, Op, PeerOp, Points, Step,
+    KEY_COUNT,
 };
 use proptest::prelude::*;
 use proptest::test_runner::Config;
@@ -102,7 +104,36 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (points(), any::<bool>())
             .prop_map(|(points, negative)| Op::Adjust { points, negative }),
         3 => index.clone().prop_map(|lot| Op::Confirm { lot }),
-        2 => index.prop_map(|lot| Op::CancelPending { lot }),
+        2 => index.clone().prop_map(|lot| Op::CancelPending { lot }),
+        3 => (0u8..2, peer_op()).prop_map(|(peer, op)| Op::Between(Between::Peer { peer, op })),
+        5 => (0u8..4, amount(), currency(), proptest::bool::weighted(0.05)).prop_map(
+            |(to, amount, currency, long_text)| Op::Between(Between::TransferTo { to, amount, currency, long_text })
+        ),
+        4 => (0u8..4, amount(), currency())
+            .prop_map(|(from, amount, currency)| Op::Between(Between::TransferFrom { from, amount, currency })),
+        4 => (index, payees(), proptest::option::weighted(0.3, amount()))
+            .prop_map(|(hold, payees, total)| Op::Between(Between::PayOut { hold, payees, total })),
+    ]
+}
+
+fn peer_op() -> impl Strategy<Value = PeerOp> {
+    prop_oneof![
+        2 => Just(PeerOp::Create),
+        3 => (amount(), currency()).prop_map(|(amount, currency)| PeerOp::Deposit { amount, currency }),
+        1 => Just(PeerOp::Freeze),
+        1 => Just(PeerOp::Unfreeze),
+        1 => Just(PeerOp::Close),
+    ]
+}
+
+/// Mostly one to three payees (peers, the payer, a stranger), sometimes
+/// none or more than a payout may name.
+fn payees() -> impl Strategy<Value = Vec<(u8, Amount)>> {
+    let payee = || (0u8..4, amount());
+    prop_oneof![
+        8 => proptest::collection::vec(payee(), 1..4),
+        1 => Just(Vec::new()),
+        1 => proptest::collection::vec(payee(), 17..18),
     ]
 }
 
