@@ -280,6 +280,23 @@ impl Link {
     }
 }
 
+/// Which links each transaction type carries: a hold id, a transfer id, a
+/// counterparty.
+fn links_of(kind: TransactionType) -> (Link, Link, Link) {
+    match kind {
+        TransactionType::Deposit
+        | TransactionType::Withdraw
+        | TransactionType::ExchangeIn
+        | TransactionType::ExchangeOut => (Link::Never, Link::Never, Link::Never),
+        TransactionType::Hold | TransactionType::HoldRelease => {
+            (Link::Always, Link::Never, Link::Never)
+        }
+        TransactionType::HoldExecute => (Link::Always, Link::Maybe, Link::Never),
+        TransactionType::TransferIn => (Link::Maybe, Link::Always, Link::Always),
+        TransactionType::TransferOut => (Link::Never, Link::Always, Link::Always),
+    }
+}
+
 /// The table of the domain rules: the sign of `amount` and of `held_change`
 /// per transaction type; a hold id exactly on the hold types and on a
 /// payout's `TransferIn`; a transfer id and a counterparty on both legs of
@@ -289,50 +306,18 @@ pub fn check_transaction_signs(transaction: &WalletTransaction) -> Result<(), St
     let (amount, held_change) = (transaction.amount, transaction.held_change);
     let zero = Decimal::ZERO;
     let kind = transaction.transaction_type;
-    let (signs_ok, hold, transfer, counterparty) = match kind {
-        TransactionType::Deposit | TransactionType::ExchangeIn => (
-            amount > zero && held_change.is_zero(),
-            Link::Never,
-            Link::Never,
-            Link::Never,
-        ),
-        TransactionType::Withdraw | TransactionType::ExchangeOut => (
-            amount < zero && held_change.is_zero(),
-            Link::Never,
-            Link::Never,
-            Link::Never,
-        ),
-        TransactionType::Hold => (
-            amount.is_zero() && held_change > zero,
-            Link::Always,
-            Link::Never,
-            Link::Never,
-        ),
-        TransactionType::HoldRelease => (
-            amount.is_zero() && held_change < zero,
-            Link::Always,
-            Link::Never,
-            Link::Never,
-        ),
-        TransactionType::HoldExecute => (
-            amount < zero && held_change == amount,
-            Link::Always,
-            Link::Maybe,
-            Link::Never,
-        ),
-        TransactionType::TransferIn => (
-            amount > zero && held_change.is_zero(),
-            Link::Maybe,
-            Link::Always,
-            Link::Always,
-        ),
-        TransactionType::TransferOut => (
-            amount < zero && held_change.is_zero(),
-            Link::Never,
-            Link::Always,
-            Link::Always,
-        ),
+    let signs_ok = match kind {
+        TransactionType::Deposit | TransactionType::ExchangeIn | TransactionType::TransferIn => {
+            amount > zero && held_change.is_zero()
+        }
+        TransactionType::Withdraw | TransactionType::ExchangeOut | TransactionType::TransferOut => {
+            amount < zero && held_change.is_zero()
+        }
+        TransactionType::Hold => amount.is_zero() && held_change > zero,
+        TransactionType::HoldExecute => amount < zero && held_change == amount,
+        TransactionType::HoldRelease => amount.is_zero() && held_change < zero,
     };
+    let (hold, transfer, counterparty) = links_of(kind);
     if !signs_ok {
         return Err(format!(
             "transaction {} ({kind}): amount {amount} and held change {held_change} have the wrong signs",

@@ -291,6 +291,14 @@ pub enum PeerOp {
     Close,
 }
 
+/// A known id by index, or an unknown id past the end.
+fn pick(ids: &[Uuid], index: u8) -> Uuid {
+    let index = usize::from(index) % (ids.len() + 1);
+    ids.get(index)
+        .copied()
+        .unwrap_or(Uuid::from_u128(0xdead_0000 + u128::from(index as u32)))
+}
+
 /// The party of a transfer or payout an index picks: the peers, then
 /// [`USER`] itself, then [`STRANGER`].
 pub fn party(index: u8) -> Uuid {
@@ -1421,12 +1429,6 @@ impl Driver {
         let user_id = USER;
         let now = self.model.now;
         let long_text = |long: bool| long.then(|| "x".repeat(TEXT_MAX + 1));
-        let pick = |ids: &[Uuid], index: u8| {
-            let index = usize::from(index) % (ids.len() + 1);
-            ids.get(index)
-                .copied()
-                .unwrap_or(Uuid::from_u128(0xdead_0000 + u128::from(index as u32)))
-        };
         let wallet = self.model.wallet.as_ref();
         // An amount of a currency, relative to what the wallet has of it.
         let money = |amount: Amount, currency: CurrencyCode| {
@@ -1566,24 +1568,32 @@ impl Driver {
         }
     }
 
+    /// An amount of a currency, relative to what `user_id`'s wallet has.
+    fn money_of(&self, user_id: Uuid, amount: Amount, currency: Cur) -> Decimal {
+        let (balance, held) = self
+            .model
+            .wallet_ref(user_id)
+            .and_then(|w| w.items.get(&currency.code()))
+            .copied()
+            .unwrap_or_default();
+        amount.decimal(currency.code(), balance, balance - held)
+    }
+
+    /// An amount to settle, relative to what a hold of [`USER`] has left.
+    fn settle(&self, amount: Amount, hold_id: Uuid) -> Decimal {
+        let hold = self
+            .model
+            .wallet
+            .as_ref()
+            .and_then(|w| w.holds.get(&hold_id));
+        let currency = hold.map_or(code("USD"), |h| h.currency);
+        let remaining = hold.map_or(0, |h| h.remaining);
+        amount.decimal(currency, remaining, remaining)
+    }
+
     /// Turns a step between wallets into a command.
     fn resolve_between(&self, between: &Between) -> Command {
         let user_id = USER;
-        let wallet = self.model.wallet.as_ref();
-        let long_text = |long: bool| long.then(|| "x".repeat(TEXT_MAX + 1));
-        let money = |amount: Amount, currency: CurrencyCode| {
-            let (balance, held) = wallet
-                .and_then(|w| w.items.get(&currency))
-                .copied()
-                .unwrap_or_default();
-            amount.decimal(currency, balance, balance - held)
-        };
-        let settle = |amount: Amount, hold_id: Uuid| {
-            let hold = wallet.and_then(|w| w.holds.get(&hold_id));
-            let currency = hold.map_or(code("USD"), |h| h.currency);
-            let remaining = hold.map_or(0, |h| h.remaining);
-            amount.decimal(currency, remaining, remaining)
-        };
         match *between {
             Between::Peer { peer, op } => {
                 self.resolve_peer(PEERS[usize::from(peer) % PEERS.len()], op)
@@ -1596,9 +1606,9 @@ impl Driver {
             } => Command::Transfer {
                 user_id,
                 to_user_id: party(to),
-                amount: money(amount, currency.code()),
+                amount: self.money_of(user_id, amount, currency),
                 currency: currency.code(),
-                description: long_text(long),
+                description: long.then(|| "x".repeat(TEXT_MAX + 1)),
                 reference: Some("invoice".into()),
             },
             Between::TransferFrom {
@@ -1607,16 +1617,10 @@ impl Driver {
                 currency,
             } => {
                 let payer = party(from);
-                let (balance, held) = self
-                    .model
-                    .wallet_ref(payer)
-                    .and_then(|w| w.items.get(&currency.code()))
-                    .copied()
-                    .unwrap_or_default();
                 Command::Transfer {
                     user_id: payer,
                     to_user_id: user_id,
-                    amount: amount.decimal(currency.code(), balance, balance - held),
+                    amount: self.money_of(payer, amount, currency),
                     currency: currency.code(),
                     description: None,
                     reference: None,
@@ -1627,24 +1631,18 @@ impl Driver {
                 ref payees,
                 total,
             } => {
-                let index = usize::from(hold) % (self.model.hold_ids.len() + 1);
-                let hold_id = self
-                    .model
-                    .hold_ids
-                    .get(index)
-                    .copied()
-                    .unwrap_or(Uuid::from_u128(0xdead_0000 + u128::from(index as u32)));
+                let hold_id = pick(&self.model.hold_ids, hold);
                 Command::ExecuteHold {
                     user_id,
                     hold_id,
-                    amount: total.map(|a| settle(a, hold_id)),
+                    amount: total.map(|a| self.settle(a, hold_id)),
                     reference: None,
                     payees: Some(
                         payees
                             .iter()
                             .map(|(to, amount)| Payee {
                                 user_id: party(*to),
-                                amount: settle(*amount, hold_id),
+                                amount: self.settle(*amount, hold_id),
                             })
                             .collect(),
                     ),
@@ -1661,22 +1659,13 @@ impl Driver {
                 user_id: peer,
                 default_currency: None,
             },
-            PeerOp::Deposit { amount, currency } => {
-                let (balance, held) = self
-                    .model
-                    .peers
-                    .get(&peer)
-                    .and_then(|w| w.items.get(&currency.code()))
-                    .copied()
-                    .unwrap_or_default();
-                Command::Deposit {
-                    user_id: peer,
-                    amount: amount.decimal(currency.code(), balance, balance - held),
-                    currency: currency.code(),
-                    description: None,
-                    reference: None,
-                }
-            }
+            PeerOp::Deposit { amount, currency } => Command::Deposit {
+                user_id: peer,
+                amount: self.money_of(peer, amount, currency),
+                currency: currency.code(),
+                description: None,
+                reference: None,
+            },
             PeerOp::Freeze => Command::FreezeWallet {
                 user_id: peer,
                 reason: "review".into(),
