@@ -107,6 +107,8 @@ fn random_inputs_reach_every_kind_of_outcome() {
         "Transfer same_wallet",
         "Transfer counterparty_not_found",
         "Transfer insufficient_funds",
+        "PayOut ok",
+        "PayOut validation_error",
     ];
     let missing: Vec<&str> = wanted
         .iter()

@@ -1704,7 +1704,14 @@ impl Driver {
                 "ok".into()
             }
         };
-        self.count(&format!("{} {outcome}", command.name()), 1);
+        // A payout is told apart from a plain execution.
+        let name = match &command {
+            Command::ExecuteHold {
+                payees: Some(_), ..
+            } => "PayOut",
+            other => other.name(),
+        };
+        self.count(&format!("{name} {outcome}"), 1);
         match (prediction, result) {
             (Prediction::Fails(expected), Err(error)) => {
                 if error.code() != expected {
