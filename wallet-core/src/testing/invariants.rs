@@ -991,6 +991,79 @@ mod tests {
         assert!(check_wallet(&minted, &holds, &log).is_err());
     }
 
+    /// Two wallets after a deposit to the first and a transfer of 40 USD
+    /// from it to the second: each view with its log.
+    fn transferred() -> Vec<(WalletView, Vec<WalletTransaction>)> {
+        let policy = Policy::default();
+        let ids = SequentialIdGenerator::new();
+        let ctx = Ctx {
+            now: Utc
+                .with_ymd_and_hms(2030, 1, 1, 0, 0, 0)
+                .single()
+                .expect("time"),
+            ids: &ids,
+            policy: &policy,
+            idempotency_key: None,
+        };
+        let usd = CurrencyCode::parse("USD").expect("code");
+        let money = |a: i64| {
+            policy
+                .currencies
+                .money(Decimal::from(a), usd)
+                .expect("money")
+        };
+        let (payer, payee) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let mut from = Wallet::open(payer, usd, &ctx).expect("open");
+        let mut to = Wallet::open(payee, usd, &ctx).expect("open");
+        from.deposit(money(100), None, None, &ctx).expect("deposit");
+        let transfer_id = ctx.new_id();
+        from.transfer_out(money(40), (transfer_id, payee), (None, None), &ctx)
+            .expect("out");
+        to.transfer_in(money(40), (transfer_id, payer), (None, None, None), &ctx)
+            .expect("in");
+        [from, to]
+            .into_iter()
+            .map(|mut wallet| {
+                let log = wallet.take_changes().transactions;
+                (wallet.view(), log)
+            })
+            .collect()
+    }
+
+    fn ledger(wallets: &[(WalletView, Vec<WalletTransaction>)]) -> Result<(), String> {
+        for (view, log) in wallets {
+            check_wallet(view, &[], log)?;
+        }
+        check_ledger_conserved(wallets.iter().map(|(v, log)| (v, log.as_slice())))
+    }
+
+    #[test]
+    fn the_ledger_check_catches_a_one_sided_transfer() {
+        let wallets = transferred();
+        assert_eq!(ledger(&wallets), Ok(()));
+
+        // The payee credited, the payer never debited.
+        let mut minted = wallets.clone();
+        let (view, log) = &mut minted[0];
+        log.pop();
+        view.balances[0].balance += Decimal::from(40);
+        assert!(check_wallet(view, &[], log).is_ok());
+        assert!(ledger(&minted).is_err());
+
+        // A leg that names the wrong counterparty.
+        let mut misnamed = wallets.clone();
+        misnamed[1].1[0].counterparty_user_id = Some(Uuid::from_u128(3));
+        assert!(ledger(&misnamed).is_err());
+
+        // Legs that do not add up to zero.
+        let mut uneven = wallets;
+        let leg = &mut uneven[1].1[0];
+        leg.amount += Decimal::ONE;
+        leg.balance_after += Decimal::ONE;
+        uneven[1].0.balances[0].balance += Decimal::ONE;
+        assert!(ledger(&uneven).is_err());
+    }
+
     #[test]
     fn point_checks_catch_a_lost_lot_and_a_wrong_running_sum() {
         let policy = Policy::default();
