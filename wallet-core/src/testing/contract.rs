@@ -43,8 +43,8 @@ use crate::wallet::{
 };
 
 pub use super::transfer_contract::{
-    hold_payouts, payout, payout_rules, transfer, transfer_idempotency, transfer_of,
-    transfer_rules, transfers, transfers_expire_overdue_holds_first,
+    hold_payouts, payout, payout_rules, payout_to_sixteen_payees, transfer, transfer_idempotency,
+    transfer_of, transfer_rules, transfers, transfers_expire_overdue_holds_first,
 };
 
 /// Where every scenario's clock starts: 2030-01-01T00:00:00Z.
@@ -73,6 +73,7 @@ pub const SCENARIOS: &[&str] = &[
     "transfers",
     "transfer_rules",
     "hold_payouts",
+    "payout_to_sixteen_payees",
     "payout_rules",
     "transfers_expire_overdue_holds_first",
     "transfer_idempotency",
@@ -106,6 +107,7 @@ where
     transfers(make_store().await).await;
     transfer_rules(make_store().await).await;
     hold_payouts(make_store().await).await;
+    payout_to_sixteen_payees(make_store().await).await;
     payout_rules(make_store().await).await;
     transfers_expire_overdue_holds_first(make_store().await).await;
     transfer_idempotency(make_store().await).await;
@@ -139,6 +141,7 @@ macro_rules! store_contract_tests {
             transfers,
             transfer_rules,
             hold_payouts,
+            payout_to_sixteen_payees,
             payout_rules,
             transfers_expire_overdue_holds_first,
             transfer_idempotency
