@@ -344,6 +344,34 @@ pub async fn hold_payouts<S: Store>(store: S) {
             (Some(transfer_id), Some(buyer), Some(held.id))
         );
     }
+    assert_payout_events(&h, events_before, transfer_id, &shares).await;
+
+    // The rest, with an amount equal to the payees' sum, ends the hold.
+    let done = hold_of(
+        h.ok(payout(
+            buyer,
+            held.id,
+            Some("12"),
+            &[(seller, "10"), (fee, "2")],
+        ))
+        .await,
+    );
+    assert_eq!(
+        (done.remaining_amount, done.status),
+        (dec("0.00"), HoldStatus::Executed)
+    );
+    assert_eq!(balance(&h.wallet(seller).await, "USD").0, dec("50.00"));
+    h.check_ledger(&[buyer, seller, fee, courier]).await;
+}
+
+/// The payout raised `EscrowExecuted` naming the payees and the transfer
+/// id, and one `TransferReceived` per payee.
+async fn assert_payout_events<S: Store>(
+    h: &Harness<S>,
+    events_before: usize,
+    transfer_id: Uuid,
+    shares: &[(Uuid, &str)],
+) {
     let events = h.all_events().await;
     let types: Vec<&str> = events[events_before..]
         .iter()
@@ -351,7 +379,7 @@ pub async fn hold_payouts<S: Store>(store: S) {
         .collect();
     assert_eq!(
         types.iter().filter(|t| **t == "TransferReceived").count(),
-        3
+        shares.len()
     );
     let escrow = events[events_before..]
         .iter()
@@ -372,23 +400,6 @@ pub async fn hold_payouts<S: Store>(store: S) {
         })
         .collect();
     assert_eq!(escrow, (Some(transfer_id), named));
-
-    // The rest, with an amount equal to the payees' sum, ends the hold.
-    let done = hold_of(
-        h.ok(payout(
-            buyer,
-            held.id,
-            Some("12"),
-            &[(seller, "10"), (fee, "2")],
-        ))
-        .await,
-    );
-    assert_eq!(
-        (done.remaining_amount, done.status),
-        (dec("0.00"), HoldStatus::Executed)
-    );
-    assert_eq!(balance(&h.wallet(seller).await, "USD").0, dec("50.00"));
-    h.check_ledger(&[buyer, seller, fee, courier]).await;
 }
 
 /// A payout may name up to 16 payees; without payees, an execution still
