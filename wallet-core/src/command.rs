@@ -524,6 +524,28 @@ impl Command {
                     },
                 )))
             }
+            Command::Transfer {
+                user_id,
+                to_user_id,
+                amount,
+                currency,
+                description,
+                reference,
+            } => {
+                // The same wallet on both sides is the first error, as
+                // the domain rules list it.
+                if user_id == to_user_id {
+                    return Err(WalletError::SameWallet);
+                }
+                let request = TransferRequest {
+                    payer: *user_id,
+                    payee: *to_user_id,
+                    money: currencies.money(*amount, *currency)?,
+                    description: description.clone(),
+                    reference: reference.clone(),
+                };
+                Ok(ValidCommand::Wallets(WalletsCommand::Transfer(request)))
+            }
             Command::ExecuteHold {
                 hold_id,
                 amount,
@@ -549,27 +571,6 @@ impl Command {
             }),
             Command::UnfreezeWallet { .. } => wallet(WalletCommand::Unfreeze),
             Command::CloseWallet { .. } => wallet(WalletCommand::Close),
-            Command::Transfer {
-                user_id,
-                to_user_id,
-                amount,
-                currency,
-                description,
-                reference,
-            } => {
-                if user_id == to_user_id {
-                    return Err(WalletError::SameWallet);
-                }
-                Ok(ValidCommand::Wallets(WalletsCommand::Transfer(
-                    TransferRequest {
-                        payer: *user_id,
-                        payee: *to_user_id,
-                        money: currencies.money(*amount, *currency)?,
-                        description: description.clone(),
-                        reference: reference.clone(),
-                    },
-                )))
-            }
             Command::CreatePointAccount { user_id } => {
                 Ok(ValidCommand::CreatePointAccount { user_id: *user_id })
             }
@@ -736,7 +737,11 @@ impl WalletsCommand {
     /// Applies the command to the set, after expiring the overdue holds of
     /// every wallet in it.
     pub fn apply(&self, set: &mut WalletSet, ctx: &Ctx<'_>) -> Result<CommandOutput, WalletError> {
-        set.expire_overdue_holds(ctx)?;
+        let payer = match self {
+            WalletsCommand::Transfer(request) => request.payer,
+            WalletsCommand::PayOutHold(request) => request.payer,
+        };
+        set.expire_overdue_holds(payer, ctx)?;
         match self {
             WalletsCommand::Transfer(request) => transfer(set, request, ctx),
             WalletsCommand::PayOutHold(request) => pay_out(set, request, ctx),

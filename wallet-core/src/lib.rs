@@ -8,7 +8,9 @@
 //!
 //! A command is validated once ([`Command::validate`]) into a
 //! [`ValidCommand`], which the service applies inside the store's unit of
-//! work. The store-contract suite and the invariant checker
+//! work. Transfers and hold payouts move money between wallets in
+//! one unit of work over all of them ([`transfer`], [`WalletSet`],
+//! [`WalletStore::update_wallets`]), locked in user id order. The store-contract suite and the invariant checker
 //! (`wallet_core::testing`) come with the `testing` feature, for the tests
 //! of stores and dependents.
 //!

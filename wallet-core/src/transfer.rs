@@ -106,11 +106,20 @@ impl WalletSet {
     }
 
     /// Expires the overdue holds of every wallet, in user id order: every
-    /// wallet a unit of work touches does so before anything else.
-    pub fn expire_overdue_holds(&mut self, ctx: &Ctx<'_>) -> Result<usize, WalletError> {
+    /// wallet a unit of work touches does so before anything else. Only the
+    /// payer's rows carry the command's idempotency key (see [`payee_ctx`]).
+    pub fn expire_overdue_holds(
+        &mut self,
+        payer: Uuid,
+        ctx: &Ctx<'_>,
+    ) -> Result<usize, WalletError> {
         let mut expired = 0;
         for wallet in self.iter_mut() {
-            expired += wallet.expire_overdue_holds(ctx)?;
+            expired += if wallet.user_id() == payer {
+                wallet.expire_overdue_holds(ctx)?
+            } else {
+                wallet.expire_overdue_holds(&payee_ctx(ctx))?
+            };
         }
         Ok(expired)
     }
@@ -148,6 +157,18 @@ impl IntoIterator for WalletSet {
     /// The wallets, in user id order.
     fn into_iter(self) -> Self::IntoIter {
         self.wallets.into_values()
+    }
+}
+
+/// The context of a payee's changes: the same time, ids and policy, but no
+/// idempotency key. The key is the payer's, scoped to the payer's wallet;
+/// written on a payee's rows it would name a key the payee never used.
+pub fn payee_ctx<'a>(ctx: &Ctx<'a>) -> Ctx<'a> {
+    Ctx {
+        now: ctx.now,
+        ids: ctx.ids,
+        policy: ctx.policy,
+        idempotency_key: None,
     }
 }
 
@@ -216,17 +237,18 @@ pub fn transfer(
     set.payer(payer)?.ensure_available(money, ctx)?;
     set.payee(payee)?.ensure_room_for(money, ctx)?;
     let transfer_id = ctx.new_id();
-    let texts = (description, reference);
+    let sender = set.payer_mut(payer)?;
+    let texts = (description.clone(), reference.clone());
+    let transaction = sender.transfer_out(money, (transfer_id, payee), texts, ctx)?;
+    let wallet = sender.view();
     set.payee_mut(payee)?.transfer_in(
         money,
         (transfer_id, payer),
-        (texts.0.clone(), texts.1.clone(), None),
-        ctx,
+        (description, reference, None),
+        &payee_ctx(ctx),
     )?;
-    let sender = set.payer_mut(payer)?;
-    let transaction = sender.transfer_out(money, (transfer_id, payee), texts, ctx)?;
     Ok(CommandOutput::Transfer {
-        wallet: sender.view(),
+        wallet,
         transaction,
         transfer_id,
     })
@@ -260,11 +282,6 @@ pub fn pay_out(
         set.payee(*user_id)?.ensure_room_for(*money, ctx)?;
     }
     let transfer_id = ctx.new_id();
-    for (user_id, money) in &shares {
-        let leg = (None, reference.clone(), Some(request.hold_id));
-        set.payee_mut(*user_id)?
-            .transfer_in(*money, (transfer_id, payer), leg, ctx)?;
-    }
     let named = shares
         .iter()
         .map(|(user_id, money)| PayeeShare {
@@ -272,13 +289,18 @@ pub fn pay_out(
             amount: money.amount(),
         })
         .collect();
-    let hold: Hold = set.payer_mut(payer)?.execute_hold_to_payees(
+    let hold = set.payer_mut(payer)?.execute_hold_to_payees(
         request.hold_id,
         total,
-        reference,
+        reference.clone(),
         (transfer_id, named),
         ctx,
     )?;
+    for (user_id, money) in &shares {
+        let leg = (None, reference.clone(), Some(request.hold_id));
+        set.payee_mut(*user_id)?
+            .transfer_in(*money, (transfer_id, payer), leg, &payee_ctx(ctx))?;
+    }
     Ok(CommandOutput::Hold { hold })
 }
 

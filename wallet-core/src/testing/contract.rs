@@ -42,6 +42,11 @@ use crate::wallet::{
     Hold, HoldStatus, ReleaseCause, TransactionType, WalletStatus, WalletTransaction, WalletView,
 };
 
+pub use super::transfer_contract::{
+    hold_payouts, payout, payout_rules, payout_to_sixteen_payees, transfer, transfer_idempotency,
+    transfer_of, transfer_rules, transfers, transfers_expire_overdue_holds_first,
+};
+
 /// Where every scenario's clock starts: 2030-01-01T00:00:00Z.
 pub const CONTRACT_EPOCH_SECONDS: i64 = 1_893_456_000;
 
@@ -65,6 +70,13 @@ pub const SCENARIOS: &[&str] = &[
     "events_in_order",
     "sweep_with_nothing_due_writes_nothing",
     "idempotency_retention",
+    "transfers",
+    "transfer_rules",
+    "hold_payouts",
+    "payout_to_sixteen_payees",
+    "payout_rules",
+    "transfers_expire_overdue_holds_first",
+    "transfer_idempotency",
 ];
 
 /// Runs every scenario, each on a fresh store from `make_store`.
@@ -92,6 +104,13 @@ where
     events_in_order(make_store().await).await;
     sweep_with_nothing_due_writes_nothing(make_store().await).await;
     idempotency_retention(make_store().await).await;
+    transfers(make_store().await).await;
+    transfer_rules(make_store().await).await;
+    hold_payouts(make_store().await).await;
+    payout_to_sixteen_payees(make_store().await).await;
+    payout_rules(make_store().await).await;
+    transfers_expire_overdue_holds_first(make_store().await).await;
+    transfer_idempotency(make_store().await).await;
 }
 
 /// One `#[tokio::test]` per scenario, each on a fresh store made by the
@@ -118,7 +137,14 @@ macro_rules! store_contract_tests {
             statistics,
             events_in_order,
             sweep_with_nothing_due_writes_nothing,
-            idempotency_retention
+            idempotency_retention,
+            transfers,
+            transfer_rules,
+            hold_payouts,
+            payout_to_sixteen_payees,
+            payout_rules,
+            transfers_expire_overdue_holds_first,
+            transfer_idempotency
         );
     };
     (@each $make_store:expr; $($scenario:ident),* $(,)?) => {
@@ -561,7 +587,7 @@ pub fn lot_of(output: &CommandOutput) -> Uuid {
     }
 }
 
-fn balance(view: &WalletView, currency: &str) -> (Decimal, Decimal) {
+pub(crate) fn balance(view: &WalletView, currency: &str) -> (Decimal, Decimal) {
     view.balances
         .iter()
         .find(|item| item.currency == code(currency))
@@ -569,14 +595,17 @@ fn balance(view: &WalletView, currency: &str) -> (Decimal, Decimal) {
         .unwrap_or((Decimal::ZERO, Decimal::ZERO))
 }
 
-fn assert_error<T: std::fmt::Debug>(result: Result<T, WalletError>, expected: WalletError) {
+pub(crate) fn assert_error<T: std::fmt::Debug>(
+    result: Result<T, WalletError>,
+    expected: WalletError,
+) {
     match result {
         Err(error) => assert_eq!(error, expected),
         Ok(value) => panic!("expected {expected:?}, got {value:?}"),
     }
 }
 
-fn assert_code<T: std::fmt::Debug>(result: Result<T, WalletError>, expected_code: &str) {
+pub(crate) fn assert_code<T: std::fmt::Debug>(result: Result<T, WalletError>, expected_code: &str) {
     match result {
         Err(error) => assert_eq!(error.code(), expected_code, "{error:?}"),
         Ok(value) => panic!("expected {expected_code}, got {value:?}"),

@@ -280,6 +280,23 @@ impl Link {
     }
 }
 
+/// Which links each transaction type carries: a hold id, a transfer id, a
+/// counterparty.
+fn links_of(kind: TransactionType) -> (Link, Link, Link) {
+    match kind {
+        TransactionType::Deposit
+        | TransactionType::Withdraw
+        | TransactionType::ExchangeIn
+        | TransactionType::ExchangeOut => (Link::Never, Link::Never, Link::Never),
+        TransactionType::Hold | TransactionType::HoldRelease => {
+            (Link::Always, Link::Never, Link::Never)
+        }
+        TransactionType::HoldExecute => (Link::Always, Link::Maybe, Link::Never),
+        TransactionType::TransferIn => (Link::Maybe, Link::Always, Link::Always),
+        TransactionType::TransferOut => (Link::Never, Link::Always, Link::Always),
+    }
+}
+
 /// The table of the domain rules: the sign of `amount` and of `held_change`
 /// per transaction type; a hold id exactly on the hold types and on a
 /// payout's `TransferIn`; a transfer id and a counterparty on both legs of
@@ -289,50 +306,18 @@ pub fn check_transaction_signs(transaction: &WalletTransaction) -> Result<(), St
     let (amount, held_change) = (transaction.amount, transaction.held_change);
     let zero = Decimal::ZERO;
     let kind = transaction.transaction_type;
-    let (signs_ok, hold, transfer, counterparty) = match kind {
-        TransactionType::Deposit | TransactionType::ExchangeIn => (
-            amount > zero && held_change.is_zero(),
-            Link::Never,
-            Link::Never,
-            Link::Never,
-        ),
-        TransactionType::Withdraw | TransactionType::ExchangeOut => (
-            amount < zero && held_change.is_zero(),
-            Link::Never,
-            Link::Never,
-            Link::Never,
-        ),
-        TransactionType::Hold => (
-            amount.is_zero() && held_change > zero,
-            Link::Always,
-            Link::Never,
-            Link::Never,
-        ),
-        TransactionType::HoldRelease => (
-            amount.is_zero() && held_change < zero,
-            Link::Always,
-            Link::Never,
-            Link::Never,
-        ),
-        TransactionType::HoldExecute => (
-            amount < zero && held_change == amount,
-            Link::Always,
-            Link::Maybe,
-            Link::Never,
-        ),
-        TransactionType::TransferIn => (
-            amount > zero && held_change.is_zero(),
-            Link::Maybe,
-            Link::Always,
-            Link::Always,
-        ),
-        TransactionType::TransferOut => (
-            amount < zero && held_change.is_zero(),
-            Link::Never,
-            Link::Always,
-            Link::Always,
-        ),
+    let signs_ok = match kind {
+        TransactionType::Deposit | TransactionType::ExchangeIn | TransactionType::TransferIn => {
+            amount > zero && held_change.is_zero()
+        }
+        TransactionType::Withdraw | TransactionType::ExchangeOut | TransactionType::TransferOut => {
+            amount < zero && held_change.is_zero()
+        }
+        TransactionType::Hold => amount.is_zero() && held_change > zero,
+        TransactionType::HoldExecute => amount < zero && held_change == amount,
+        TransactionType::HoldRelease => amount.is_zero() && held_change < zero,
     };
+    let (hold, transfer, counterparty) = links_of(kind);
     if !signs_ok {
         return Err(format!(
             "transaction {} ({kind}): amount {amount} and held change {held_change} have the wrong signs",
@@ -1004,6 +989,79 @@ mod tests {
         minted.balances[0].balance += Decimal::ONE;
         assert!(check_money_conserved(&minted, &holds, &log).is_err());
         assert!(check_wallet(&minted, &holds, &log).is_err());
+    }
+
+    /// Two wallets after a deposit to the first and a transfer of 40 USD
+    /// from it to the second: each view with its log.
+    fn transferred() -> Vec<(WalletView, Vec<WalletTransaction>)> {
+        let policy = Policy::default();
+        let ids = SequentialIdGenerator::new();
+        let ctx = Ctx {
+            now: Utc
+                .with_ymd_and_hms(2030, 1, 1, 0, 0, 0)
+                .single()
+                .expect("time"),
+            ids: &ids,
+            policy: &policy,
+            idempotency_key: None,
+        };
+        let usd = CurrencyCode::parse("USD").expect("code");
+        let money = |a: i64| {
+            policy
+                .currencies
+                .money(Decimal::from(a), usd)
+                .expect("money")
+        };
+        let (payer, payee) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let mut from = Wallet::open(payer, usd, &ctx).expect("open");
+        let mut to = Wallet::open(payee, usd, &ctx).expect("open");
+        from.deposit(money(100), None, None, &ctx).expect("deposit");
+        let transfer_id = ctx.new_id();
+        from.transfer_out(money(40), (transfer_id, payee), (None, None), &ctx)
+            .expect("out");
+        to.transfer_in(money(40), (transfer_id, payer), (None, None, None), &ctx)
+            .expect("in");
+        [from, to]
+            .into_iter()
+            .map(|mut wallet| {
+                let log = wallet.take_changes().transactions;
+                (wallet.view(), log)
+            })
+            .collect()
+    }
+
+    fn ledger(wallets: &[(WalletView, Vec<WalletTransaction>)]) -> Result<(), String> {
+        for (view, log) in wallets {
+            check_wallet(view, &[], log)?;
+        }
+        check_ledger_conserved(wallets.iter().map(|(v, log)| (v, log.as_slice())))
+    }
+
+    #[test]
+    fn the_ledger_check_catches_a_one_sided_transfer() {
+        let wallets = transferred();
+        assert_eq!(ledger(&wallets), Ok(()));
+
+        // The payee credited, the payer never debited.
+        let mut minted = wallets.clone();
+        let (view, log) = &mut minted[0];
+        log.pop();
+        view.balances[0].balance += Decimal::from(40);
+        assert!(check_wallet(view, &[], log).is_ok());
+        assert!(ledger(&minted).is_err());
+
+        // A leg that names the wrong counterparty.
+        let mut misnamed = wallets.clone();
+        misnamed[1].1[0].counterparty_user_id = Some(Uuid::from_u128(3));
+        assert!(ledger(&misnamed).is_err());
+
+        // Legs that do not add up to zero.
+        let mut uneven = wallets;
+        let leg = &mut uneven[1].1[0];
+        leg.amount += Decimal::ONE;
+        leg.balance_after += Decimal::ONE;
+        uneven[1].0.balances[0].balance += Decimal::ONE;
+        assert!(ledger(&uneven).is_err());
     }
 
     #[test]
