@@ -13,3 +13,4 @@ mod operations;
 mod permissions;
 mod persistence;
 mod routes;
+mod transfers;
