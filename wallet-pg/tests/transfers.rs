@@ -15,11 +15,15 @@ use uuid::Uuid;
 use wallet_core::testing::contract::{code, create_wallet, dec, deposit, hold, withdraw};
 use wallet_core::testing::invariants;
 use wallet_core::{
-    Applied, Command, CommandOutput, IdempotencyKey, PageRequest, Payee, Policy, TransactionFilter,
-    TransactionType, WalletError, WalletService, WalletTransaction,
+    Applied, Command, CommandOutput, IdempotencyKey, Payee, Policy, TransactionType, WalletError,
+    WalletService,
 };
 use wallet_pg::testing::ScratchDatabase;
 use wallet_pg::PgStore;
+
+#[macro_use]
+mod common;
+use common::{all_holds, all_transactions, Path};
 
 /// Wallets the money moves among.
 const WALLETS: usize = 4;
@@ -30,13 +34,6 @@ const ROUNDS: usize = 4;
 /// What each wallet starts with: little enough that some commands must be
 /// refused for want of money.
 const OPENING: i64 = 300;
-
-/// Which write path of the store a test runs on.
-#[derive(Debug, Clone, Copy)]
-enum Path {
-    Unbatched,
-    Batched,
-}
 
 /// One or two services on one scratch database (two for the batched path:
 /// two processes, each with its own writers and kept wallets).
@@ -56,27 +53,6 @@ async fn services(path: Path) -> (Vec<WalletService<PgStore>>, ScratchDatabase) 
         .map(|store| WalletService::new(store, Policy::default()))
         .collect();
     (services, database)
-}
-
-macro_rules! on_both_paths {
-    ($($name:ident),* $(,)?) => {
-        mod unbatched {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(super::Path::Unbatched).await
-                }
-            )*
-        }
-        mod batched {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(super::Path::Batched).await
-                }
-            )*
-        }
-    };
 }
 
 on_both_paths!(
@@ -237,42 +213,6 @@ async fn one_task(service: WalletService<PgStore>, users: Vec<Uuid>, task: usize
         }
     }
     effect
-}
-
-async fn all_transactions(service: &WalletService<PgStore>, user: Uuid) -> Vec<WalletTransaction> {
-    let mut items = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = service
-            .transactions(
-                user,
-                TransactionFilter::default(),
-                PageRequest { limit: 200, cursor },
-            )
-            .await
-            .expect("transactions");
-        items.extend(page.items);
-        match page.next_cursor {
-            Some(next) => cursor = Some(wallet_core::Cursor::decode(&next).expect("cursor")),
-            None => return items,
-        }
-    }
-}
-
-async fn all_holds(service: &WalletService<PgStore>, user: Uuid) -> Vec<wallet_core::Hold> {
-    let mut items = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = service
-            .holds(user, None, PageRequest { limit: 200, cursor })
-            .await
-            .expect("holds");
-        items.extend(page.items);
-        match page.next_cursor {
-            Some(next) => cursor = Some(wallet_core::Cursor::decode(&next).expect("cursor")),
-            None => return items,
-        }
-    }
 }
 
 /// The deadlocks PostgreSQL has detected in the database. A backend counts
