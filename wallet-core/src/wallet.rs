@@ -1147,6 +1147,45 @@ mod tests {
     }
 
     #[test]
+    fn the_legs_of_a_transfer_check_their_own_wallet_and_change_nothing_on_failure() {
+        let (policy, ids, now) = setup();
+        let ctx = ctx(&policy, &ids, now);
+        let (payer, payee) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let mut sender = Wallet::open(payer, usd(), &ctx).expect("open");
+        let mut receiver = Wallet::open(payee, usd(), &ctx).expect("open");
+        sender
+            .deposit(money(&policy, 10), None, None, &ctx)
+            .expect("deposit");
+        let link = |counterparty| (Uuid::from_u128(77), counterparty);
+        let before = (sender.clone(), receiver.clone());
+        assert_eq!(
+            sender.transfer_out(money(&policy, 11), link(payee), (None, None), &ctx),
+            Err(WalletError::InsufficientFunds)
+        );
+        receiver.close(&ctx).expect("close");
+        let closed = receiver.clone();
+        assert_eq!(
+            receiver.transfer_in(money(&policy, 1), link(payer), (None, None, None), &ctx),
+            Err(WalletError::CounterpartyClosed)
+        );
+        assert_eq!((&sender, &receiver), (&before.0, &closed));
+        let mut frozen = before.1.clone();
+        frozen.freeze("review".into(), &ctx).expect("freeze");
+        let received = frozen
+            .transfer_in(money(&policy, 4), link(payer), (None, None, None), &ctx)
+            .expect("a frozen wallet receives");
+        assert_eq!(received.transaction_type, TransactionType::TransferIn);
+        assert_eq!(
+            (received.transfer_id, received.counterparty_user_id),
+            (Some(Uuid::from_u128(77)), Some(payer))
+        );
+        assert_eq!(
+            frozen.transfer_out(money(&policy, 1), link(payee), (None, None), &ctx),
+            Err(WalletError::WalletFrozen)
+        );
+    }
+
+    #[test]
     fn one_command_bumps_the_version_once_and_its_events_share_it() {
         let (policy, ids, now) = setup();
         let ctx = ctx(&policy, &ids, now);

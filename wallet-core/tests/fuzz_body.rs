@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::model::Driver;
+use common::model::{assert_reached, tally, Driver};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 
@@ -68,9 +68,7 @@ fn random_inputs_reach_every_kind_of_outcome() {
         driver
             .run_decoded(&bytes)
             .unwrap_or_else(|problem| panic!("{problem}"));
-        for (what, count) in driver.outcomes {
-            *seen.entry(what).or_insert(0usize) += count;
-        }
+        tally(&mut seen, driver);
     }
     let wanted = [
         "Deposit ok",
@@ -110,15 +108,7 @@ fn random_inputs_reach_every_kind_of_outcome() {
         "PayOut ok",
         "PayOut validation_error",
     ];
-    let missing: Vec<&str> = wanted
-        .iter()
-        .copied()
-        .filter(|what| !seen.contains_key(*what))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "never reached {missing:?}; reached {seen:?}"
-    );
+    assert_reached(&seen, &wanted);
     let replayed: usize = seen
         .iter()
         .filter(|(what, _)| what.ends_with("replayed"))

@@ -13,8 +13,8 @@
 mod common;
 
 use common::model::{
-    prologue, Amount, Between, Cur, Driver, HoldLife, Jump, LotLife, Op, PeerOp, Points, Step,
-    KEY_COUNT,
+    assert_reached, prologue, tally, Amount, Between, Cur, Driver, HoldLife, Jump, LotLife, Op,
+    PeerOp, Points, Step, KEY_COUNT,
 };
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -231,9 +231,7 @@ fn generated_runs_reach_every_outcome_between_wallets() {
         driver
             .run(&steps)
             .unwrap_or_else(|problem| panic!("{problem}"));
-        for (what, count) in driver.outcomes {
-            *seen.entry(what).or_insert(0usize) += count;
-        }
+        tally(&mut seen, driver);
     }
     let wanted = [
         "Transfer ok",
@@ -252,13 +250,5 @@ fn generated_runs_reach_every_outcome_between_wallets() {
         "PayOut amount_exceeds_hold",
         "PayOut invalid_amount",
     ];
-    let missing: Vec<&str> = wanted
-        .iter()
-        .copied()
-        .filter(|what| !seen.contains_key(*what))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "never reached {missing:?}; reached {seen:?}"
-    );
+    assert_reached(&seen, &wanted);
 }

@@ -45,6 +45,7 @@ use crate::wallet::{
 pub use super::transfer_contract::{
     hold_payouts, payout, payout_rules, payout_to_sixteen_payees, transfer, transfer_idempotency,
     transfer_of, transfer_rules, transfers, transfers_expire_overdue_holds_first,
+    wallets_unit_of_work,
 };
 
 /// Where every scenario's clock starts: 2030-01-01T00:00:00Z.
@@ -77,6 +78,7 @@ pub const SCENARIOS: &[&str] = &[
     "payout_rules",
     "transfers_expire_overdue_holds_first",
     "transfer_idempotency",
+    "wallets_unit_of_work",
 ];
 
 /// Runs every scenario, each on a fresh store from `make_store`.
@@ -111,6 +113,7 @@ where
     payout_rules(make_store().await).await;
     transfers_expire_overdue_holds_first(make_store().await).await;
     transfer_idempotency(make_store().await).await;
+    wallets_unit_of_work(make_store().await).await;
 }
 
 /// One `#[tokio::test]` per scenario, each on a fresh store made by the
@@ -144,7 +147,8 @@ macro_rules! store_contract_tests {
             payout_to_sixteen_payees,
             payout_rules,
             transfers_expire_overdue_holds_first,
-            transfer_idempotency
+            transfer_idempotency,
+            wallets_unit_of_work
         );
     };
     (@each $make_store:expr; $($scenario:ident),* $(,)?) => {

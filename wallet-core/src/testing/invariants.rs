@@ -902,29 +902,38 @@ fn checked_sum(left: i64, right: i64) -> Result<i64, String> {
 mod tests {
     use super::*;
     use crate::context::{Ctx, Policy, SequentialIdGenerator};
+    use crate::money::Money;
     use crate::points::EarnRequest;
     use crate::wallet::HoldRequest;
     use chrono::{TimeZone, Utc};
 
-    fn fixture() -> (Wallet, Vec<WalletTransaction>, Vec<Hold>) {
-        let policy = Policy::default();
-        let ids = SequentialIdGenerator::new();
-        let ctx = Ctx {
+    /// A context at the start of 2030 with no idempotency key.
+    fn start_ctx<'a>(policy: &'a Policy, ids: &'a SequentialIdGenerator) -> Ctx<'a> {
+        Ctx {
             now: Utc
                 .with_ymd_and_hms(2030, 1, 1, 0, 0, 0)
                 .single()
                 .expect("time"),
-            ids: &ids,
-            policy: &policy,
+            ids,
+            policy,
             idempotency_key: None,
-        };
+        }
+    }
+
+    fn usd_money(policy: &Policy, units: i64) -> Money {
         let usd = CurrencyCode::parse("USD").expect("code");
-        let money = |a: i64| {
-            policy
-                .currencies
-                .money(Decimal::from(a), usd)
-                .expect("money")
-        };
+        policy
+            .currencies
+            .money(Decimal::from(units), usd)
+            .expect("money")
+    }
+
+    fn fixture() -> (Wallet, Vec<WalletTransaction>, Vec<Hold>) {
+        let policy = Policy::default();
+        let ids = SequentialIdGenerator::new();
+        let ctx = start_ctx(&policy, &ids);
+        let usd = CurrencyCode::parse("USD").expect("code");
+        let money = |units: i64| usd_money(&policy, units);
         let mut wallet = Wallet::open(Uuid::from_u128(1), usd, &ctx).expect("open");
         wallet
             .deposit(money(100), None, None, &ctx)
@@ -996,22 +1005,9 @@ mod tests {
     fn transferred() -> Vec<(WalletView, Vec<WalletTransaction>)> {
         let policy = Policy::default();
         let ids = SequentialIdGenerator::new();
-        let ctx = Ctx {
-            now: Utc
-                .with_ymd_and_hms(2030, 1, 1, 0, 0, 0)
-                .single()
-                .expect("time"),
-            ids: &ids,
-            policy: &policy,
-            idempotency_key: None,
-        };
+        let ctx = start_ctx(&policy, &ids);
         let usd = CurrencyCode::parse("USD").expect("code");
-        let money = |a: i64| {
-            policy
-                .currencies
-                .money(Decimal::from(a), usd)
-                .expect("money")
-        };
+        let money = |units: i64| usd_money(&policy, units);
         let (payer, payee) = (Uuid::from_u128(1), Uuid::from_u128(2));
         let mut from = Wallet::open(payer, usd, &ctx).expect("open");
         let mut to = Wallet::open(payee, usd, &ctx).expect("open");

@@ -2,19 +2,22 @@
 //! hold payouts. Part of [`crate::testing::contract`], which re-exports
 //! every scenario here and runs them with the others.
 
+use std::sync::{Arc, Mutex};
+
 use chrono::Duration;
 use uuid::Uuid;
 
 use crate::command::{Command, CommandOutput};
+use crate::context::{Ctx, Policy, UuidV7Generator};
 use crate::error::WalletError;
 use crate::events::{EventData, PayeeShare};
-use crate::store::Store;
+use crate::store::{Store, WalletsMutation};
 use crate::testing::contract::{
-    assert_code, assert_error, balance, create_wallet, dec, deposit, execute, hold, hold_of,
+    assert_code, assert_error, balance, code, create_wallet, dec, deposit, execute, hold, hold_of,
     Harness, Snapshot,
 };
 use crate::testing::invariants;
-use crate::transfer::{Payee, PAYEES_MAX};
+use crate::transfer::{Payee, WalletSet, PAYEES_MAX};
 use crate::wallet::{HoldStatus, TransactionType, WalletTransaction, WalletView};
 
 /// The largest balance, in whole units: a wallet holding it can take nothing more.
@@ -634,4 +637,107 @@ pub async fn transfer_idempotency<S: Store>(store: S) {
     );
     assert_eq!(hold_of(paid.output).remaining_amount, dec("1.00"));
     h.check_ledger(&[payer, payee, fee]).await;
+}
+
+/// The port itself ([`crate::store::WalletStore::update_wallets`]): the
+/// set holds every wallet asked for that exists, whatever order they are
+/// asked in, and no other; a named hold is remembered by the wallet it
+/// belongs to; a mutation that changes nothing writes nothing; a failed one
+/// writes nothing on any wallet; a successful one writes exactly the
+/// wallets it changed.
+pub async fn wallets_unit_of_work<S: Store>(store: S) {
+    let h = Harness::new(store);
+    let first = h.new_wallet(1).await;
+    let second = h.new_wallet(2).await;
+    let missing = Uuid::from_u128(99);
+    h.ok(deposit(second, "10", "USD")).await;
+    let ended = hold_of(h.ok(hold(second, "1", "USD", None)).await).id;
+    h.ok(execute(second, ended, None)).await;
+    let users = [first, second];
+    let before = h.snapshots(&users).await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    let look: WalletsMutation = Arc::new(move |set: &mut WalletSet| {
+        let loaded: Vec<(Uuid, bool)> = set
+            .iter()
+            .map(|w| (w.user_id(), w.find_hold(ended).is_some()))
+            .collect();
+        if let Ok(mut record) = record.lock() {
+            record.push(loaded);
+        }
+        let wallet = set.get(first).ok_or(WalletError::WalletNotFound)?.view();
+        Ok(CommandOutput::Wallet { wallet })
+    });
+    let store = h.service.store();
+    store
+        .update_wallets(vec![missing, second, first], vec![ended], None, look)
+        .await
+        .unwrap_or_else(|error| panic!("a unit of work that changes nothing: {error:?}"));
+    let loaded = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    assert_eq!(loaded.last(), Some(&vec![(first, false), (second, true)]));
+    assert_eq!(
+        h.snapshots(&users).await,
+        before,
+        "nothing changed, nothing written"
+    );
+
+    let now = h.now();
+    let change = move |fail: bool, which: Vec<Uuid>| -> WalletsMutation {
+        Arc::new(move |set: &mut WalletSet| {
+            let ids = UuidV7Generator::new();
+            let policy = Policy::default();
+            let ctx = Ctx {
+                now,
+                ids: &ids,
+                policy: &policy,
+                idempotency_key: None,
+            };
+            let money = policy.currencies.money(dec("1"), code("USD"))?;
+            for user in &which {
+                if let Some(wallet) = set.get_mut(*user) {
+                    wallet.deposit(money, None, None, &ctx)?;
+                }
+            }
+            if fail {
+                return Err(WalletError::InsufficientFunds);
+            }
+            let wallet = set.get(first).ok_or(WalletError::WalletNotFound)?.view();
+            Ok(CommandOutput::Wallet { wallet })
+        })
+    };
+    assert_error(
+        store
+            .update_wallets(
+                users.to_vec(),
+                Vec::new(),
+                None,
+                change(true, users.to_vec()),
+            )
+            .await,
+        WalletError::InsufficientFunds,
+    );
+    assert_eq!(
+        h.snapshots(&users).await,
+        before,
+        "a failure writes nothing"
+    );
+    store
+        .update_wallets(
+            users.to_vec(),
+            Vec::new(),
+            None,
+            change(false, vec![second]),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("a unit of work that changes one wallet: {error:?}"));
+    let after = h.snapshots(&users).await;
+    assert_eq!(
+        after[0].wallet, before[0].wallet,
+        "the unchanged wallet is not written"
+    );
+    assert_eq!(after[0].transactions, before[0].transactions);
+    let (old, new) = (before[1].wallet.as_ref(), after[1].wallet.as_ref());
+    assert_eq!(new.map(|w| w.version), old.map(|w| w.version + 1));
+    assert_eq!(balance(&h.wallet(second).await, "USD").0, dec("10.00"));
+    h.check_ledger(&users).await;
 }

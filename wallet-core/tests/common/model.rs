@@ -1331,6 +1331,26 @@ pub fn prologue() -> Vec<Step> {
     ]
 }
 
+/// Adds a finished run's outcomes to `seen`.
+pub fn tally(seen: &mut BTreeMap<String, usize>, driver: Driver) {
+    for (what, count) in driver.outcomes {
+        *seen.entry(what).or_insert(0) += count;
+    }
+}
+
+/// Fails unless every outcome of `wanted` was seen.
+pub fn assert_reached(seen: &BTreeMap<String, usize>, wanted: &[&str]) {
+    let missing: Vec<&str> = wanted
+        .iter()
+        .copied()
+        .filter(|what| !seen.contains_key(*what))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "never reached {missing:?}; reached {seen:?}"
+    );
+}
+
 /// Runs steps through the service and the model side by side.
 pub struct Driver {
     pub harness: Harness,
