@@ -1,5 +1,6 @@
-//! Single-thread cost of the core's aggregate operations, and of a deposit
-//! through the service over the in-memory store for reference.
+//! Single-thread cost of the core's aggregate operations (a transfer over a
+//! set of two wallets included), and of a deposit through the service over
+//! the in-memory store for reference.
 //!
 //! Targets (see the project's targets): deposit and withdraw under 250 ns,
 //! no operation over 5 µs. The run ends with a table of each figure, its
@@ -17,9 +18,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeZone, Utc};
 use criterion::{criterion_group, Criterion};
 use wallet::core::{
-    Command, Ctx, CurrencyCode, Decimal, EarnRequest, HoldRequest, InMemoryStore, ManualClock,
-    Money, PointAccount, Policy, SequentialIdGenerator, Uuid, UuidV7Generator, Wallet,
-    WalletService,
+    apply_to_wallets, Command, Ctx, CurrencyCode, Decimal, EarnRequest, HoldRequest, InMemoryStore,
+    ManualClock, Money, PointAccount, Policy, SequentialIdGenerator, Uuid, UuidV7Generator, Wallet,
+    WalletService, WalletSet,
 };
 
 /// Per-iteration times of each benchmark, one entry per timed batch.
@@ -221,6 +222,42 @@ fn aggregate_benches(c: &mut Criterion) {
         })
     });
 
+    c.bench_function("transfer (two wallets)", |b| {
+        let payer = rich_wallet(&ctx);
+        let payee = Wallet::restore(
+            Uuid::from_u128(9),
+            Uuid::from_u128(3),
+            payer.status(),
+            code("USD"),
+            None,
+            Vec::new(),
+            Vec::new(),
+            1,
+            0,
+            now(),
+            now(),
+        );
+        let mut set = WalletSet::new([payer, payee]);
+        let transfer = Command::Transfer {
+            user_id: Uuid::from_u128(1),
+            to_user_id: Uuid::from_u128(3),
+            amount: Decimal::new(1, 2),
+            currency: code("USD"),
+            description: None,
+            reference: None,
+        };
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                black_box(apply_to_wallets(&mut set, &transfer, &ctx).expect("transfer"));
+                set.iter_mut().for_each(|wallet| {
+                    black_box(wallet.take_changes());
+                });
+            }
+            record("transfer (two wallets)", iters, start.elapsed())
+        })
+    });
+
     let account = account_with_lots(&ctx, 1000);
     let spend_bench = |c: &mut Criterion, name: &'static str, points: i64| {
         c.bench_function(name, |b| {
@@ -306,6 +343,7 @@ const TARGETS: &[(&str, Option<f64>)] = &[
     ("withdraw", Some(250.0)),
     ("hold + execute", Some(5000.0)),
     ("exchange", Some(5000.0)),
+    ("transfer (two wallets)", Some(5000.0)),
     ("spend 25 points of 1,000 lots", Some(5000.0)),
     ("spend all 1,000 lots", Some(5000.0)),
     ("service deposit (in-memory store)", Some(5000.0)),

@@ -1,5 +1,6 @@
 //! An embedder's tour of the core: a wallet and a point account in the
-//! in-memory store, on a clock the example moves by hand.
+//! in-memory store, a transfer and a marketplace payout to other wallets,
+//! on a clock the example moves by hand.
 //!
 //! `cargo run --example embedded`
 
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use chrono::{Duration, TimeZone, Utc};
 use wallet::core::{
     Command, CommandOutput, CurrencyCode, Decimal, IdempotencyKey, InMemoryStore, ManualClock,
-    Policy, SequentialIdGenerator, Uuid, WalletError, WalletService,
+    Payee, Policy, SequentialIdGenerator, Uuid, WalletError, WalletService,
 };
 
 fn code(text: &str) -> Result<CurrencyCode, WalletError> {
@@ -88,6 +89,7 @@ async fn main() -> Result<(), WalletError> {
         hold_id: hold.id,
         amount: Some(amount("60")?),
         reference: Some("shipment-1001".into()),
+        payees: None,
     };
     service.execute(execute, None).await?;
     let release = Command::ReleaseHold {
@@ -101,6 +103,70 @@ async fn main() -> Result<(), WalletError> {
     println!(
         "hold {}: executed {}, released {}, {}",
         hold.id, hold.executed_amount, hold.released_amount, hold.status
+    );
+
+    // A transfer to a friend, and a marketplace payout: a hold of 30 USD
+    // paid to a seller (27) and the platform's fee wallet (3) in one step.
+    let (seller, platform) = (Uuid::from_u128(0x5e11), Uuid::from_u128(0xfee));
+    for other in [seller, platform] {
+        let create = Command::CreateWallet {
+            user_id: other,
+            default_currency: Some(usd),
+        };
+        service.execute(create, None).await?;
+    }
+    let transfer = Command::Transfer {
+        user_id,
+        to_user_id: seller,
+        amount: amount("5")?,
+        currency: usd,
+        description: Some("thanks".into()),
+        reference: None,
+    };
+    if let CommandOutput::Transfer { transfer_id, .. } =
+        service.execute(transfer, None).await?.output
+    {
+        println!("sent 5 USD to the seller in transfer {transfer_id}");
+    }
+    let order = Command::CreateHold {
+        user_id,
+        amount: amount("30")?,
+        currency: usd,
+        reference_type: "order".into(),
+        reference_id: Uuid::from_u128(1002),
+        description: Some("order 1002".into()),
+        expires_at: None,
+    };
+    let CommandOutput::Hold { hold: order } = service.execute(order, None).await?.output else {
+        return Err(WalletError::Internal(
+            "a hold command returns a hold".into(),
+        ));
+    };
+    let payees = vec![
+        Payee {
+            user_id: seller,
+            amount: amount("27")?,
+        },
+        Payee {
+            user_id: platform,
+            amount: amount("3")?,
+        },
+    ];
+    let payout = Command::ExecuteHold {
+        user_id,
+        hold_id: order.id,
+        amount: None,
+        reference: Some("delivered-1002".into()),
+        payees: Some(payees),
+    };
+    service.execute(payout, None).await?;
+    let seller_wallet = service.wallet(seller).await?;
+    println!(
+        "the seller has {} USD",
+        seller_wallet
+            .balances
+            .first()
+            .map_or(Decimal::ZERO, |b| b.balance)
     );
 
     // Loyalty points: one lot pending until the order is delivered, one

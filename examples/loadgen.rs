@@ -17,7 +17,11 @@
 //!   execute or release, point earns and spends;
 //! - `hot-deposit` (not in `all`): every client deposits into one wallet,
 //!   the library's side of the HTTP benchmark's hot workload
-//!   (`scripts/bench-http.sh`).
+//!   (`scripts/bench-http.sh`);
+//! - `transfer-spread` (not in `all`): transfers between random pairs of
+//!   10,000 wallets;
+//! - `transfer-hot` (not in `all`): transfers back and forth between 2
+//!   wallets.
 //!
 //! Each client runs one command at a time (a closed loop); every command is
 //! one operation (a hold and its execute are two). The wallets of a
@@ -50,6 +54,8 @@ use wallet::pg::{BatchConfig, BatchStats, PgConfig, PgStore};
 const SPREAD_WALLETS: usize = 10_000;
 /// Wallets of the `mixed` workload.
 const MIXED_WALLETS: usize = 1_000;
+/// Wallets of the `transfer-hot` workload: money goes back and forth.
+const TRANSFER_HOT_WALLETS: usize = 2;
 /// The most clients accepted.
 const CLIENTS_MAX: usize = 1024;
 /// The longest run accepted, in seconds.
@@ -67,6 +73,8 @@ enum Workload {
     Hot,
     Mixed,
     HotDeposit,
+    TransferSpread,
+    TransferHot,
 }
 
 impl Workload {
@@ -76,6 +84,8 @@ impl Workload {
             Workload::Hot => "hot",
             Workload::Mixed => "mixed",
             Workload::HotDeposit => "hot-deposit",
+            Workload::TransferSpread => "transfer-spread",
+            Workload::TransferHot => "transfer-hot",
         }
     }
 }
@@ -118,7 +128,7 @@ struct Options {
 }
 
 fn usage() -> &'static str {
-    "usage: loadgen [--database-url URL] [--workload spread|hot|mixed|all|hot-deposit] \
+    "usage: loadgen [--database-url URL] [--workload spread|hot|mixed|all|hot-deposit|transfer-spread|transfer-hot] \
      [--path single|batched|batched-unkept|both|all] [--clients N] [--seconds S] [--json] [--reference-tps TPS] \
      [--max-connections N] [--writers N] [--max-batch N] [--cached-wallets N] \
      [--test-before-acquire]"
@@ -159,6 +169,8 @@ fn parse_options() -> Result<Options, String> {
                     "hot" => vec![Workload::Hot],
                     "mixed" => vec![Workload::Mixed],
                     "hot-deposit" => vec![Workload::HotDeposit],
+                    "transfer-spread" => vec![Workload::TransferSpread],
+                    "transfer-hot" => vec![Workload::TransferHot],
                     "all" => vec![Workload::Spread, Workload::Hot, Workload::Mixed],
                     other => return Err(format!("unknown workload {other}\n{}", usage())),
                 }
@@ -366,6 +378,18 @@ async fn setup_workload<S: Store>(
             };
             create_users(service, MIXED_WALLETS, setup).await
         }
+        Workload::TransferSpread | Workload::TransferHot => {
+            let setup = Setup {
+                funded: true,
+                points: false,
+            };
+            let count = if workload == Workload::TransferHot {
+                TRANSFER_HOT_WALLETS
+            } else {
+                SPREAD_WALLETS
+            };
+            create_users(service, count, setup).await
+        }
     }
 }
 
@@ -417,6 +441,16 @@ async fn one_step<S: Store>(
         Workload::Spread | Workload::HotDeposit => 0,
         Workload::Hot => random.below(4),
         Workload::Mixed => random.below(8),
+        Workload::TransferSpread | Workload::TransferHot => {
+            let command = transfer(user_id, users, small, random, codes);
+            let counted = phase.load(Ordering::Relaxed) == MEASURING;
+            let started = Instant::now();
+            let result = service.execute(command, None).await;
+            if counted {
+                outcome.record(started, &result);
+            }
+            return;
+        }
     };
     let command = match choice {
         0 => Command::Deposit {
@@ -488,6 +522,7 @@ async fn one_step<S: Store>(
             hold_id: hold.id,
             amount: None,
             reference: None,
+            payees: None,
         }
     };
     let counted = phase.load(Ordering::Relaxed) == MEASURING;
@@ -495,6 +530,30 @@ async fn one_step<S: Store>(
     let result = service.execute(settle, None).await;
     if counted {
         outcome.record(started, &result);
+    }
+}
+
+/// A transfer of `amount` VND from `payer` to another of `users`, drawn
+/// at random (with two users, the other one).
+fn transfer(
+    payer: Uuid,
+    users: &[Uuid],
+    amount: Decimal,
+    random: &mut Random,
+    codes: &Codes,
+) -> Command {
+    let mut payee = users[random.below(users.len())];
+    if payee == payer {
+        let at = users.iter().position(|u| *u == payer).unwrap_or(0);
+        payee = users[(at + 1) % users.len()];
+    }
+    Command::Transfer {
+        user_id: payer,
+        to_user_id: payee,
+        amount,
+        currency: codes.vnd,
+        description: None,
+        reference: None,
     }
 }
 

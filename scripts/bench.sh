@@ -14,7 +14,8 @@
 #
 # Usage: scripts/bench.sh [--clients N] [--seconds S] [--rounds R] [--json]
 #                         [-- LOADGEN-ARGS...]   (e.g. -- --writers 2 --path batched)
-#   --workloads "spread hot" picks workloads (default: spread hot mixed).
+#   --workloads "spread hot" picks workloads (default: spread hot mixed;
+#   also hot-deposit, transfer-spread, transfer-hot).
 # Environment: DATABASE_URL (any database on the server; default: the one
 # scripts/ensure-postgres.sh finds or starts); CARGO_TARGET_DIR is honoured.
 set -euo pipefail
@@ -40,7 +41,7 @@ while [ $# -gt 0 ]; do
 done
 for workload in $workloads; do
   case "$workload" in
-    spread|hot|mixed|hot-deposit) ;;
+    spread|hot|mixed|hot-deposit|transfer-spread|transfer-hot) ;;
     *) echo "$usage" >&2; exit 2 ;;
   esac
 done
@@ -98,7 +99,7 @@ for round in $(seq 1 "$rounds"); do
     "${run[@]}" --json \
       | tee -a "$results" \
       | if [ -n "$json" ]; then cat; else
-          jq -r '"\(.workload | . + "       " | .[0:7]) \(.path | . + "              " | .[0:14]) clients=\(.clients) ops/s=\(.ops_per_s | floor) p50=\(.p50_ms * 100 | floor / 100)ms p99=\(.p99_ms * 100 | floor / 100)ms errors=\(.errors) reference_tps=\(.reference_tps | floor) ratio=\(.ratio * 100 | floor / 100)\(if .mean_batch then " mean_batch=\(.mean_batch * 10 | floor / 10)" else "" end)"'
+          jq -r '"\(.workload | . + "               " | .[0:15]) \(.path | . + "              " | .[0:14]) clients=\(.clients) ops/s=\(.ops_per_s | floor) p50=\(.p50_ms * 100 | floor / 100)ms p99=\(.p99_ms * 100 | floor / 100)ms errors=\(.errors) reference_tps=\(.reference_tps | floor) ratio=\(.ratio * 100 | floor / 100)\(if .mean_batch then " mean_batch=\(.mean_batch * 10 | floor / 10)" else "" end)"'
         fi
   done
 done
@@ -110,6 +111,6 @@ if [ "$rounds" -gt 1 ] && [ -z "$json" ] && command -v jq >/dev/null 2>&1; then
     def median: sort | if length % 2 == 1 then .[length / 2 | floor]
                        else (.[length / 2 - 1] + .[length / 2]) / 2 end;
     group_by([.workload, .path])[]
-    | "\(.[0].workload | . + "       " | .[0:7]) \(.[0].path | . + "              " | .[0:14]) ops/s=\(map(.ops_per_s) | median | floor) p50=\(map(.p50_ms) | median * 100 | floor / 100)ms p99=\(map(.p99_ms) | median * 100 | floor / 100)ms reference_tps=\(map(.reference_tps) | median | floor) ratio=\(map(.ratio) | median * 100 | floor / 100) (\(map(.ratio) | min * 100 | floor / 100) to \(map(.ratio) | max * 100 | floor / 100))"
+    | "\(.[0].workload | . + "               " | .[0:15]) \(.[0].path | . + "              " | .[0:14]) ops/s=\(map(.ops_per_s) | median | floor) p50=\(map(.p50_ms) | median * 100 | floor / 100)ms p99=\(map(.p99_ms) | median * 100 | floor / 100)ms reference_tps=\(map(.reference_tps) | median | floor) ratio=\(map(.ratio) | median * 100 | floor / 100) (\(map(.ratio) | min * 100 | floor / 100) to \(map(.ratio) | max * 100 | floor / 100))"
   ' "$results"
 fi

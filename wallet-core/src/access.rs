@@ -31,6 +31,8 @@ pub enum Access {
     Deposit,
     /// Withdraw, exchange, create a hold, spend points.
     Spend,
+    /// Transfer from the wallet to another user's.
+    Transfer,
     /// Execute, release, cancel a hold; earn points; confirm or cancel
     /// pending points.
     Settle,
@@ -58,7 +60,7 @@ impl Actor {
             let own = owner == Some(self.user_id);
             match access {
                 Access::Admin => false,
-                Access::Read | Access::Create | Access::Spend => {
+                Access::Read | Access::Create | Access::Spend | Access::Transfer => {
                     own || (owner.is_some() && self.is_service())
                 }
                 Access::Deposit | Access::Settle => owner.is_some() && self.is_service(),
@@ -81,6 +83,7 @@ pub fn access_of(command: &Command) -> Access {
         | Command::Exchange { .. }
         | Command::CreateHold { .. }
         | Command::SpendPoints { .. } => Access::Spend,
+        Command::Transfer { .. } => Access::Transfer,
         Command::ExecuteHold { .. }
         | Command::ReleaseHold { .. }
         | Command::CancelHold { .. }
@@ -114,20 +117,24 @@ mod tests {
             Access::Create,
             Access::Deposit,
             Access::Spend,
+            Access::Transfer,
             Access::Settle,
             Access::Admin,
         ];
         // (caller, expected per access in the order above)
-        let table: [(Actor, [bool; 6]); 6] = [
-            (actor(owner, &[]), [true, true, false, true, false, false]),
-            (actor(other, &[]), [false; 6]),
+        let table: [(Actor, [bool; 7]); 6] = [
+            (
+                actor(owner, &[]),
+                [true, true, false, true, true, false, false],
+            ),
+            (actor(other, &[]), [false; 7]),
             (
                 actor(other, &["Service"]),
-                [true, true, true, true, true, false],
+                [true, true, true, true, true, true, false],
             ),
-            (actor(other, &["Admin"]), [true; 6]),
-            (actor(other, &["SuperAdmin"]), [true; 6]),
-            (actor(other, &["admin", "service"]), [false; 6]),
+            (actor(other, &["Admin"]), [true; 7]),
+            (actor(other, &["SuperAdmin"]), [true; 7]),
+            (actor(other, &["admin", "service"]), [false; 7]),
         ];
         for (caller, expected) in table {
             for (access, allowed) in accesses.iter().zip(expected) {

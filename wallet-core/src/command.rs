@@ -12,6 +12,9 @@ use crate::money::{CurrencyCode, Money};
 use crate::points::{
     validate_delta, validate_points, EarnRequest, PointAccount, PointAccountView, PointTransaction,
 };
+use crate::transfer::{
+    pay_out, transfer, validate_payees, Payee, PayoutRequest, TransferRequest, WalletSet,
+};
 use crate::wallet::{Exchange, Hold, HoldRequest, Wallet, WalletTransaction, WalletView};
 
 /// The longest idempotency key, in characters.
@@ -124,11 +127,18 @@ pub enum Command {
         description: Option<String>,
         expires_at: Option<DateTime<Utc>>,
     },
+    /// Without `payees`, pays out of the ledger; with them, to their
+    /// wallets in one unit of work.
     ExecuteHold {
         user_id: Uuid,
         hold_id: Uuid,
         amount: Option<Decimal>,
         reference: Option<String>,
+        /// Left out of the serialised command when absent, so that the
+        /// fingerprint of an execution without payees is what it was
+        /// before payouts existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        payees: Option<Vec<Payee>>,
     },
     ReleaseHold {
         user_id: Uuid,
@@ -148,6 +158,16 @@ pub enum Command {
     },
     CloseWallet {
         user_id: Uuid,
+    },
+    /// Moves money from `user_id`'s wallet (the payer, whose idempotency
+    /// key it is) to `to_user_id`'s.
+    Transfer {
+        user_id: Uuid,
+        to_user_id: Uuid,
+        amount: Decimal,
+        currency: CurrencyCode,
+        description: Option<String>,
+        reference: Option<String>,
     },
     CreatePointAccount {
         user_id: Uuid,
@@ -197,6 +217,7 @@ impl Command {
             | Command::FreezeWallet { user_id, .. }
             | Command::UnfreezeWallet { user_id }
             | Command::CloseWallet { user_id }
+            | Command::Transfer { user_id, .. }
             | Command::CreatePointAccount { user_id }
             | Command::EarnPoints { user_id, .. }
             | Command::SpendPoints { user_id, .. }
@@ -220,6 +241,7 @@ impl Command {
             Command::FreezeWallet { .. } => "FreezeWallet",
             Command::UnfreezeWallet { .. } => "UnfreezeWallet",
             Command::CloseWallet { .. } => "CloseWallet",
+            Command::Transfer { .. } => "Transfer",
             Command::CreatePointAccount { .. } => "CreatePointAccount",
             Command::EarnPoints { .. } => "EarnPoints",
             Command::SpendPoints { .. } => "SpendPoints",
@@ -239,14 +261,25 @@ impl Command {
         match &mut canonical {
             Command::Deposit { amount, .. }
             | Command::Withdraw { amount, .. }
-            | Command::Exchange { amount, .. } => normalise(amount),
+            | Command::Exchange { amount, .. }
+            | Command::Transfer { amount, .. } => normalise(amount),
             Command::CreateHold {
                 amount, expires_at, ..
             } => {
                 normalise(amount);
                 truncate(expires_at);
             }
-            Command::ExecuteHold { amount, .. } | Command::ReleaseHold { amount, .. } => {
+            Command::ExecuteHold { amount, payees, .. } => {
+                if let Some(amount) = amount {
+                    normalise(amount);
+                }
+                // The payees are a set: their order is not a parameter.
+                if let Some(payees) = payees {
+                    payees.iter_mut().for_each(|p| normalise(&mut p.amount));
+                    payees.sort_by_key(|p| p.user_id);
+                }
+            }
+            Command::ReleaseHold { amount, .. } => {
                 if let Some(amount) = amount {
                     normalise(amount);
                 }
@@ -285,8 +318,14 @@ pub enum CommandOutput {
         wallet: WalletView,
         exchange: Exchange,
     },
-    /// Create, execute, release, cancel a hold.
+    /// Create, execute (with or without payees), release, cancel a hold.
     Hold { hold: Hold },
+    /// A transfer: the payer's wallet and its `TransferOut` leg.
+    Transfer {
+        wallet: WalletView,
+        transaction: WalletTransaction,
+        transfer_id: Uuid,
+    },
     /// Create a point account.
     PointAccount { account: PointAccountView },
     /// Earn, spend, adjust, confirm, cancel pending.
@@ -314,6 +353,9 @@ pub enum ValidCommand {
     },
     /// Changes the user's wallet.
     Wallet(WalletCommand),
+    /// Moves money from the user's wallet to others, in one unit of work
+    /// over all of them.
+    Wallets(WalletsCommand),
     /// Creates the user's point account.
     CreatePointAccount { user_id: Uuid },
     /// Changes the user's point account.
@@ -357,6 +399,15 @@ pub enum WalletCommand {
     },
     Unfreeze,
     Close,
+}
+
+/// A validated command over several wallets: the payer's and its payees'.
+#[derive(Debug, Clone)]
+pub enum WalletsCommand {
+    Transfer(TransferRequest),
+    /// The payees' amounts are checked against the hold's currency once it
+    /// is loaded.
+    PayOutHold(PayoutRequest),
 }
 
 /// A validated command on an existing point account.
@@ -456,9 +507,50 @@ impl Command {
                 expires_at: *expires_at,
             })),
             Command::ExecuteHold {
+                user_id,
                 hold_id,
                 amount,
                 reference,
+                payees: Some(payees),
+            } => {
+                validate_payees(*user_id, payees)?;
+                Ok(ValidCommand::Wallets(WalletsCommand::PayOutHold(
+                    PayoutRequest {
+                        payer: *user_id,
+                        hold_id: *hold_id,
+                        amount: *amount,
+                        reference: reference.clone(),
+                        payees: payees.clone(),
+                    },
+                )))
+            }
+            Command::Transfer {
+                user_id,
+                to_user_id,
+                amount,
+                currency,
+                description,
+                reference,
+            } => {
+                // The same wallet on both sides is the first error, as
+                // the domain rules list it.
+                if user_id == to_user_id {
+                    return Err(WalletError::SameWallet);
+                }
+                let request = TransferRequest {
+                    payer: *user_id,
+                    payee: *to_user_id,
+                    money: currencies.money(*amount, *currency)?,
+                    description: description.clone(),
+                    reference: reference.clone(),
+                };
+                Ok(ValidCommand::Wallets(WalletsCommand::Transfer(request)))
+            }
+            Command::ExecuteHold {
+                hold_id,
+                amount,
+                reference,
+                payees: None,
                 ..
             } => wallet(WalletCommand::ExecuteHold {
                 hold_id: *hold_id,
@@ -618,6 +710,45 @@ fn wallet_output(wallet: &Wallet) -> CommandOutput {
     }
 }
 
+impl WalletsCommand {
+    /// Every user whose wallet the unit of work touches, in user id order
+    /// (the canonical order stores lock them in), each once.
+    pub fn user_ids(&self) -> Vec<Uuid> {
+        let mut users = match self {
+            WalletsCommand::Transfer(request) => vec![request.payer, request.payee],
+            WalletsCommand::PayOutHold(request) => std::iter::once(request.payer)
+                .chain(request.payees.iter().map(|p| p.user_id))
+                .collect(),
+        };
+        users.sort_unstable();
+        users.dedup();
+        users
+    }
+
+    /// The holds the command names, which the store loads in whatever
+    /// status they are.
+    pub fn hold_ids(&self) -> Vec<Uuid> {
+        match self {
+            WalletsCommand::Transfer(_) => Vec::new(),
+            WalletsCommand::PayOutHold(request) => vec![request.hold_id],
+        }
+    }
+
+    /// Applies the command to the set, after expiring the overdue holds of
+    /// every wallet in it.
+    pub fn apply(&self, set: &mut WalletSet, ctx: &Ctx<'_>) -> Result<CommandOutput, WalletError> {
+        let payer = match self {
+            WalletsCommand::Transfer(request) => request.payer,
+            WalletsCommand::PayOutHold(request) => request.payer,
+        };
+        set.expire_overdue_holds(payer, ctx)?;
+        match self {
+            WalletsCommand::Transfer(request) => transfer(set, request, ctx),
+            WalletsCommand::PayOutHold(request) => pay_out(set, request, ctx),
+        }
+    }
+}
+
 impl PointCommand {
     /// The lot the command names, which the store tells the account about
     /// even when it is no longer live.
@@ -688,9 +819,30 @@ pub fn apply_to_wallet(
     match command.validate(ctx.policy)? {
         ValidCommand::Wallet(valid) => valid.apply(wallet, ctx),
         ValidCommand::CreateWallet { .. }
+        | ValidCommand::Wallets(_)
         | ValidCommand::CreatePointAccount { .. }
         | ValidCommand::PointAccount(_) => Err(WalletError::Internal(format!(
-            "{} is not a command on an existing wallet",
+            "{} is not a command on one existing wallet",
+            command.name()
+        ))),
+    }
+}
+
+/// Validates a command over several wallets (a transfer, a hold payout) and
+/// applies it to the set, after expiring the overdue holds of each wallet.
+/// Other commands are an internal error.
+pub fn apply_to_wallets(
+    set: &mut WalletSet,
+    command: &Command,
+    ctx: &Ctx<'_>,
+) -> Result<CommandOutput, WalletError> {
+    match command.validate(ctx.policy)? {
+        ValidCommand::Wallets(valid) => valid.apply(set, ctx),
+        ValidCommand::CreateWallet { .. }
+        | ValidCommand::Wallet(_)
+        | ValidCommand::CreatePointAccount { .. }
+        | ValidCommand::PointAccount(_) => Err(WalletError::Internal(format!(
+            "{} is not a command over several wallets",
             command.name()
         ))),
     }
@@ -708,6 +860,7 @@ pub fn apply_to_point_account(
         ValidCommand::PointAccount(valid) => valid.apply(account, ctx),
         ValidCommand::CreateWallet { .. }
         | ValidCommand::Wallet(_)
+        | ValidCommand::Wallets(_)
         | ValidCommand::CreatePointAccount { .. } => Err(WalletError::Internal(format!(
             "{} is not a command on an existing point account",
             command.name()

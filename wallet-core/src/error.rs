@@ -25,6 +25,10 @@ pub enum WalletError {
     /// An exchange from a currency to itself.
     #[error("cannot exchange a currency into itself")]
     SameCurrency,
+    /// A transfer to the payer's own wallet, or a payout that lists the
+    /// payer among its payees.
+    #[error("cannot move money from a wallet to itself")]
+    SameWallet,
 
     /// The caller may not do this (or may not see this wallet).
     #[error("forbidden")]
@@ -92,6 +96,12 @@ pub enum WalletError {
     /// The idempotency key was used before for another command.
     #[error("idempotency key reused with different parameters")]
     IdempotencyKeyReused,
+    /// The other wallet of a transfer or payout (the payee) does not exist.
+    #[error("the counterparty has no wallet")]
+    CounterpartyNotFound,
+    /// The other wallet of a transfer or payout (the payee) is closed.
+    #[error("the counterparty's wallet is closed")]
+    CounterpartyClosed,
 
     /// The store is down or overloaded; the command may be retried.
     #[error("store unavailable: {0}")]
@@ -110,6 +120,7 @@ impl WalletError {
             WalletError::InvalidAmount(_) => "invalid_amount",
             WalletError::UnsupportedCurrency(_) => "unsupported_currency",
             WalletError::SameCurrency => "same_currency",
+            WalletError::SameWallet => "same_wallet",
             WalletError::Forbidden => "forbidden",
             WalletError::WalletNotFound => "wallet_not_found",
             WalletError::HoldNotFound => "hold_not_found",
@@ -131,6 +142,8 @@ impl WalletError {
             WalletError::BalanceLimitExceeded => "balance_limit_exceeded",
             WalletError::LotNotPending => "lot_not_pending",
             WalletError::IdempotencyKeyReused => "idempotency_key_reused",
+            WalletError::CounterpartyNotFound => "counterparty_not_found",
+            WalletError::CounterpartyClosed => "counterparty_closed",
             WalletError::Unavailable(_) => "unavailable",
             WalletError::Internal(_) => "internal_error",
         }

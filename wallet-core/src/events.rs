@@ -114,11 +114,19 @@ pub enum EventData {
         reference_id: Uuid,
         expires_at: DateTime<Utc>,
     },
+    /// A hold executed; with payees, the money went to their wallets
+    /// (each raises [`EventData::TransferReceived`]) under `transfer_id`.
     EscrowExecuted {
         hold_id: Uuid,
         currency: CurrencyCode,
         amount: Decimal,
         remaining: Decimal,
+        /// Absent when the execution pays out of the ledger, so that the
+        /// event of a plain execution keeps its shape.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        transfer_id: Option<Uuid>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        payees: Vec<PayeeShare>,
     },
     /// Release, cancel or expiry, told apart by `cause`.
     EscrowReleased {
@@ -130,6 +138,27 @@ pub enum EventData {
     },
     WalletFrozen {
         reason: String,
+    },
+    /// The payer's side of a transfer.
+    TransferSent {
+        transaction_id: Uuid,
+        transfer_id: Uuid,
+        counterparty_user_id: Uuid,
+        currency: CurrencyCode,
+        amount: Decimal,
+        balance_after: Decimal,
+    },
+    /// A payee's side of a transfer or of a hold payout (then with the
+    /// payer's hold id).
+    TransferReceived {
+        transaction_id: Uuid,
+        transfer_id: Uuid,
+        counterparty_user_id: Uuid,
+        currency: CurrencyCode,
+        amount: Decimal,
+        balance_after: Decimal,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hold_id: Option<Uuid>,
     },
     WalletUnfrozen {},
     WalletClosed {},
@@ -160,6 +189,14 @@ pub enum EventData {
     },
 }
 
+/// One payee of a hold payout, as the payer's `EscrowExecuted` names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PayeeShare {
+    pub user_id: Uuid,
+    pub amount: Decimal,
+}
+
 impl EventData {
     /// The variant's name, the event's `type`.
     pub fn type_name(&self) -> &'static str {
@@ -172,6 +209,8 @@ impl EventData {
             EventData::EscrowExecuted { .. } => "EscrowExecuted",
             EventData::EscrowReleased { .. } => "EscrowReleased",
             EventData::WalletFrozen { .. } => "WalletFrozen",
+            EventData::TransferSent { .. } => "TransferSent",
+            EventData::TransferReceived { .. } => "TransferReceived",
             EventData::WalletUnfrozen { .. } => "WalletUnfrozen",
             EventData::WalletClosed { .. } => "WalletClosed",
             EventData::PointsEarned { .. } => "PointsEarned",

@@ -64,7 +64,10 @@ text_enum!(
 text_enum!(
     /// Kind of a wallet transaction, with the signs of its two changes.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-    TransactionType { Deposit, Withdraw, ExchangeIn, ExchangeOut, Hold, HoldExecute, HoldRelease }
+    TransactionType {
+        Deposit, Withdraw, ExchangeIn, ExchangeOut, Hold, HoldExecute, HoldRelease, TransferIn,
+        TransferOut,
+    }
 );
 text_enum!(
     /// Why held money went back to available.

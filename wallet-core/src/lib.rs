@@ -8,7 +8,9 @@
 //!
 //! A command is validated once ([`Command::validate`]) into a
 //! [`ValidCommand`], which the service applies inside the store's unit of
-//! work. The store-contract suite and the invariant checker
+//! work. Transfers and hold payouts move money between wallets in
+//! one unit of work over all of them ([`transfer`], [`WalletSet`],
+//! [`WalletStore::update_wallets`]), locked in user id order. The store-contract suite and the invariant checker
 //! (`wallet_core::testing`) come with the `testing` feature, for the tests
 //! of stores and dependents.
 //!
@@ -50,19 +52,20 @@ pub mod service;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod transfer;
 pub mod wallet;
 
 pub use access::{access_of, Access, Actor};
 pub use command::{
-    apply_to_point_account, apply_to_wallet, Claim, Command, CommandOutput, IdempotencyKey,
-    IdempotencyRecord, PointCommand, ValidCommand, WalletCommand,
+    apply_to_point_account, apply_to_wallet, apply_to_wallets, Claim, Command, CommandOutput,
+    IdempotencyKey, IdempotencyRecord, PointCommand, ValidCommand, WalletCommand, WalletsCommand,
 };
 pub use context::{
     Clock, Ctx, IdGenerator, ManualClock, Policy, SequentialIdGenerator, SystemClock,
     UuidV7Generator,
 };
 pub use error::WalletError;
-pub use events::{DomainEvent, EventData, FeedEvent, StoredEvent};
+pub use events::{DomainEvent, EventData, FeedEvent, PayeeShare, StoredEvent};
 pub use memory::{InMemoryStore, StoredPointAccount, StoredWallet};
 pub use money::{Currency, CurrencyCode, CurrencyTable, Money};
 pub use points::{
@@ -75,9 +78,10 @@ pub use service::{SweepReport, WalletService};
 pub use store::{
     Applied, IdempotencyStore, LedgerReader, PointStore, RelayStore, Store, WalletStore,
 };
+pub use transfer::{Payee, PayoutRequest, TransferRequest, WalletSet, PAYEES_MAX};
 pub use wallet::{
-    Exchange, Hold, HoldRequest, HoldStatus, ReleaseCause, TransactionType, Wallet, WalletItem,
-    WalletStatus, WalletTransaction, WalletView,
+    Exchange, Hold, HoldRequest, HoldStatus, ReleaseCause, TransactionType, TransferLink, Wallet,
+    WalletItem, WalletStatus, WalletTransaction, WalletView,
 };
 
 /// Re-exported so embedders use the same decimal type.

@@ -25,8 +25,9 @@ use crate::query::{
 use crate::relay::{LeaseOutcome, PositionUpdate, RelayLease, RelayName, RelayState};
 use crate::store::{
     Applied, Factory, IdempotencyStore, LedgerReader, Mutation, PointAccountFactory, PointMutation,
-    PointStore, RelayStore, WalletFactory, WalletMutation, WalletStore,
+    PointStore, RelayStore, WalletFactory, WalletMutation, WalletStore, WalletsMutation,
 };
+use crate::transfer::WalletSet;
 use crate::wallet::{
     Hold, HoldStatus, TransactionType, Wallet, WalletStatus, WalletTransaction, WalletView,
 };
@@ -438,6 +439,49 @@ impl InMemoryStore {
     }
 }
 
+impl InMemoryStore {
+    /// Runs the mutation on copies of the set's stored wallets under the
+    /// write lock, which serialises it with every other unit of work, and
+    /// keeps the copies that changed, in user id order, only when the
+    /// mutation succeeds.
+    fn update_set(
+        &self,
+        user_ids: &[Uuid],
+        hold_ids: &[Uuid],
+        claim: Option<Claim>,
+        mutation: WalletsMutation,
+    ) -> Result<Applied, WalletError> {
+        let mut state = self.write();
+        if let Some(replayed) = state.replay(&claim) {
+            return replayed;
+        }
+        let mut set: WalletSet = user_ids
+            .iter()
+            .filter_map(|user_id| state.wallets.get(user_id).cloned())
+            .collect();
+        for hold in hold_ids.iter().filter_map(|id| state.holds.get(id)) {
+            // Only the wallet the hold belongs to takes it.
+            set.iter_mut()
+                .for_each(|wallet| wallet.remember_hold(hold.clone()));
+        }
+        let output = mutation(&mut set)?;
+        let changed: Vec<Wallet> = set
+            .into_iter()
+            .filter(|wallet| !wallet.changes().is_empty())
+            .collect();
+        if let Some(now) = changed.iter().map(Wallet::updated_at).max() {
+            changed
+                .into_iter()
+                .for_each(|wallet| state.save_wallet(wallet));
+            state.remember(claim, &output, now);
+        }
+        Ok(Applied {
+            output,
+            replayed: false,
+        })
+    }
+}
+
 impl WalletStore for InMemoryStore {
     async fn create_wallet(
         &self,
@@ -456,6 +500,16 @@ impl WalletStore for InMemoryStore {
         mutation: WalletMutation,
     ) -> Result<Applied, WalletError> {
         self.update(user_id, hold_id, claim, mutation)
+    }
+
+    async fn update_wallets(
+        &self,
+        user_ids: Vec<Uuid>,
+        hold_ids: Vec<Uuid>,
+        claim: Option<Claim>,
+        mutation: WalletsMutation,
+    ) -> Result<Applied, WalletError> {
+        self.update_set(&user_ids, &hold_ids, claim, mutation)
     }
 
     async fn users_with_overdue_holds(

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::command::{Claim, Command, CommandOutput, IdempotencyKey, ValidCommand};
+use crate::command::{Claim, Command, CommandOutput, IdempotencyKey, ValidCommand, WalletsCommand};
 use crate::context::{
     truncate_to_micros, Clock, Ctx, IdGenerator, Policy, SystemClock, UuidV7Generator,
 };
@@ -21,6 +21,7 @@ use crate::query::{
     events_limit, statistics_window, Page, PageRequest, Statistics, TransactionFilter,
 };
 use crate::store::{Applied, Mutation, Store};
+use crate::transfer::WalletSet;
 use crate::wallet::{Hold, HoldStatus, Wallet, WalletStatus, WalletTransaction, WalletView};
 
 /// How many times a unit of work is tried when the store keeps reporting
@@ -189,6 +190,9 @@ impl<S: Store> WalletService<S> {
                     .update_wallet(user_id, hold_id, claim, mutation)
                     .await
             }
+            ValidCommand::Wallets(wallets_command) => {
+                self.run_over_wallets(wallets_command, unit, claim).await
+            }
             ValidCommand::CreatePointAccount { .. } => {
                 let factory = Arc::new(move || {
                     unit.run(|ctx| {
@@ -214,6 +218,23 @@ impl<S: Store> WalletService<S> {
                     .await
             }
         }
+    }
+
+    /// Hands a transfer or payout to the store as one unit of work over
+    /// every wallet it touches, listed in user id order.
+    async fn run_over_wallets(
+        &self,
+        wallets_command: &WalletsCommand,
+        unit: UnitContext,
+        claim: Option<Claim>,
+    ) -> Result<Applied, WalletError> {
+        let (user_ids, hold_ids) = (wallets_command.user_ids(), wallets_command.hold_ids());
+        let wallets_command = wallets_command.clone();
+        let mutation =
+            Arc::new(move |set: &mut WalletSet| unit.run(|ctx| wallets_command.apply(set, ctx)));
+        self.store
+            .update_wallets(user_ids, hold_ids, claim, mutation)
+            .await
     }
 
     /// What a unit of work needs to build its [`Ctx`], owned so that the

@@ -19,6 +19,7 @@ use crate::events::StoredEvent;
 use crate::points::{PointAccount, PointAccountView, PointTransaction};
 use crate::query::{Page, PageRequest, Statistics, TransactionFilter};
 use crate::relay::{LeaseOutcome, PositionUpdate, RelayName, RelayState};
+use crate::transfer::WalletSet;
 use crate::wallet::{Hold, HoldStatus, Wallet, WalletStatus, WalletTransaction, WalletView};
 
 /// Makes a new aggregate and the command's result. May be called more than
@@ -31,6 +32,9 @@ pub type Mutation<A> = Arc<dyn Fn(&mut A) -> Result<CommandOutput, WalletError> 
 pub type WalletFactory = Factory<Wallet>;
 /// Changes a wallet and returns the command's result.
 pub type WalletMutation = Mutation<Wallet>;
+/// Changes several wallets in one unit of work (a transfer, a hold payout)
+/// and returns the command's result.
+pub type WalletsMutation = Mutation<WalletSet>;
 /// Makes a new point account and the command's result.
 pub type PointAccountFactory = Factory<PointAccount>;
 /// Changes a point account and returns the command's result.
@@ -81,6 +85,37 @@ pub trait WalletStore: Send + Sync + 'static {
         hold_id: Option<Uuid>,
         claim: Option<Claim>,
         mutation: WalletMutation,
+    ) -> impl Future<Output = Result<Applied, WalletError>> + Send;
+
+    /// One unit of work over several wallets (a transfer, a hold payout).
+    ///
+    /// - MUST lock or version-check every wallet of `user_ids` together, in
+    ///   one canonical order (ascending user id, whatever order the caller
+    ///   gives), so that two units of work over the same wallets in
+    ///   opposite directions never deadlock and never lose an update; the
+    ///   result MUST equal some serial order of the successful commands,
+    ///   single-wallet ones included.
+    /// - MUST load each wallet as [`WalletStore::update_wallet`] does (its
+    ///   items, its active holds) and remember each hold of `hold_ids` in
+    ///   the wallet of the set it belongs to ([`Wallet::remember_hold`]).
+    /// - MUST leave a user without a wallet simply absent from the
+    ///   [`WalletSet`], so that the mutation answers `wallet_not_found`
+    ///   or `counterparty_not_found`; it is not an error of the store.
+    /// - MUST run `mutation` once per attempt on the whole set and, when
+    ///   it succeeds, persist `wallet.take_changes()` of every wallet of the
+    ///   set that changed, in user id order, all in one atomic step with
+    ///   the idempotency record of `claim` (scoped to `claim.user_id`, the
+    ///   payer); when it fails, MUST persist nothing (not even the expiry of
+    ///   overdue holds that the mutation ran first) and return its error.
+    /// - A mutation that changes nothing MUST write nothing.
+    /// - The common contract of the write methods (replay, one key at a time)
+    ///   holds as for a single wallet.
+    fn update_wallets(
+        &self,
+        user_ids: Vec<Uuid>,
+        hold_ids: Vec<Uuid>,
+        claim: Option<Claim>,
+        mutation: WalletsMutation,
     ) -> impl Future<Output = Result<Applied, WalletError>> + Send;
 
     /// Up to `limit` users whose wallet has an active hold with

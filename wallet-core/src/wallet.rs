@@ -18,7 +18,7 @@ use crate::context::{
     REFERENCE_LENGTH_MAX, REFERENCE_TYPE_LENGTH_MAX,
 };
 use crate::error::WalletError;
-use crate::events::{DomainEvent, EventData};
+use crate::events::{DomainEvent, EventData, PayeeShare};
 use crate::money::{add_within_limit, CurrencyCode, Money};
 
 pub use crate::kinds::{HoldStatus, ReleaseCause, TransactionType, WalletStatus};
@@ -80,6 +80,22 @@ pub struct WalletTransaction {
     pub hold_id: Option<Uuid>,
     pub idempotency_key: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The transfer or payout this row is a leg of; every leg of one unit
+    /// of work carries the same id.
+    #[serde(default)]
+    pub transfer_id: Option<Uuid>,
+    /// The user of the other wallet of a transfer leg (a payout's payer on
+    /// each payee's row; absent on the payer's row, which has many).
+    #[serde(default)]
+    pub counterparty_user_id: Option<Uuid>,
+}
+
+/// What ties a transaction to the other legs of its transfer or payout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransferLink {
+    pub transfer_id: Uuid,
+    /// The other wallet's user, when there is exactly one.
+    pub counterparty_user_id: Option<Uuid>,
 }
 
 /// What a successful command changed, for the store to persist.
@@ -338,6 +354,34 @@ impl Wallet {
 
     // ---- status table -------------------------------------------------
 
+    /// A wallet that is to receive money from another: as for a deposit,
+    /// but a Closed one answers with the counterparty's code.
+    pub(crate) fn ensure_receivable(&self) -> Result<(), WalletError> {
+        match self.status {
+            WalletStatus::Active | WalletStatus::Frozen => Ok(()),
+            WalletStatus::Closed => Err(WalletError::CounterpartyClosed),
+        }
+    }
+
+    /// Whether `money` is available to be taken out.
+    pub(crate) fn ensure_available(&self, money: Money, ctx: &Ctx<'_>) -> Result<(), WalletError> {
+        let (balance, held) = self.balance_and_held(money.currency(), ctx);
+        if balance - held < money.amount() {
+            return Err(WalletError::InsufficientFunds);
+        }
+        Ok(())
+    }
+
+    /// The balance after receiving `money`, if it stays within the limit.
+    pub(crate) fn ensure_room_for(
+        &self,
+        money: Money,
+        ctx: &Ctx<'_>,
+    ) -> Result<Decimal, WalletError> {
+        let (balance, _) = self.balance_and_held(money.currency(), ctx);
+        add_within_limit(balance, money.amount())
+    }
+
     fn ensure_not_closed(&self) -> Result<(), WalletError> {
         if self.status == WalletStatus::Closed {
             return Err(WalletError::WalletClosed);
@@ -345,7 +389,7 @@ impl Wallet {
         Ok(())
     }
 
-    fn ensure_active(&self) -> Result<(), WalletError> {
+    pub(crate) fn ensure_active(&self) -> Result<(), WalletError> {
         match self.status {
             WalletStatus::Active => Ok(()),
             WalletStatus::Frozen => Err(WalletError::WalletFrozen),
@@ -401,6 +445,7 @@ impl Wallet {
             Decimal::ZERO,
             (balance_after, held),
             (description, reference, None),
+            None,
             ctx,
         );
         self.raise_balance_changed(&transaction, ctx);
@@ -430,6 +475,7 @@ impl Wallet {
             Decimal::ZERO,
             (balance - money.amount(), held),
             (description, reference, None),
+            None,
             ctx,
         );
         self.raise_balance_changed(&transaction, ctx);
@@ -469,6 +515,7 @@ impl Wallet {
             Decimal::ZERO,
             (from_balance - money.amount(), from_held),
             (description.clone(), None, None),
+            None,
             ctx,
         );
         let into = self.append(
@@ -478,6 +525,7 @@ impl Wallet {
             Decimal::ZERO,
             (to_balance_after, to_held),
             (description, None, None),
+            None,
             ctx,
         );
         self.raise(
@@ -565,6 +613,7 @@ impl Wallet {
             money.amount(),
             (balance, held + money.amount()),
             (description, None, Some(hold_id)),
+            None,
             ctx,
         );
         self.raise(
@@ -592,39 +641,110 @@ impl Wallet {
         self.ensure_active()?;
         let reference = bounded_text("reference", reference, REFERENCE_LENGTH_MAX)?;
         let amount = self.settlement_amount(hold_id, amount, ctx)?;
-        let hold = self
-            .holds
-            .get_mut(&hold_id)
-            .ok_or(WalletError::HoldNotFound)?;
-        hold.remaining_amount -= amount;
-        hold.executed_amount += amount;
-        hold.updated_at = ctx.now;
-        if hold.remaining_amount.is_zero() {
-            hold.status = HoldStatus::Executed;
-        }
-        let (currency, remaining, snapshot) = (hold.currency, hold.remaining_amount, hold.clone());
-        self.touch_hold(hold_id);
-        let (balance, held) = self.balance_and_held(currency, ctx);
+        self.finish_execute(hold_id, amount, reference, None, ctx)
+    }
+
+    /// The payer's side of a hold payout: executes `amount` of the hold as
+    /// [`Wallet::execute_hold`] does, with the transfer's id on its
+    /// `HoldExecute` row and the payees in its `EscrowExecuted` event. The
+    /// payees' own legs are [`Wallet::transfer_in`]; the unit of work over
+    /// the wallet set checks them before either side changes.
+    pub fn execute_hold_to_payees(
+        &mut self,
+        hold_id: Uuid,
+        amount: Decimal,
+        reference: Option<String>,
+        (transfer_id, payees): (Uuid, Vec<PayeeShare>),
+        ctx: &Ctx<'_>,
+    ) -> Result<Hold, WalletError> {
+        self.ensure_active()?;
+        let reference = bounded_text("reference", reference, REFERENCE_LENGTH_MAX)?;
+        let amount = self.settlement_amount(hold_id, Some(amount), ctx)?;
+        self.finish_execute(hold_id, amount, reference, Some((transfer_id, payees)), ctx)
+    }
+
+    /// The payer's leg of a transfer: checked as a withdrawal (Active,
+    /// enough available), recorded as `TransferOut` with `TransferSent`.
+    pub fn transfer_out(
+        &mut self,
+        money: Money,
+        (transfer_id, payee_user_id): (Uuid, Uuid),
+        (description, reference): (Option<String>, Option<String>),
+        ctx: &Ctx<'_>,
+    ) -> Result<WalletTransaction, WalletError> {
+        self.ensure_active()?;
+        let description = bounded_text("description", description, DESCRIPTION_LENGTH_MAX)?;
+        let reference = bounded_text("reference", reference, REFERENCE_LENGTH_MAX)?;
+        self.ensure_available(money, ctx)?;
+        let (balance, held) = self.balance_and_held(money.currency(), ctx);
         let transaction = self.append(
-            TransactionType::HoldExecute,
-            currency,
-            -amount,
-            -amount,
-            (balance - amount, held - amount),
-            (None, reference, Some(hold_id)),
+            TransactionType::TransferOut,
+            money.currency(),
+            -money.amount(),
+            Decimal::ZERO,
+            (balance - money.amount(), held),
+            (description, reference, None),
+            Some(TransferLink {
+                transfer_id,
+                counterparty_user_id: Some(payee_user_id),
+            }),
             ctx,
         );
-        self.raise_balance_changed(&transaction, ctx);
         self.raise(
             ctx,
-            EventData::EscrowExecuted {
-                hold_id,
-                currency,
-                amount,
-                remaining,
+            EventData::TransferSent {
+                transaction_id: transaction.id,
+                transfer_id,
+                counterparty_user_id: payee_user_id,
+                currency: transaction.currency,
+                amount: transaction.amount,
+                balance_after: transaction.balance_after,
             },
         );
-        Ok(snapshot)
+        Ok(transaction)
+    }
+
+    /// A payee's leg of a transfer or payout: checked as a deposit (not
+    /// Closed, the balance within its limit) but with the counterparty's
+    /// codes, recorded as `TransferIn` with `TransferReceived`.
+    pub fn transfer_in(
+        &mut self,
+        money: Money,
+        (transfer_id, payer_user_id): (Uuid, Uuid),
+        (description, reference, hold_id): (Option<String>, Option<String>, Option<Uuid>),
+        ctx: &Ctx<'_>,
+    ) -> Result<WalletTransaction, WalletError> {
+        self.ensure_receivable()?;
+        let description = bounded_text("description", description, DESCRIPTION_LENGTH_MAX)?;
+        let reference = bounded_text("reference", reference, REFERENCE_LENGTH_MAX)?;
+        let balance_after = self.ensure_room_for(money, ctx)?;
+        let (_, held) = self.balance_and_held(money.currency(), ctx);
+        let transaction = self.append(
+            TransactionType::TransferIn,
+            money.currency(),
+            money.amount(),
+            Decimal::ZERO,
+            (balance_after, held),
+            (description, reference, hold_id),
+            Some(TransferLink {
+                transfer_id,
+                counterparty_user_id: Some(payer_user_id),
+            }),
+            ctx,
+        );
+        self.raise(
+            ctx,
+            EventData::TransferReceived {
+                transaction_id: transaction.id,
+                transfer_id,
+                counterparty_user_id: payer_user_id,
+                currency: transaction.currency,
+                amount: transaction.amount,
+                balance_after: transaction.balance_after,
+                hold_id,
+            },
+        );
+        Ok(transaction)
     }
 
     /// Gives part or all (the default) of a hold back to available.
@@ -695,10 +815,7 @@ impl Wallet {
         amount: Option<Decimal>,
         ctx: &Ctx<'_>,
     ) -> Result<Decimal, WalletError> {
-        let hold = self.holds.get(&hold_id).ok_or(WalletError::HoldNotFound)?;
-        if hold.status != HoldStatus::Active {
-            return Err(WalletError::HoldNotActive);
-        }
+        let hold = self.active_hold(hold_id)?;
         let amount = match amount {
             None => hold.remaining_amount,
             Some(value) => ctx.policy.currencies.money(value, hold.currency)?.amount(),
@@ -707,6 +824,70 @@ impl Wallet {
             return Err(WalletError::AmountExceedsHold);
         }
         Ok(amount)
+    }
+
+    /// A loaded hold that is still active: `hold_not_found` or
+    /// `hold_not_active` otherwise, checked before any amount.
+    pub(crate) fn active_hold(&self, hold_id: Uuid) -> Result<&Hold, WalletError> {
+        let hold = self.holds.get(&hold_id).ok_or(WalletError::HoldNotFound)?;
+        if hold.status != HoldStatus::Active {
+            return Err(WalletError::HoldNotActive);
+        }
+        Ok(hold)
+    }
+
+    /// Executes `amount` of a hold, paid out of the ledger or, with a
+    /// payout, to the payees. The caller has checked the hold is active and
+    /// the amount fits.
+    fn finish_execute(
+        &mut self,
+        hold_id: Uuid,
+        amount: Decimal,
+        reference: Option<String>,
+        payout: Option<(Uuid, Vec<PayeeShare>)>,
+        ctx: &Ctx<'_>,
+    ) -> Result<Hold, WalletError> {
+        let hold = self
+            .holds
+            .get_mut(&hold_id)
+            .ok_or(WalletError::HoldNotFound)?;
+        hold.remaining_amount -= amount;
+        hold.executed_amount += amount;
+        hold.updated_at = ctx.now;
+        if hold.remaining_amount.is_zero() {
+            hold.status = HoldStatus::Executed;
+        }
+        let (currency, remaining, snapshot) = (hold.currency, hold.remaining_amount, hold.clone());
+        self.touch_hold(hold_id);
+        let (balance, held) = self.balance_and_held(currency, ctx);
+        let (transfer_id, payees) = payout.map_or((None, Vec::new()), |(id, p)| (Some(id), p));
+        let link = transfer_id.map(|transfer_id| TransferLink {
+            transfer_id,
+            counterparty_user_id: None,
+        });
+        let transaction = self.append(
+            TransactionType::HoldExecute,
+            currency,
+            -amount,
+            -amount,
+            (balance - amount, held - amount),
+            (None, reference, Some(hold_id)),
+            link,
+            ctx,
+        );
+        self.raise_balance_changed(&transaction, ctx);
+        self.raise(
+            ctx,
+            EventData::EscrowExecuted {
+                hold_id,
+                currency,
+                amount,
+                remaining,
+                transfer_id,
+                payees,
+            },
+        );
+        Ok(snapshot)
     }
 
     /// Moves `amount` (default: all remaining) of a hold back to available.
@@ -751,6 +932,7 @@ impl Wallet {
             -amount,
             (balance, held - amount),
             (description, None, Some(hold_id)),
+            None,
             ctx,
         );
         self.raise(
@@ -788,6 +970,7 @@ impl Wallet {
         held_change: Decimal,
         (balance_after, held_after): (Decimal, Decimal),
         (description, reference, hold_id): (Option<String>, Option<String>, Option<Uuid>),
+        link: Option<TransferLink>,
         ctx: &Ctx<'_>,
     ) -> WalletTransaction {
         self.begin_change(ctx);
@@ -815,6 +998,8 @@ impl Wallet {
             hold_id,
             idempotency_key: ctx.idempotency_key.map(str::to_owned),
             created_at: ctx.now,
+            transfer_id: link.map(|l| l.transfer_id),
+            counterparty_user_id: link.and_then(|l| l.counterparty_user_id),
         };
         self.changes.transactions.push(transaction.clone());
         transaction
@@ -959,6 +1144,45 @@ mod tests {
         ];
         assert!(failures.iter().all(Result::is_err), "{failures:?}");
         assert_eq!(wallet, before);
+    }
+
+    #[test]
+    fn the_legs_of_a_transfer_check_their_own_wallet_and_change_nothing_on_failure() {
+        let (policy, ids, now) = setup();
+        let ctx = ctx(&policy, &ids, now);
+        let (payer, payee) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let mut sender = Wallet::open(payer, usd(), &ctx).expect("open");
+        let mut receiver = Wallet::open(payee, usd(), &ctx).expect("open");
+        sender
+            .deposit(money(&policy, 10), None, None, &ctx)
+            .expect("deposit");
+        let link = |counterparty| (Uuid::from_u128(77), counterparty);
+        let before = (sender.clone(), receiver.clone());
+        assert_eq!(
+            sender.transfer_out(money(&policy, 11), link(payee), (None, None), &ctx),
+            Err(WalletError::InsufficientFunds)
+        );
+        receiver.close(&ctx).expect("close");
+        let closed = receiver.clone();
+        assert_eq!(
+            receiver.transfer_in(money(&policy, 1), link(payer), (None, None, None), &ctx),
+            Err(WalletError::CounterpartyClosed)
+        );
+        assert_eq!((&sender, &receiver), (&before.0, &closed));
+        let mut frozen = before.1.clone();
+        frozen.freeze("review".into(), &ctx).expect("freeze");
+        let received = frozen
+            .transfer_in(money(&policy, 4), link(payer), (None, None, None), &ctx)
+            .expect("a frozen wallet receives");
+        assert_eq!(received.transaction_type, TransactionType::TransferIn);
+        assert_eq!(
+            (received.transfer_id, received.counterparty_user_id),
+            (Some(Uuid::from_u128(77)), Some(payer))
+        );
+        assert_eq!(
+            frozen.transfer_out(money(&policy, 1), link(payee), (None, None), &ctx),
+            Err(WalletError::WalletFrozen)
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Many tasks at once on one wallet and one point account: nobody ever
 //! overdraws, the final state equals a serial order of the successful
-//! commands, and one idempotency key takes effect exactly once.
+//! commands, and one idempotency key takes effect exactly once. Transfers
+//! among four wallets in both directions at once conserve money, and one
+//! key on a transfer from many tasks takes effect once.
 
 mod common;
 
@@ -178,6 +180,7 @@ async fn holds_executes_releases_and_withdrawals_at_once_never_overdraw() {
                             hold_id: hold.id,
                             amount: Some(part),
                             reference: None,
+                            payees: None,
                         };
                         service.execute(execute, None).await.expect("execute part");
                         executed += part;
@@ -315,4 +318,125 @@ async fn point_spends_with_one_key_take_effect_once() {
     assert!(results.iter().all(|r| r.is_ok()));
     let account = harness.store.stored_point_account(USER).expect("account");
     assert_eq!(account.account.available_points(), 400);
+}
+
+/// The peers of the transfer tests: one user id below [`USER`] and two
+/// above, so that units of work list their wallets in both orders.
+const PEERS: [Uuid; 3] = [
+    Uuid::from_u128(0x0001),
+    Uuid::from_u128(0xd0d0),
+    Uuid::from_u128(0xe0e0),
+];
+
+fn transfer(from: Uuid, to: Uuid, amount: &str) -> Command {
+    Command::Transfer {
+        user_id: from,
+        to_user_id: to,
+        amount: dec(amount),
+        currency: code("USD"),
+        description: None,
+        reference: None,
+    }
+}
+
+/// [`USER`] with `funds` USD and each of [`PEERS`] with `funds` too.
+async fn setup_peers(funds: &str) -> Harness {
+    let harness = setup(funds, 5).await;
+    for peer in PEERS {
+        let create = Command::CreateWallet {
+            user_id: peer,
+            default_currency: None,
+        };
+        harness.service.execute(create, None).await.expect("peer");
+        let fund = Command::Deposit {
+            user_id: peer,
+            amount: dec(funds),
+            currency: code("USD"),
+            description: None,
+            reference: None,
+        };
+        harness.service.execute(fund, None).await.expect("funds");
+    }
+    harness
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_key_on_a_transfer_from_sixteen_tasks_takes_effect_once() {
+    let harness = setup_peers("100").await;
+    let commands = (0..16)
+        .map(|_| (transfer(USER, PEERS[0], "7"), Some("pay-once")))
+        .collect();
+    let results = all_at_once(&harness.service, commands).await;
+    let first: Vec<_> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .filter(|applied| !applied.replayed)
+        .collect();
+    assert_eq!(first.len(), 1, "{results:?}");
+    for result in &results {
+        match result {
+            Ok(applied) => assert_eq!(applied.output, first[0].output),
+            Err(error) => assert_eq!(*error, WalletError::IdempotencyKeyInFlight),
+        }
+    }
+    assert_eq!(usd_balance(&harness).0, dec("93"));
+    let payee = harness.store.stored_wallet(PEERS[0]).expect("payee");
+    assert_eq!(payee.wallet.items()[&code("USD")].balance, dec("107"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn transfers_both_ways_among_four_wallets_conserve_money() {
+    let harness = setup_peers("50").await;
+    let users = [PEERS[0], USER, PEERS[1], PEERS[2]];
+    let commands = (0..64)
+        .map(|i| {
+            let from = users[i % 4];
+            let to = users[(i + 1 + i / 4) % 4];
+            let amount = ["9", "13.5", "20"][i % 3];
+            if from == to {
+                (withdraw(dec("1")), None)
+            } else {
+                (transfer(from, to, amount), None)
+            }
+        })
+        .collect();
+    let results = all_at_once(&harness.service, commands).await;
+    for result in &results {
+        if let Err(error) = result {
+            assert_eq!(*error, WalletError::InsufficientFunds, "{results:?}");
+        }
+    }
+    let withdrawn: Decimal = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .filter_map(|applied| match &applied.output {
+            CommandOutput::Transaction { transaction, .. } => Some(-transaction.amount),
+            _ => None,
+        })
+        .sum();
+    let stored: Vec<_> = users
+        .iter()
+        .map(|user| harness.store.stored_wallet(*user).expect("wallet"))
+        .collect();
+    let total: Decimal = stored
+        .iter()
+        .map(|s| s.wallet.items()[&code("USD")].balance)
+        .sum();
+    assert_eq!(total + withdrawn, dec("200"));
+    for wallet in &stored {
+        wallet_core::testing::invariants::check_wallet_aggregate(
+            &wallet.wallet,
+            &wallet.holds,
+            &wallet.transactions,
+        )
+        .unwrap_or_else(|violation| panic!("{violation}"));
+    }
+    let views: Vec<_> = stored.iter().map(|s| s.wallet.view()).collect();
+    wallet_core::testing::invariants::check_ledger_conserved(
+        views
+            .iter()
+            .zip(&stored)
+            .map(|(view, s)| (view, s.transactions.as_slice())),
+    )
+    .unwrap_or_else(|violation| panic!("{violation}"));
 }

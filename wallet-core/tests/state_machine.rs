@@ -1,5 +1,6 @@
 //! State-machine property test: random sequences of every wallet and point
-//! command (valid and invalid), idempotency keys repeated with the same and
+//! command (valid and invalid), transfers both ways between the user and
+//! two peers and hold payouts to them, idempotency keys repeated with the same and
 //! with other parameters, and clock jumps that expire holds and lots, run
 //! through `WalletService` over `InMemoryStore` and through a reference
 //! model side by side (see `common::model`).
@@ -12,9 +13,11 @@
 mod common;
 
 use common::model::{
-    prologue, Amount, Cur, Driver, HoldLife, Jump, LotLife, Op, Points, Step, KEY_COUNT,
+    assert_reached, prologue, tally, Amount, Between, Cur, Driver, HoldLife, Jump, LotLife, Op,
+    PeerOp, Points, Step, KEY_COUNT,
 };
 use proptest::prelude::*;
+use proptest::strategy::ValueTree;
 use proptest::test_runner::Config;
 
 fn currency() -> impl Strategy<Value = Cur> {
@@ -102,7 +105,58 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (points(), any::<bool>())
             .prop_map(|(points, negative)| Op::Adjust { points, negative }),
         3 => index.clone().prop_map(|lot| Op::Confirm { lot }),
-        2 => index.prop_map(|lot| Op::CancelPending { lot }),
+        2 => index.clone().prop_map(|lot| Op::CancelPending { lot }),
+        3 => (0u8..2, peer_op()).prop_map(|(peer, op)| Op::Between(Between::Peer { peer, op })),
+        5 => (party(), amount(), currency(), proptest::bool::weighted(0.05)).prop_map(
+            |(to, amount, currency, long_text)| Op::Between(Between::TransferTo { to, amount, currency, long_text })
+        ),
+        4 => (party(), amount(), currency())
+            .prop_map(|(from, amount, currency)| Op::Between(Between::TransferFrom { from, amount, currency })),
+        4 => (index, payees(), proptest::option::weighted(0.3, amount()))
+            .prop_map(|(hold, payees, total)| Op::Between(Between::PayOut { hold, payees, total })),
+    ]
+}
+
+fn peer_op() -> impl Strategy<Value = PeerOp> {
+    prop_oneof![
+        2 => Just(PeerOp::Create),
+        3 => (amount(), currency()).prop_map(|(amount, currency)| PeerOp::Deposit { amount, currency }),
+        1 => Just(PeerOp::Freeze),
+        1 => Just(PeerOp::Unfreeze),
+        3 => Just(PeerOp::Close),
+    ]
+}
+
+/// Mostly one to three payees (peers, the payer, a stranger), sometimes
+/// none or more than a payout may name.
+fn payees() -> impl Strategy<Value = Vec<(u8, Amount)>> {
+    let payee = || (party(), share());
+    prop_oneof![
+        8 => proptest::collection::vec(payee(), 1..3),
+        1 => Just(Vec::new()),
+        1 => proptest::collection::vec(payee(), 17..18),
+    ]
+}
+
+/// Mostly a peer, sometimes the payer itself or a stranger.
+fn party() -> impl Strategy<Value = u8> {
+    prop_oneof![
+        8 => 0u8..2,
+        1 => Just(2u8),
+        1 => Just(3u8),
+    ]
+}
+
+/// A payee's share: mostly a small part of the hold, sometimes all that
+/// remains, more, or an invalid amount.
+fn share() -> impl Strategy<Value = Amount> {
+    prop_oneof![
+        6 => (1u8..100).prop_map(Amount::Minor),
+        3 => (1u16..20).prop_map(Amount::Units),
+        2 => Just(Amount::Available),
+        1 => Just(Amount::AvailablePlusOne),
+        1 => Just(Amount::Zero),
+        1 => Just(Amount::TooPrecise),
     ]
 }
 
@@ -158,4 +212,43 @@ proptest! {
             prop_assert!(false, "{}", problem);
         }
     }
+}
+
+/// Generated runs reach deep states of the steps between wallets: transfers
+/// and payouts succeed, and each of their interesting failures happens.
+/// Without this the test above could pass by never getting past
+/// `counterparty_not_found`.
+#[test]
+fn generated_runs_reach_every_outcome_between_wallets() {
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let mut seen = std::collections::BTreeMap::new();
+    for _ in 0..300 {
+        let steps = run()
+            .new_tree(&mut runner)
+            .map(|tree| tree.current())
+            .unwrap_or_default();
+        let mut driver = Driver::new();
+        driver
+            .run(&steps)
+            .unwrap_or_else(|problem| panic!("{problem}"));
+        tally(&mut seen, driver);
+    }
+    let wanted = [
+        "Transfer ok",
+        "Transfer wallet_not_found",
+        "Transfer counterparty_not_found",
+        "Transfer counterparty_closed",
+        "Transfer wallet_frozen",
+        "Transfer insufficient_funds",
+        "Transfer same_wallet",
+        "Transfer replayed",
+        "PayOut ok",
+        "PayOut same_wallet",
+        "PayOut validation_error",
+        "PayOut counterparty_not_found",
+        "PayOut counterparty_closed",
+        "PayOut amount_exceeds_hold",
+        "PayOut invalid_amount",
+    ];
+    assert_reached(&seen, &wanted);
 }

@@ -295,8 +295,9 @@ pub fn idempotency_key_schema() -> Value {
 
 /// Request bodies whose amount is of the currency in another field: the
 /// schema, and the field naming the currency.
-const PRICED_REQUESTS: [(&str, &str); 3] = [
+const PRICED_REQUESTS: [(&str, &str); 4] = [
     ("MoneyRequest", "currency"),
+    ("TransferRequest", "currency"),
     ("CreateHoldRequest", "currency"),
     ("ExchangeRequest", "fromCurrency"),
 ];
@@ -649,6 +650,7 @@ mod tests {
             "Transaction",
             "Hold",
             "MoneyMovement",
+            "Transfer",
             "Exchange",
             "PointAccount",
             "PointTransaction",

@@ -171,6 +171,13 @@ pub struct TransactionDto {
     #[schema(required = true)]
     pub hold_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
+    /// The transfer or payout this row is a leg of (null otherwise).
+    #[schema(required = true)]
+    pub transfer_id: Option<Uuid>,
+    /// The user of the other wallet of a transfer leg (null otherwise, and
+    /// on a payout's `HoldExecute`, which may pay many).
+    #[schema(required = true)]
+    pub counterparty_user_id: Option<Uuid>,
 }
 
 /// `value` with at least `scale` decimals (`0` in USD is `0.00`).
@@ -200,6 +207,8 @@ impl From<&WalletTransaction> for TransactionDto {
             reference: t.reference.clone(),
             hold_id: t.hold_id,
             created_at: t.created_at,
+            transfer_id: t.transfer_id,
+            counterparty_user_id: t.counterparty_user_id,
         }
     }
 }
@@ -255,6 +264,19 @@ impl From<&Hold> for HoldDto {
 pub struct MoneyMovementDto {
     pub wallet: WalletDto,
     pub transaction: TransactionDto,
+}
+
+/// A transfer, as the payer sees it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Transfer)]
+pub struct TransferDto {
+    /// The payer's wallet after the transfer.
+    pub wallet: WalletDto,
+    /// The payer's `TransferOut`.
+    pub transaction: TransactionDto,
+    /// Shared by both legs of the transfer.
+    pub transfer_id: Uuid,
 }
 
 /// An exchange between two currencies of one wallet.
@@ -611,6 +633,36 @@ pub struct MoneyRequest {
     pub reference: Option<String>,
 }
 
+/// Transfer money to another user's wallet.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TransferRequest {
+    /// The payee; not the payer (`same_wallet`).
+    pub to_user_id: Uuid,
+    #[schema(schema_with = amount)]
+    pub amount: Box<RawValue>,
+    #[schema(schema_with = currency)]
+    pub currency: String,
+    #[serde(default, deserialize_with = "crate::input::optional_text")]
+    #[schema(schema_with = description)]
+    pub description: Option<String>,
+    #[serde(default, deserialize_with = "crate::input::optional_text")]
+    #[schema(schema_with = reference)]
+    pub reference: Option<String>,
+}
+
+/// One payee of a hold payout.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = Payee)]
+pub struct PayeeRequest {
+    /// The payee; distinct from the other payees and from the payer.
+    pub user_id: Uuid,
+    /// In the hold's currency.
+    #[schema(schema_with = amount)]
+    pub amount: Box<RawValue>,
+}
+
 /// Exchange.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -647,12 +699,17 @@ pub struct CreateHoldRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExecuteHoldRequest {
-    /// Default: all that remains.
+    /// Default: all that remains, or the payees' sum (which it must
+    /// equal when both are given).
     #[schema(schema_with = amount_or_null)]
     pub amount: Option<Box<RawValue>>,
     #[serde(default, deserialize_with = "crate::input::optional_text")]
     #[schema(schema_with = reference)]
     pub reference: Option<String>,
+    /// Pays the executed money to these wallets instead of out of the
+    /// ledger: 1 to 16 distinct users, none of them the payer.
+    #[schema(min_items = 1, max_items = 16)]
+    pub payees: Option<Vec<PayeeRequest>>,
 }
 
 /// Release a hold, in whole or in part.

@@ -3,7 +3,7 @@
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
 };
-use wallet_core::{Command, CommandOutput, PointTransaction, WalletTransaction};
+use wallet_core::{Command, CommandOutput, PointTransaction, TransactionType, WalletTransaction};
 use wallet_pg::batch::{BatchStats, BATCH_SIZE_BUCKETS};
 
 /// Upper bounds of the request duration buckets, in seconds.
@@ -121,11 +121,34 @@ impl Metrics {
                 exchange.transactions.iter().for_each(wallet)
             }
             CommandOutput::Hold { hold } => {
-                if let Some(kind) = hold_transaction_type(command) {
+                let count = |kind: &str| {
                     self.transactions
                         .with_label_values(&[kind, hold.currency.as_str()])
-                        .inc();
+                        .inc()
+                };
+                if let Some(kind) = hold_transaction_type(command) {
+                    count(kind);
                 }
+                // A payout also wrote one `TransferIn` on each payee.
+                if let Command::ExecuteHold {
+                    payees: Some(payees),
+                    ..
+                } = command
+                {
+                    payees
+                        .iter()
+                        .for_each(|_| count(TransactionType::TransferIn.as_str()));
+                }
+            }
+            CommandOutput::Transfer { transaction, .. } => {
+                // The payer's `TransferOut` and the payee's `TransferIn`.
+                wallet(transaction);
+                self.transactions
+                    .with_label_values(&[
+                        TransactionType::TransferIn.as_str(),
+                        transaction.currency.as_str(),
+                    ])
+                    .inc();
             }
             CommandOutput::Points { transaction, .. } => points(transaction),
             CommandOutput::Wallet { .. } | CommandOutput::PointAccount { .. } => {}
@@ -239,6 +262,7 @@ fn hold_transaction_type(command: &Command) -> Option<&'static str> {
         | Command::FreezeWallet { .. }
         | Command::UnfreezeWallet { .. }
         | Command::CloseWallet { .. }
+        | Command::Transfer { .. }
         | Command::CreatePointAccount { .. }
         | Command::EarnPoints { .. }
         | Command::SpendPoints { .. }

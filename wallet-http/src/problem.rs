@@ -163,9 +163,11 @@ impl From<WalletError> for Problem {
 pub fn status_of(error: &WalletError) -> StatusCode {
     use WalletError as E;
     match error {
-        E::Validation(_) | E::InvalidAmount(_) | E::UnsupportedCurrency(_) | E::SameCurrency => {
-            StatusCode::BAD_REQUEST
-        }
+        E::Validation(_)
+        | E::InvalidAmount(_)
+        | E::UnsupportedCurrency(_)
+        | E::SameCurrency
+        | E::SameWallet => StatusCode::BAD_REQUEST,
         E::Forbidden => StatusCode::FORBIDDEN,
         E::WalletNotFound | E::HoldNotFound | E::PointAccountNotFound | E::LotNotFound => {
             StatusCode::NOT_FOUND
@@ -185,7 +187,11 @@ pub fn status_of(error: &WalletError) -> StatusCode {
         | E::AmountTooSmall
         | E::BalanceLimitExceeded
         | E::LotNotPending
-        | E::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+        | E::IdempotencyKeyReused
+        // The contract answers a missing payee with 422, not 404: the
+        // route's own wallet exists, the request names a wrong other one.
+        | E::CounterpartyNotFound
+        | E::CounterpartyClosed => StatusCode::UNPROCESSABLE_ENTITY,
         E::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -198,6 +204,9 @@ pub fn title_of(code: &str) -> &'static str {
         "invalid_amount" => "Invalid amount",
         "unsupported_currency" => "Unsupported currency",
         "same_currency" => "Same currency",
+        "same_wallet" => "Same wallet",
+        "counterparty_not_found" => "Counterparty not found",
+        "counterparty_closed" => "Counterparty closed",
         "unauthorized" => "Unauthorized",
         "forbidden" => "Forbidden",
         "wallet_not_found" => "Wallet not found",
@@ -234,6 +243,7 @@ pub const PROBLEM_CODES: &[(u16, &str)] = &[
     (400, "invalid_amount"),
     (400, "unsupported_currency"),
     (400, "same_currency"),
+    (400, "same_wallet"),
     (401, "unauthorized"),
     (403, "forbidden"),
     (404, "wallet_not_found"),
@@ -259,6 +269,8 @@ pub const PROBLEM_CODES: &[(u16, &str)] = &[
     (422, "balance_limit_exceeded"),
     (422, "lot_not_pending"),
     (422, "idempotency_key_reused"),
+    (422, "counterparty_not_found"),
+    (422, "counterparty_closed"),
     (500, "internal_error"),
     (503, "unavailable"),
 ];

@@ -21,7 +21,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use tower_http::catch_panic::CatchPanicLayer;
 use wallet_core::{
-    Actor, Command, CommandOutput, CurrencyCode, HoldStatus, PageRequest, TransactionFilter,
+    Actor, Command, CommandOutput, CurrencyCode, HoldStatus, PageRequest, Payee, TransactionFilter,
     TransactionType, WalletError, WalletStatus,
 };
 
@@ -125,6 +125,7 @@ pub fn table<S: Backend>() -> Vec<Route<S>> {
         command(r::deposit(), deposit),
         command(r::withdraw(), withdraw),
         command(r::exchange(), exchange),
+        command(r::transfer(), transfer),
         route(r::transactions(), transactions::<S>),
         command(r::create_hold(), create_hold),
         route(r::list_holds(), list_holds::<S>),
@@ -227,6 +228,19 @@ fn render(status: StatusCode, output: &CommandOutput) -> Response {
             (status, Json(ExchangeDto::new(wallet, exchange))).into_response()
         }
         CommandOutput::Hold { hold } => (status, Json(HoldDto::from(hold))).into_response(),
+        CommandOutput::Transfer {
+            wallet,
+            transaction,
+            transfer_id,
+        } => (
+            status,
+            Json(TransferDto {
+                wallet: wallet.into(),
+                transaction: transaction.into(),
+                transfer_id: *transfer_id,
+            }),
+        )
+            .into_response(),
         CommandOutput::PointAccount { account } => {
             (status, Json(PointAccountDto::from(account))).into_response()
         }
@@ -332,10 +346,37 @@ fn create_hold(input: &CommandInput<'_>) -> Result<Command, Problem> {
 
 fn execute_hold(input: &CommandInput<'_>) -> Result<Command, Problem> {
     let request: ExecuteHoldRequest = json_body(input.body)?;
+    let payees = request
+        .payees
+        .map(|payees| {
+            payees
+                .iter()
+                .map(|payee| {
+                    Ok(Payee {
+                        user_id: payee.user_id,
+                        amount: input::amount("payees.amount", &payee.amount)?,
+                    })
+                })
+                .collect::<Result<Vec<Payee>, WalletError>>()
+        })
+        .transpose()?;
     Ok(Command::ExecuteHold {
         user_id: input.ids.user_id,
         hold_id: input.ids.hold_id,
         amount: input::optional_amount("amount", request.amount.as_deref())?,
+        reference: request.reference,
+        payees,
+    })
+}
+
+fn transfer(input: &CommandInput<'_>) -> Result<Command, Problem> {
+    let request: TransferRequest = json_body(input.body)?;
+    Ok(Command::Transfer {
+        user_id: input.ids.user_id,
+        to_user_id: request.to_user_id,
+        amount: input::amount("amount", &request.amount)?,
+        currency: currency(&request.currency)?,
+        description: request.description,
         reference: request.reference,
     })
 }
@@ -698,6 +739,7 @@ mod tests {
                 "referenceType": "Order", "referenceId": Uuid::from_u128(9)
             }),
             "freezeWallet" => json!({"reason": "review"}),
+            "transfer" => json!({"toUserId": Uuid::from_u128(5), "amount": "1", "currency": "USD"}),
             "earnPoints" | "spendPoints" | "adjustPoints" => points,
             _ => json!({}),
         }
@@ -750,8 +792,8 @@ mod tests {
             assert_eq!(command.user_id(), expected_user, "{}", spec.operation_id);
             built.insert(std::mem::discriminant(&command));
         }
-        // The core has 17 commands, and each has exactly one route.
-        assert_eq!((routes, built.len()), (17, 17));
+        // The core has 18 commands, and each has exactly one route.
+        assert_eq!((routes, built.len()), (18, 18));
     }
 
     #[test]

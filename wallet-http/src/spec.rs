@@ -341,6 +341,18 @@ pub mod routes {
         .body("ExchangeRequest")
         .ok(Success::Schema(StatusCode::OK, "Exchange"))
     }
+    pub fn transfer() -> RouteSpec {
+        RouteSpec::new(
+            Method::POST,
+            "/api/v1/wallets/{userId}/transfers",
+            "transfer",
+            "Transfer money to another user's wallet",
+            WALLETS,
+        )
+        .access(Access::Transfer)
+        .body("TransferRequest")
+        .ok(Success::Schema(StatusCode::OK, "Transfer"))
+    }
     pub fn transactions() -> RouteSpec {
         RouteSpec::new(
             Method::GET,

@@ -162,7 +162,7 @@ pub(crate) const TRANSACTION_COLUMNS: &str = "t.id, t.wallet_id, t.sequence, \
      t.transaction_type, t.currency, t.amount::text AS amount, \
      t.held_change::text AS held_change, t.balance_after::text AS balance_after, \
      t.held_after::text AS held_after, t.description, t.reference, t.hold_id, \
-     t.idempotency_key, t.created_at";
+     t.idempotency_key, t.created_at, t.transfer_id, t.counterparty_user_id";
 
 pub(crate) fn transaction_from_row(row: &PgRow) -> Result<WalletTransaction, WalletError> {
     let code: String = column(row, "currency")?;
@@ -182,6 +182,8 @@ pub(crate) fn transaction_from_row(row: &PgRow) -> Result<WalletTransaction, Wal
         hold_id: column::<Option<Uuid>>(row, "hold_id")?,
         idempotency_key: column(row, "idempotency_key")?,
         created_at: column::<DateTime<Utc>>(row, "created_at")?,
+        transfer_id: column::<Option<Uuid>>(row, "transfer_id")?,
+        counterparty_user_id: column::<Option<Uuid>>(row, "counterparty_user_id")?,
     })
 }
 

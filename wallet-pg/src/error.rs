@@ -159,7 +159,12 @@ pub(crate) fn map_migrate_error(error: sqlx::migrate::MigrateError) -> WalletErr
 mod tests {
     use super::*;
 
-    const SCHEMA: &str = include_str!("../migrations/0001_ledger.sql");
+    /// Every migration, in order: a constraint may be declared (or
+    /// declared again) by any of them.
+    const SCHEMA: &str = concat!(
+        include_str!("../migrations/0001_ledger.sql"),
+        include_str!("../migrations/0003_transfers.sql")
+    );
 
     #[test]
     fn every_mapped_constraint_exists_in_the_schema() {

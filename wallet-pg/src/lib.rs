@@ -74,7 +74,9 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use uuid::Uuid;
-use wallet_core::store::{PointAccountFactory, PointMutation, WalletFactory, WalletMutation};
+use wallet_core::store::{
+    PointAccountFactory, PointMutation, WalletFactory, WalletMutation, WalletsMutation,
+};
 use wallet_core::{
     Applied, Claim, Hold, HoldStatus, IdempotencyStore, LedgerReader, Page, PageRequest,
     PointAccount, PointAccountView, PointStore, PointTransaction, Statistics, StoredEvent,
@@ -339,6 +341,38 @@ impl WalletStore for PgStore {
             user_id,
             claim,
             work: Work::Wallet { hold_id, mutation },
+        })
+        .await
+    }
+
+    /// The unit of work is a command of its own on the one write path:
+    /// with batching on it goes to the payer's writer (the claim's user, or
+    /// the first of the set), whose batch locks every wallet of the set
+    /// together with its others in one statement, in user id order. Every
+    /// writer and every other process locks in that order, so units whose
+    /// wallets belong to different writers wait for each other but never
+    /// deadlock; and a writer's kept copy of a wallet the unit changed is
+    /// found stale by the version check of its next write.
+    async fn update_wallets(
+        &self,
+        user_ids: Vec<Uuid>,
+        hold_ids: Vec<Uuid>,
+        claim: Option<Claim>,
+        mutation: WalletsMutation,
+    ) -> Result<Applied, WalletError> {
+        let lead = claim
+            .as_ref()
+            .map(|claim| claim.user_id)
+            .or_else(|| user_ids.first().copied())
+            .ok_or_else(|| WalletError::Internal("a unit of work over no wallets".into()))?;
+        self.update(Command {
+            user_id: lead,
+            claim,
+            work: Work::Wallets {
+                user_ids,
+                hold_ids,
+                mutation,
+            },
         })
         .await
     }

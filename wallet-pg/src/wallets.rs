@@ -455,24 +455,27 @@ impl<'a> HoldColumns<'a> {
 }
 
 #[rustfmt::skip]
-const TRANSACTION_TYPES: [&str; 14] = [
+const TRANSACTION_TYPES: [&str; 16] = [
     "uuid", "uuid", "bigint", "text", "text",
     NUMERIC, NUMERIC, NUMERIC, NUMERIC, "text",
-    "text", "uuid", "text", "timestamptz",
+    "text", "uuid", "text", "timestamptz", "uuid",
+    "uuid",
 ];
 
 fn transactions_cte(first: usize) -> String {
     format!(
         "wallet_transactions_written AS (INSERT INTO wallet_transactions (wallet_id, \
          sequence, id, transaction_type, currency, amount, held_change, balance_after, \
-         held_after, description, reference, hold_id, idempotency_key, created_at) \
+         held_after, description, reference, hold_id, idempotency_key, created_at, \
+         transfer_id, counterparty_user_id) \
          SELECT u.wallet_id, u.sequence, u.id, u.transaction_type, u.currency, \
          u.amount, u.held_change, u.balance_after, u.held_after, u.description, \
-         u.reference, u.hold_id, u.idempotency_key, u.created_at \
+         u.reference, u.hold_id, u.idempotency_key, u.created_at, u.transfer_id, \
+         u.counterparty_user_id \
          FROM UNNEST({}) \
          AS u(wallet_id, id, sequence, transaction_type, currency, amount, held_change, \
          balance_after, held_after, description, reference, hold_id, idempotency_key, \
-         created_at) {OF_WRITTEN_WALLETS})",
+         created_at, transfer_id, counterparty_user_id) {OF_WRITTEN_WALLETS})",
         parameters(first, &TRANSACTION_TYPES)
     )
 }
@@ -493,6 +496,8 @@ struct TransactionColumns<'a> {
     hold_ids: Vec<Option<Uuid>>,
     keys: Vec<Option<&'a str>>,
     created_at: Vec<DateTime<Utc>>,
+    transfer_ids: Vec<Option<Uuid>>,
+    counterparties: Vec<Option<Uuid>>,
 }
 
 impl<'a> TransactionColumns<'a> {
@@ -514,6 +519,8 @@ impl<'a> TransactionColumns<'a> {
         self.hold_ids.push(transaction.hold_id);
         self.keys.push(transaction.idempotency_key.as_deref());
         self.created_at.push(transaction.created_at);
+        self.transfer_ids.push(transaction.transfer_id);
+        self.counterparties.push(transaction.counterparty_user_id);
         Ok(())
     }
 
@@ -536,5 +543,7 @@ impl<'a> TransactionColumns<'a> {
             .bind(self.hold_ids)
             .bind(self.keys)
             .bind(self.created_at)
+            .bind(self.transfer_ids)
+            .bind(self.counterparties)
     }
 }

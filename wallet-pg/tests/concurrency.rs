@@ -12,19 +12,15 @@ use uuid::Uuid;
 use wallet_core::testing::contract::{adjust, create_wallet, dec, deposit, hold, withdraw};
 use wallet_core::testing::invariants;
 use wallet_core::{
-    Applied, Command, CommandOutput, IdempotencyKey, Policy, TransactionFilter, WalletError,
-    WalletService,
+    Applied, Command, CommandOutput, IdempotencyKey, Policy, WalletError, WalletService,
 };
 use wallet_pg::PgStore;
 
-const TASKS: usize = 40;
+#[macro_use]
+mod common;
+use common::{all_holds, all_transactions, Path};
 
-/// Which write path of the store a test runs on.
-#[derive(Debug, Clone, Copy)]
-enum Path {
-    Unbatched,
-    Batched,
-}
+const TASKS: usize = 40;
 
 async fn service(path: Path) -> WalletService<PgStore> {
     let store = match path {
@@ -32,28 +28,6 @@ async fn service(path: Path) -> WalletService<PgStore> {
         Path::Batched => wallet_pg::testing::fresh_batched_store().await,
     };
     WalletService::new(store, Policy::default())
-}
-
-/// Each test, on both write paths.
-macro_rules! on_both_paths {
-    ($($name:ident),* $(,)?) => {
-        mod unbatched {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(super::Path::Unbatched).await
-                }
-            )*
-        }
-        mod batched {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(super::Path::Batched).await
-                }
-            )*
-        }
-    };
 }
 
 on_both_paths!(
@@ -101,6 +75,7 @@ async fn one_task(service: WalletService<PgStore>, user: Uuid, task: usize) -> E
                             hold_id: hold.id,
                             amount: Some(dec("20")),
                             reference: None,
+                            payees: None,
                         },
                         None,
                     )
@@ -207,45 +182,6 @@ async fn many_tasks_on_one_wallet_never_overdraw_and_lose_nothing(path: Path) {
         .sum::<usize>();
     assert_eq!(harness_log.len(), 1 + successes);
     assert_eq!(wallet.version as usize, 2 + successes);
-}
-
-async fn all_transactions(
-    service: &WalletService<PgStore>,
-    user: Uuid,
-) -> Vec<wallet_core::WalletTransaction> {
-    let mut items = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = service
-            .transactions(
-                user,
-                TransactionFilter::default(),
-                wallet_core::PageRequest { limit: 200, cursor },
-            )
-            .await
-            .expect("transactions");
-        items.extend(page.items);
-        match page.next_cursor {
-            Some(next) => cursor = Some(wallet_core::Cursor::decode(&next).expect("cursor")),
-            None => return items,
-        }
-    }
-}
-
-async fn all_holds(service: &WalletService<PgStore>, user: Uuid) -> Vec<wallet_core::Hold> {
-    let mut items = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = service
-            .holds(user, None, wallet_core::PageRequest { limit: 200, cursor })
-            .await
-            .expect("holds");
-        items.extend(page.items);
-        match page.next_cursor {
-            Some(next) => cursor = Some(wallet_core::Cursor::decode(&next).expect("cursor")),
-            None => return items,
-        }
-    }
 }
 
 async fn one_key_from_sixteen_tasks_takes_effect_once(path: Path) {

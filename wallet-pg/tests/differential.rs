@@ -29,7 +29,7 @@ use wallet_core::testing::contract::{Harness, Snapshot};
 use wallet_core::testing::invariants;
 use wallet_core::{
     Clock, Command, CommandOutput, CurrencyCode, IdGenerator, IdempotencyKey, InMemoryStore,
-    ManualClock, Policy, Store, WalletService,
+    ManualClock, Payee, Policy, Store, WalletService,
 };
 use wallet_pg::PgStore;
 
@@ -73,6 +73,9 @@ const DELTAS: &[i64] = &[-100, -5, -1, 0, 1, 7, 100];
 const EXPIRIES_MINUTES: &[i64] = &[-10, 1, 30, 120, 60 * 24 * 3, 60 * 24 * 40];
 const ADVANCES_MINUTES: &[i64] = &[1, 30, 120, 60 * 24, 60 * 24 * 8];
 const KEYS: &[&str] = &["k1", "k2", "k3"];
+/// Users a transfer or a payout may name: the case's two, and a third
+/// that never has a wallet.
+const TRANSFER_TARGETS: usize = 3;
 
 #[derive(Debug, Clone)]
 enum Kind {
@@ -107,6 +110,20 @@ enum Kind {
     },
     Cancel {
         hold: usize,
+    },
+    /// To the case's user of index `to` (the other one, the payer itself,
+    /// or one without a wallet).
+    Transfer {
+        to: usize,
+        amount: usize,
+        currency: usize,
+    },
+    /// A hold paid out to the case's users of the shares' indices, each
+    /// with an amount of [`AMOUNTS`].
+    Payout {
+        hold: usize,
+        amount: Option<usize>,
+        shares: Vec<(usize, usize)>,
     },
     Freeze,
     Unfreeze,
@@ -158,9 +175,17 @@ fn kind_strategy() -> impl Strategy<Value = Kind> {
             .prop_map(|(amount, currency, expires)| Kind::Hold { amount, currency, expires }),
         4 => (any::<usize>(), proptest::option::of(amount.clone()))
             .prop_map(|(hold, amount)| Kind::Execute { hold, amount }),
-        3 => (any::<usize>(), proptest::option::of(amount))
+        3 => (any::<usize>(), proptest::option::of(amount.clone()))
             .prop_map(|(hold, amount)| Kind::Release { hold, amount }),
         2 => any::<usize>().prop_map(|hold| Kind::Cancel { hold }),
+        5 => (0..TRANSFER_TARGETS, amount.clone(), currency.clone())
+            .prop_map(|(to, amount, currency)| Kind::Transfer { to, amount, currency }),
+        3 => (
+            any::<usize>(),
+            proptest::option::weighted(0.2, amount.clone()),
+            proptest::collection::vec((0..TRANSFER_TARGETS, amount.clone()), 0..4),
+        )
+            .prop_map(|(hold, amount, shares)| Kind::Payout { hold, amount, shares }),
         1 => Just(Kind::Freeze),
         1 => Just(Kind::Unfreeze),
         1 => Just(Kind::Close),
@@ -232,12 +257,15 @@ fn currency(index: usize) -> CurrencyCode {
 /// The command of a step, naming holds and lots the case has seen (or an
 /// unknown id when there are none).
 fn command(
-    user_id: Uuid,
+    users: &[Uuid],
+    user: usize,
     kind: &Kind,
     now: DateTime<Utc>,
     holds: &[Uuid],
     lots: &[Uuid],
 ) -> Command {
+    let user_id = users[user];
+    let target = |index: usize| users.get(index).copied().unwrap_or(Uuid::from_u128(0xfeed));
     let pick = |ids: &[Uuid], index: usize| {
         if ids.is_empty() {
             Uuid::from_u128(0xdead_beef)
@@ -295,6 +323,38 @@ fn command(
             hold_id: pick(holds, hold),
             amount: amount.map(|a| dec(AMOUNTS[a])),
             reference: None,
+            payees: None,
+        },
+        Kind::Transfer {
+            to,
+            amount,
+            currency: code,
+        } => Command::Transfer {
+            user_id,
+            to_user_id: target(to),
+            amount: dec(AMOUNTS[amount]),
+            currency: currency(code),
+            description: Some("transfer".into()),
+            reference: None,
+        },
+        Kind::Payout {
+            hold,
+            amount,
+            shares,
+        } => Command::ExecuteHold {
+            user_id,
+            hold_id: pick(holds, hold),
+            amount: amount.map(|a| dec(AMOUNTS[a])),
+            reference: Some("order".into()),
+            payees: Some(
+                shares
+                    .iter()
+                    .map(|&(to, amount)| Payee {
+                        user_id: target(to),
+                        amount: dec(AMOUNTS[amount]),
+                    })
+                    .collect(),
+            ),
         },
         Kind::Release { hold, amount } => Command::ReleaseHold {
             user_id,
@@ -431,7 +491,7 @@ async fn run_case(
                 check(&format!("step {index}: sweep"), left, right)?;
             }
             Step::Command { user, kind, key } => {
-                let command = command(users[*user], kind, memory.harness.now(), &holds, &lots);
+                let command = command(&users, *user, kind, memory.harness.now(), &holds, &lots);
                 let key = key.map(|k| IdempotencyKey::parse(KEYS[k]).expect("test keys parse"));
                 let left = memory
                     .harness
@@ -568,7 +628,7 @@ async fn run_batch(
     let mut commands = Vec::with_capacity(chunk.len());
     for step in chunk {
         if let Step::Command { user, kind, key } = step {
-            let command = command(users[*user], kind, now, holds, lots);
+            let command = command(users, *user, kind, now, holds, lots);
             let key = key.map(|k| IdempotencyKey::parse(KEYS[k]).expect("test keys parse"));
             commands.push((command, key));
         }

@@ -43,6 +43,12 @@ use crate::wallet::{
     Hold, HoldStatus, ReleaseCause, TransactionType, WalletStatus, WalletTransaction, WalletView,
 };
 
+pub use super::transfer_contract::{
+    hold_payouts, payout, payout_rules, payout_to_sixteen_payees, transfer, transfer_idempotency,
+    transfer_of, transfer_rules, transfers, transfers_expire_overdue_holds_first,
+    wallets_unit_of_work,
+};
+
 /// Where every scenario's clock starts: 2030-01-01T00:00:00Z.
 pub const CONTRACT_EPOCH_SECONDS: i64 = 1_893_456_000;
 
@@ -68,6 +74,14 @@ pub const SCENARIOS: &[&str] = &[
     "idempotency_retention",
     "relay_lease_taken_renewed_and_lost",
     "relay_position_moves_forward_by_its_holder",
+    "transfers",
+    "transfer_rules",
+    "hold_payouts",
+    "payout_to_sixteen_payees",
+    "payout_rules",
+    "transfers_expire_overdue_holds_first",
+    "transfer_idempotency",
+    "wallets_unit_of_work",
 ];
 
 /// Runs every scenario, each on a fresh store from `make_store`.
@@ -97,6 +111,14 @@ where
     idempotency_retention(make_store().await).await;
     relay_lease_taken_renewed_and_lost(make_store().await).await;
     relay_position_moves_forward_by_its_holder(make_store().await).await;
+    transfers(make_store().await).await;
+    transfer_rules(make_store().await).await;
+    hold_payouts(make_store().await).await;
+    payout_to_sixteen_payees(make_store().await).await;
+    payout_rules(make_store().await).await;
+    transfers_expire_overdue_holds_first(make_store().await).await;
+    transfer_idempotency(make_store().await).await;
+    wallets_unit_of_work(make_store().await).await;
 }
 
 /// One `#[tokio::test]` per scenario, each on a fresh store made by the
@@ -125,7 +147,15 @@ macro_rules! store_contract_tests {
             sweep_with_nothing_due_writes_nothing,
             idempotency_retention,
             relay_lease_taken_renewed_and_lost,
-            relay_position_moves_forward_by_its_holder
+            relay_position_moves_forward_by_its_holder,
+            transfers,
+            transfer_rules,
+            hold_payouts,
+            payout_to_sixteen_payees,
+            payout_rules,
+            transfers_expire_overdue_holds_first,
+            transfer_idempotency,
+            wallets_unit_of_work
         );
     };
     (@each $make_store:expr; $($scenario:ident),* $(,)?) => {
@@ -493,6 +523,7 @@ pub fn execute(user_id: Uuid, hold_id: Uuid, amount: Option<&str>) -> Command {
         hold_id,
         amount: amount.map(dec),
         reference: Some("payment".into()),
+        payees: None,
     }
 }
 
@@ -567,7 +598,7 @@ pub fn lot_of(output: &CommandOutput) -> Uuid {
     }
 }
 
-fn balance(view: &WalletView, currency: &str) -> (Decimal, Decimal) {
+pub(crate) fn balance(view: &WalletView, currency: &str) -> (Decimal, Decimal) {
     view.balances
         .iter()
         .find(|item| item.currency == code(currency))
@@ -575,14 +606,17 @@ fn balance(view: &WalletView, currency: &str) -> (Decimal, Decimal) {
         .unwrap_or((Decimal::ZERO, Decimal::ZERO))
 }
 
-fn assert_error<T: std::fmt::Debug>(result: Result<T, WalletError>, expected: WalletError) {
+pub(crate) fn assert_error<T: std::fmt::Debug>(
+    result: Result<T, WalletError>,
+    expected: WalletError,
+) {
     match result {
         Err(error) => assert_eq!(error, expected),
         Ok(value) => panic!("expected {expected:?}, got {value:?}"),
     }
 }
 
-fn assert_code<T: std::fmt::Debug>(result: Result<T, WalletError>, expected_code: &str) {
+pub(crate) fn assert_code<T: std::fmt::Debug>(result: Result<T, WalletError>, expected_code: &str) {
     match result {
         Err(error) => assert_eq!(error.code(), expected_code, "{error:?}"),
         Ok(value) => panic!("expected {expected_code}, got {value:?}"),

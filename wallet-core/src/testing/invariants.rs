@@ -262,33 +262,89 @@ pub fn check_transaction_log(
     Ok(())
 }
 
+/// Which of a transaction's optional links its type allows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Never,
+    Maybe,
+    Always,
+}
+
+impl Link {
+    fn admits(self, present: bool) -> bool {
+        match self {
+            Link::Never => !present,
+            Link::Maybe => true,
+            Link::Always => present,
+        }
+    }
+}
+
+/// Which links each transaction type carries: a hold id, a transfer id, a
+/// counterparty.
+fn links_of(kind: TransactionType) -> (Link, Link, Link) {
+    match kind {
+        TransactionType::Deposit
+        | TransactionType::Withdraw
+        | TransactionType::ExchangeIn
+        | TransactionType::ExchangeOut => (Link::Never, Link::Never, Link::Never),
+        TransactionType::Hold | TransactionType::HoldRelease => {
+            (Link::Always, Link::Never, Link::Never)
+        }
+        TransactionType::HoldExecute => (Link::Always, Link::Maybe, Link::Never),
+        TransactionType::TransferIn => (Link::Maybe, Link::Always, Link::Always),
+        TransactionType::TransferOut => (Link::Never, Link::Always, Link::Always),
+    }
+}
+
 /// The table of the domain rules: the sign of `amount` and of `held_change`
-/// per transaction type, and a hold id exactly on the hold types.
+/// per transaction type; a hold id exactly on the hold types and on a
+/// payout's `TransferIn`; a transfer id and a counterparty on both legs of
+/// a transfer, and a transfer id (without a counterparty) on a payout's
+/// `HoldExecute`.
 pub fn check_transaction_signs(transaction: &WalletTransaction) -> Result<(), String> {
     let (amount, held_change) = (transaction.amount, transaction.held_change);
     let zero = Decimal::ZERO;
     let kind = transaction.transaction_type;
-    let (signs_ok, names_hold) = match kind {
-        TransactionType::Deposit | TransactionType::ExchangeIn => {
-            (amount > zero && held_change.is_zero(), false)
+    let signs_ok = match kind {
+        TransactionType::Deposit | TransactionType::ExchangeIn | TransactionType::TransferIn => {
+            amount > zero && held_change.is_zero()
         }
-        TransactionType::Withdraw | TransactionType::ExchangeOut => {
-            (amount < zero && held_change.is_zero(), false)
+        TransactionType::Withdraw | TransactionType::ExchangeOut | TransactionType::TransferOut => {
+            amount < zero && held_change.is_zero()
         }
-        TransactionType::Hold => (amount.is_zero() && held_change > zero, true),
-        TransactionType::HoldExecute => (amount < zero && held_change == amount, true),
-        TransactionType::HoldRelease => (amount.is_zero() && held_change < zero, true),
+        TransactionType::Hold => amount.is_zero() && held_change > zero,
+        TransactionType::HoldExecute => amount < zero && held_change == amount,
+        TransactionType::HoldRelease => amount.is_zero() && held_change < zero,
     };
+    let (hold, transfer, counterparty) = links_of(kind);
     if !signs_ok {
         return Err(format!(
             "transaction {} ({kind}): amount {amount} and held change {held_change} have the wrong signs",
             transaction.sequence
         ));
     }
-    if names_hold != transaction.hold_id.is_some() {
+    let links = [
+        ("hold id", hold, transaction.hold_id.is_some()),
+        ("transfer id", transfer, transaction.transfer_id.is_some()),
+        (
+            "counterparty",
+            counterparty,
+            transaction.counterparty_user_id.is_some(),
+        ),
+    ];
+    if let Some((name, _, present)) = links
+        .iter()
+        .find(|(_, link, present)| !link.admits(*present))
+    {
         return Err(format!(
-            "transaction {} ({kind}): hold id {:?}",
-            transaction.sequence, transaction.hold_id
+            "transaction {} ({kind}): {name} {}",
+            transaction.sequence,
+            if *present {
+                "where none belongs"
+            } else {
+                "missing"
+            }
         ));
     }
     Ok(())
@@ -315,6 +371,11 @@ pub fn check_holds_match_log(
         let Some(hold_id) = transaction.hold_id else {
             continue;
         };
+        // A payout's `TransferIn` names the payer's hold, not one of this
+        // wallet's; the ledger-wide check ties it to the payer's execution.
+        if transaction.transaction_type == TransactionType::TransferIn {
+            continue;
+        }
         let entry = sums.entry(hold_id).or_default();
         if entry.currency.is_some_and(|c| c != transaction.currency) {
             return Err(format!("hold {hold_id}: transactions in two currencies"));
@@ -330,7 +391,9 @@ pub fn check_holds_match_log(
             other @ (TransactionType::Deposit
             | TransactionType::Withdraw
             | TransactionType::ExchangeIn
-            | TransactionType::ExchangeOut) => {
+            | TransactionType::ExchangeOut
+            | TransactionType::TransferIn
+            | TransactionType::TransferOut) => {
                 return Err(format!("a {other} transaction names hold {hold_id}"))
             }
         }
@@ -370,9 +433,11 @@ pub fn check_holds_match_log(
     Ok(())
 }
 
-/// Invariant 5: per currency, deposits - withdrawals - executed holds +
-/// exchange-in - exchange-out == balance, where the executed amounts come
-/// from the holds (not from the log), so the two records are cross-checked.
+/// Invariant 5, per wallet: per currency, deposits - withdrawals - executed
+/// holds + exchange-in - exchange-out + transfers-in - transfers-out ==
+/// balance, where the executed amounts come from the holds (not from the
+/// log), so the two records are cross-checked. [`check_ledger_conserved`]
+/// checks the same across wallets.
 pub fn check_money_conserved(
     view: &WalletView,
     holds: &[Hold],
@@ -383,8 +448,12 @@ pub fn check_money_conserved(
         let size = transaction.amount.abs();
         let flow = flows.entry(transaction.currency).or_default();
         match transaction.transaction_type {
-            TransactionType::Deposit | TransactionType::ExchangeIn => *flow += size,
-            TransactionType::Withdraw | TransactionType::ExchangeOut => *flow -= size,
+            TransactionType::Deposit
+            | TransactionType::ExchangeIn
+            | TransactionType::TransferIn => *flow += size,
+            TransactionType::Withdraw
+            | TransactionType::ExchangeOut
+            | TransactionType::TransferOut => *flow -= size,
             TransactionType::Hold | TransactionType::HoldExecute | TransactionType::HoldRelease => {
             }
         }
@@ -405,6 +474,91 @@ pub fn check_money_conserved(
         return Err(format!(
             "{currency}: money moved ({flow}) but the wallet has no such item"
         ));
+    }
+    Ok(())
+}
+
+/// Invariant 5 across wallets, for every wallet of the ledger with its
+/// full log:
+/// - per currency, the sum of all balances equals what crossed the
+///   ledger's edge: deposits - withdrawals - executions without payees +
+///   exchange-in - exchange-out (transfers and payouts only move money
+///   between wallets);
+/// - each transfer id has exactly one debit leg (a `TransferOut`, or a
+///   payout's `HoldExecute`) and its credit legs (`TransferIn`), all in one
+///   currency, adding up to zero;
+/// - each leg names the other side as its counterparty: a `TransferOut`
+///   the payee, each `TransferIn` the payer, and a payout's `TransferIn`
+///   the payer's hold.
+pub fn check_ledger_conserved<'a>(
+    wallets: impl IntoIterator<Item = (&'a WalletView, &'a [WalletTransaction])>,
+) -> Result<(), String> {
+    let mut balances: BTreeMap<CurrencyCode, Decimal> = BTreeMap::new();
+    let mut edge: BTreeMap<CurrencyCode, Decimal> = BTreeMap::new();
+    let mut legs: BTreeMap<Uuid, Vec<(Uuid, &WalletTransaction)>> = BTreeMap::new();
+    for (view, transactions) in wallets {
+        for item in &view.balances {
+            *balances.entry(item.currency).or_default() += item.balance;
+        }
+        for transaction in transactions {
+            if let Some(transfer_id) = transaction.transfer_id {
+                legs.entry(transfer_id)
+                    .or_default()
+                    .push((view.user_id, transaction));
+            } else {
+                *edge.entry(transaction.currency).or_default() += transaction.amount;
+            }
+        }
+    }
+    edge.retain(|_, flow| !flow.is_zero());
+    balances.retain(|_, balance| !balance.is_zero());
+    if balances != edge {
+        return Err(format!(
+            "the balances sum to {balances:?} but the money that entered and left the ledger is {edge:?}"
+        ));
+    }
+    legs.iter()
+        .try_for_each(|(transfer_id, legs)| check_transfer_legs(*transfer_id, legs))
+}
+
+/// One transfer's legs, each with the user of the wallet it is on.
+fn check_transfer_legs(
+    transfer_id: Uuid,
+    legs: &[(Uuid, &WalletTransaction)],
+) -> Result<(), String> {
+    let is_debit = |t: &WalletTransaction| {
+        matches!(
+            t.transaction_type,
+            TransactionType::TransferOut | TransactionType::HoldExecute
+        )
+    };
+    let debits: Vec<&(Uuid, &WalletTransaction)> =
+        legs.iter().filter(|(_, t)| is_debit(t)).collect();
+    let [(payer, debit)] = debits.as_slice() else {
+        return Err(format!(
+            "transfer {transfer_id}: {} debit legs where one was due",
+            debits.len()
+        ));
+    };
+    let credits: Vec<&(Uuid, &WalletTransaction)> =
+        legs.iter().filter(|(_, t)| !is_debit(t)).collect();
+    let total: Decimal = legs.iter().map(|(_, t)| t.amount).sum();
+    if !total.is_zero() || legs.iter().any(|(_, t)| t.currency != debit.currency) {
+        return Err(format!(
+            "transfer {transfer_id}: its legs add up to {total}, or span currencies"
+        ));
+    }
+    for (payee, credit) in &credits {
+        let named = credit.transaction_type == TransactionType::TransferIn
+            && credit.counterparty_user_id == Some(*payer)
+            && credit.hold_id == debit.hold_id;
+        let sent_to_payee = debit.transaction_type == TransactionType::HoldExecute
+            || (credits.len() == 1 && debit.counterparty_user_id == Some(*payee));
+        if !named || !sent_to_payee || payee == payer {
+            return Err(format!(
+                "transfer {transfer_id}: the legs of {payer} and {payee} do not name each other"
+            ));
+        }
     }
     Ok(())
 }
@@ -748,29 +902,38 @@ fn checked_sum(left: i64, right: i64) -> Result<i64, String> {
 mod tests {
     use super::*;
     use crate::context::{Ctx, Policy, SequentialIdGenerator};
+    use crate::money::Money;
     use crate::points::EarnRequest;
     use crate::wallet::HoldRequest;
     use chrono::{TimeZone, Utc};
 
-    fn fixture() -> (Wallet, Vec<WalletTransaction>, Vec<Hold>) {
-        let policy = Policy::default();
-        let ids = SequentialIdGenerator::new();
-        let ctx = Ctx {
+    /// A context at the start of 2030 with no idempotency key.
+    fn start_ctx<'a>(policy: &'a Policy, ids: &'a SequentialIdGenerator) -> Ctx<'a> {
+        Ctx {
             now: Utc
                 .with_ymd_and_hms(2030, 1, 1, 0, 0, 0)
                 .single()
                 .expect("time"),
-            ids: &ids,
-            policy: &policy,
+            ids,
+            policy,
             idempotency_key: None,
-        };
+        }
+    }
+
+    fn usd_money(policy: &Policy, units: i64) -> Money {
         let usd = CurrencyCode::parse("USD").expect("code");
-        let money = |a: i64| {
-            policy
-                .currencies
-                .money(Decimal::from(a), usd)
-                .expect("money")
-        };
+        policy
+            .currencies
+            .money(Decimal::from(units), usd)
+            .expect("money")
+    }
+
+    fn fixture() -> (Wallet, Vec<WalletTransaction>, Vec<Hold>) {
+        let policy = Policy::default();
+        let ids = SequentialIdGenerator::new();
+        let ctx = start_ctx(&policy, &ids);
+        let usd = CurrencyCode::parse("USD").expect("code");
+        let money = |units: i64| usd_money(&policy, units);
         let mut wallet = Wallet::open(Uuid::from_u128(1), usd, &ctx).expect("open");
         wallet
             .deposit(money(100), None, None, &ctx)
@@ -835,6 +998,66 @@ mod tests {
         minted.balances[0].balance += Decimal::ONE;
         assert!(check_money_conserved(&minted, &holds, &log).is_err());
         assert!(check_wallet(&minted, &holds, &log).is_err());
+    }
+
+    /// Two wallets after a deposit to the first and a transfer of 40 USD
+    /// from it to the second: each view with its log.
+    fn transferred() -> Vec<(WalletView, Vec<WalletTransaction>)> {
+        let policy = Policy::default();
+        let ids = SequentialIdGenerator::new();
+        let ctx = start_ctx(&policy, &ids);
+        let usd = CurrencyCode::parse("USD").expect("code");
+        let money = |units: i64| usd_money(&policy, units);
+        let (payer, payee) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let mut from = Wallet::open(payer, usd, &ctx).expect("open");
+        let mut to = Wallet::open(payee, usd, &ctx).expect("open");
+        from.deposit(money(100), None, None, &ctx).expect("deposit");
+        let transfer_id = ctx.new_id();
+        from.transfer_out(money(40), (transfer_id, payee), (None, None), &ctx)
+            .expect("out");
+        to.transfer_in(money(40), (transfer_id, payer), (None, None, None), &ctx)
+            .expect("in");
+        [from, to]
+            .into_iter()
+            .map(|mut wallet| {
+                let log = wallet.take_changes().transactions;
+                (wallet.view(), log)
+            })
+            .collect()
+    }
+
+    fn ledger(wallets: &[(WalletView, Vec<WalletTransaction>)]) -> Result<(), String> {
+        for (view, log) in wallets {
+            check_wallet(view, &[], log)?;
+        }
+        check_ledger_conserved(wallets.iter().map(|(v, log)| (v, log.as_slice())))
+    }
+
+    #[test]
+    fn the_ledger_check_catches_a_one_sided_transfer() {
+        let wallets = transferred();
+        assert_eq!(ledger(&wallets), Ok(()));
+
+        // The payee credited, the payer never debited.
+        let mut minted = wallets.clone();
+        let (view, log) = &mut minted[0];
+        log.pop();
+        view.balances[0].balance += Decimal::from(40);
+        assert!(check_wallet(view, &[], log).is_ok());
+        assert!(ledger(&minted).is_err());
+
+        // A leg that names the wrong counterparty.
+        let mut misnamed = wallets.clone();
+        misnamed[1].1[0].counterparty_user_id = Some(Uuid::from_u128(3));
+        assert!(ledger(&misnamed).is_err());
+
+        // Legs that do not add up to zero.
+        let mut uneven = wallets;
+        let leg = &mut uneven[1].1[0];
+        leg.amount += Decimal::ONE;
+        leg.balance_after += Decimal::ONE;
+        uneven[1].0.balances[0].balance += Decimal::ONE;
+        assert!(ledger(&uneven).is_err());
     }
 
     #[test]

@@ -6,3 +6,4 @@
 
 pub mod contract;
 pub mod invariants;
+mod transfer_contract;

@@ -1,14 +1,17 @@
-//! A reference model of one user's wallet and point account, and the
-//! driver that runs random steps through the real service and the model
-//! side by side.
+//! A reference model of one user's wallet and point account, the wallets
+//! of two peers that money moves to and from (transfers both ways, hold
+//! payouts to them), and the driver that runs random steps through the
+//! real service and the model side by side.
 //!
 //! The model is plain integers (minor units per currency, points as `i64`)
 //! and a list of holds and lots; it predicts, for every command, either the
 //! exact error code or the exact outcome: balances, hold and lot states, and
 //! the types of the transactions and events the command appends (lazy expiry
 //! included). After every step the driver checks every invariant on the
-//! stored state, compares it with the model, and for a failed command or an
-//! idempotent replay checks that nothing at all changed.
+//! stored state of every wallet, money conserved across them (invariant 5:
+//! the sum of all balances is what entered and left the ledger), compares
+//! it with the model, and for a failed command or an idempotent replay
+//! checks that nothing at all changed, on any wallet.
 //!
 //! Steps derive `Arbitrary`, so the fuzz target decodes raw bytes into the
 //! same steps and runs the same driver.
@@ -18,14 +21,22 @@ use std::collections::{BTreeMap, HashMap};
 use arbitrary::Arbitrary;
 use chrono::{DateTime, Duration, Utc};
 use wallet_core::{
-    Applied, Command, CommandOutput, CurrencyCode, Decimal, HoldStatus, LotState,
+    Applied, Command, CommandOutput, CurrencyCode, Decimal, HoldStatus, LotState, Payee,
     PointTransactionType, TransactionType, Uuid, WalletStatus,
 };
 
+use wallet_core::testing::invariants;
+use wallet_core::{StoredWallet, WalletView};
+
 use super::{code, Harness, Snapshot};
 
-/// The one user every step acts on.
+/// The user most steps act on.
 pub const USER: Uuid = Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+/// The peers money moves to and from: one user id below [`USER`] and one
+/// above, so that units of work list their wallets in both orders.
+pub const PEERS: [Uuid; 2] = [Uuid::from_u128(0x0042), Uuid::from_u128(u128::MAX - 0x42)];
+/// A user who never has a wallet.
+pub const STRANGER: Uuid = Uuid::from_u128(0x5757);
 /// How many distinct idempotency keys steps draw from.
 pub const KEY_COUNT: u8 = 4;
 /// The most steps one run takes (fuzz input beyond it is ignored).
@@ -35,6 +46,7 @@ const AMOUNT_MAX_UNITS: i128 = 1_000_000_000_000_000;
 const POINTS_MAX: i64 = 1_000_000_000_000;
 const POINTS_BALANCE_MAX: i64 = 1_000_000_000_000_000;
 const TEXT_MAX: usize = 500;
+const PAYEES_MAX: usize = 16;
 
 // ---- steps ---------------------------------------------------------------
 
@@ -235,6 +247,66 @@ pub enum Op {
     CancelPending {
         lot: u8,
     },
+    /// Money moving between wallets, and the peers' own commands. One
+    /// variant, so that fuzz input picks the single-wallet commands about
+    /// as often as before there were several wallets.
+    Between(Between),
+}
+
+/// The steps that involve the peers.
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+pub enum Between {
+    /// A command on a peer's wallet.
+    Peer { peer: u8, op: PeerOp },
+    /// From [`USER`] to a party ([`party`]: a peer, the user itself or a
+    /// stranger).
+    TransferTo {
+        to: u8,
+        amount: Amount,
+        currency: Cur,
+        long_text: bool,
+    },
+    /// From a party to [`USER`].
+    TransferFrom {
+        from: u8,
+        amount: Amount,
+        currency: Cur,
+    },
+    /// Executes a hold of [`USER`] to payees (parties), each share
+    /// relative to what the hold has left; `total` also states the amount.
+    PayOut {
+        hold: u8,
+        payees: Vec<(u8, Amount)>,
+        total: Option<Amount>,
+    },
+}
+
+/// What a peer's wallet may be told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
+pub enum PeerOp {
+    Create,
+    Deposit { amount: Amount, currency: Cur },
+    Freeze,
+    Unfreeze,
+    Close,
+}
+
+/// A known id by index, or an unknown id past the end.
+fn pick(ids: &[Uuid], index: u8) -> Uuid {
+    let index = usize::from(index) % (ids.len() + 1);
+    ids.get(index)
+        .copied()
+        .unwrap_or(Uuid::from_u128(0xdead_0000 + u128::from(index as u32)))
+}
+
+/// The party of a transfer or payout an index picks: the peers, then
+/// [`USER`] itself, then [`STRANGER`].
+pub fn party(index: u8) -> Uuid {
+    match usize::from(index) % (PEERS.len() + 2) {
+        i if i < PEERS.len() => PEERS[i],
+        i if i == PEERS.len() => USER,
+        _ => STRANGER,
+    }
 }
 
 /// One step of a run.
@@ -293,6 +365,20 @@ fn minor_units(amount: Decimal, currency: CurrencyCode) -> Expected<i128> {
     }
     value.rescale(scale);
     Ok(value.mantissa())
+}
+
+/// The shape of a payout's payees: 1 to 16 distinct users, not the payer.
+fn payees_shape(payer: Uuid, payees: &[Payee]) -> Expected<()> {
+    let mut users: Vec<Uuid> = payees.iter().map(|p| p.user_id).collect();
+    users.sort_unstable();
+    users.dedup();
+    if payees.is_empty() || payees.len() > PAYEES_MAX || users.len() != payees.len() {
+        return Err("validation_error");
+    }
+    if users.contains(&payer) {
+        return Err("same_wallet");
+    }
+    Ok(())
 }
 
 fn valid_points(points: i64) -> Expected<i64> {
@@ -397,6 +483,22 @@ pub struct Outcome {
     pub point_transactions: Vec<PointTransactionType>,
     pub new_hold: Option<ModelHold>,
     pub new_lot: Option<ModelLot>,
+    /// What each peer's log gains.
+    pub peer_transactions: BTreeMap<Uuid, Vec<TransactionType>>,
+}
+
+impl Outcome {
+    /// A transaction appended to the log of `user_id`.
+    fn record(&mut self, user_id: Uuid, kind: TransactionType) {
+        if user_id == USER {
+            self.wallet_transactions.push(kind);
+        } else {
+            self.peer_transactions
+                .entry(user_id)
+                .or_default()
+                .push(kind);
+        }
+    }
 }
 
 /// The model's prediction for a command.
@@ -412,8 +514,11 @@ pub struct Model {
     pub now: DateTime<Utc>,
     pub wallet: Option<ModelWallet>,
     pub points: Option<ModelPoints>,
-    /// Keys of successful commands: the command and its output.
-    pub keys: HashMap<String, (Command, CommandOutput)>,
+    /// The peers' wallets, which hold no holds.
+    pub peers: BTreeMap<Uuid, ModelWallet>,
+    /// Keys of successful commands, by the user they are scoped to: the
+    /// command and its output.
+    pub keys: HashMap<(Uuid, String), (Command, CommandOutput)>,
     /// Every hold ever made, in creation order.
     pub hold_ids: Vec<Uuid>,
     /// Every lot ever made, in creation order.
@@ -426,6 +531,7 @@ impl Model {
             now,
             wallet: None,
             points: None,
+            peers: BTreeMap::new(),
             keys: HashMap::new(),
             hold_ids: Vec::new(),
             lot_ids: Vec::new(),
@@ -472,11 +578,28 @@ impl Model {
                 }
                 valid_points(delta.checked_abs().unwrap_or(i64::MAX)).map(|_| ())
             }
+            Command::Transfer {
+                user_id,
+                to_user_id,
+                amount,
+                currency,
+                ..
+            } => {
+                if user_id == to_user_id {
+                    return Err("same_wallet");
+                }
+                minor_units(*amount, *currency).map(|_| ())
+            }
+            Command::ExecuteHold {
+                user_id,
+                payees: Some(payees),
+                ..
+            } => payees_shape(*user_id, payees),
             Command::CreateWallet {
                 default_currency: None,
                 ..
             }
-            | Command::ExecuteHold { .. }
+            | Command::ExecuteHold { payees: None, .. }
             | Command::ReleaseHold { .. }
             | Command::CancelHold { .. }
             | Command::FreezeWallet { .. }
@@ -493,7 +616,8 @@ impl Model {
         if let Err(code) = Self::precheck(command) {
             return Prediction::Fails(code);
         }
-        if let Some((first, output)) = key.and_then(|k| self.keys.get(k)) {
+        let scoped = key.map(|k| (command.user_id(), k.to_string()));
+        if let Some((first, output)) = scoped.and_then(|k| self.keys.get(&k)) {
             return if first == command {
                 Prediction::Replays(Box::new(output.clone()))
             } else {
@@ -510,15 +634,20 @@ impl Model {
 
     fn apply(&mut self, command: &Command, outcome: &mut Outcome) -> Expected<()> {
         match command {
-            Command::CreateWallet { .. } => {
-                if self.wallet.is_some() {
+            Command::CreateWallet { user_id, .. } => {
+                if self.wallet_ref(*user_id).is_some() {
                     return Err("wallet_exists");
                 }
-                self.wallet = Some(ModelWallet {
+                let fresh = ModelWallet {
                     status: WalletStatus::Active,
                     items: BTreeMap::new(),
                     holds: BTreeMap::new(),
-                });
+                };
+                if *user_id == USER {
+                    self.wallet = Some(fresh);
+                } else {
+                    self.peers.insert(*user_id, fresh);
+                }
                 outcome.events.push("WalletCreated");
                 Ok(())
             }
@@ -543,6 +672,10 @@ impl Model {
                 expire_lots(points, now, outcome);
                 apply_points(points, command, now, outcome)
             }
+            Command::Transfer { .. } => self.transfer(command, outcome),
+            Command::ExecuteHold {
+                payees: Some(_), ..
+            } => self.pay_out(command, outcome),
             Command::Deposit { .. }
             | Command::Withdraw { .. }
             | Command::Exchange { .. }
@@ -554,11 +687,165 @@ impl Model {
             | Command::UnfreezeWallet { .. }
             | Command::CloseWallet { .. } => {
                 let now = self.now;
-                let wallet = self.wallet.as_mut().ok_or("wallet_not_found")?;
+                let user_id = command.user_id();
+                let wallet = self.wallet_mut(user_id).ok_or("wallet_not_found")?;
                 expire_holds(wallet, now, outcome);
-                apply_wallet(wallet, command, now, outcome)
+                apply_wallet(wallet, command, now, outcome)?;
+                if user_id != USER {
+                    let appended = std::mem::take(&mut outcome.wallet_transactions);
+                    outcome
+                        .peer_transactions
+                        .entry(user_id)
+                        .or_default()
+                        .extend(appended);
+                }
+                Ok(())
             }
         }
+    }
+
+    fn wallet_ref(&self, user_id: Uuid) -> Option<&ModelWallet> {
+        if user_id == USER {
+            self.wallet.as_ref()
+        } else {
+            self.peers.get(&user_id)
+        }
+    }
+
+    fn wallet_mut(&mut self, user_id: Uuid) -> Option<&mut ModelWallet> {
+        if user_id == USER {
+            self.wallet.as_mut()
+        } else {
+            self.peers.get_mut(&user_id)
+        }
+    }
+
+    /// A transfer between [`USER`] and a peer, either way: existence, then
+    /// statuses, then texts, then the money, each wallet's overdue holds
+    /// expired first.
+    fn transfer(&mut self, command: &Command, outcome: &mut Outcome) -> Expected<()> {
+        let Command::Transfer {
+            user_id: payer,
+            to_user_id: payee,
+            amount,
+            currency,
+            description,
+            reference,
+        } = command
+        else {
+            return Err("internal_error");
+        };
+        let (payer, payee, currency) = (*payer, *payee, *currency);
+        let minor = minor_units(*amount, currency)?;
+        self.wallet_ref(payer).ok_or("wallet_not_found")?;
+        self.wallet_ref(payee).ok_or("counterparty_not_found")?;
+        let now = self.now;
+        for user in [payer, payee] {
+            if let Some(wallet) = self.wallet_mut(user) {
+                expire_holds(wallet, now, outcome);
+            }
+        }
+        let from = self.wallet_ref(payer).ok_or("wallet_not_found")?;
+        let to = self.wallet_ref(payee).ok_or("counterparty_not_found")?;
+        ensure_active(from)?;
+        if to.status == WalletStatus::Closed {
+            return Err("counterparty_closed");
+        }
+        text_ok(description)?;
+        text_ok(reference)?;
+        let (balance, held) = from.items.get(&currency).copied().unwrap_or_default();
+        if balance - held < minor {
+            return Err("insufficient_funds");
+        }
+        let target = to.items.get(&currency).copied().unwrap_or_default();
+        if target.0 + minor > limit_minor(currency) {
+            return Err("balance_limit_exceeded");
+        }
+        if let Some(from) = self.wallet_mut(payer) {
+            from.items.insert(currency, (balance - minor, held));
+        }
+        if let Some(to) = self.wallet_mut(payee) {
+            to.items.insert(currency, (target.0 + minor, target.1));
+        }
+        outcome.events.extend(["TransferSent", "TransferReceived"]);
+        outcome.record(payer, TransactionType::TransferOut);
+        outcome.record(payee, TransactionType::TransferIn);
+        Ok(())
+    }
+
+    /// A payout of a hold of [`USER`] to peers: the payer's status and the
+    /// hold first (their amounts are read in the hold's currency), then the
+    /// amounts, the payees' existence and statuses, the hold's remaining
+    /// amount and the payees' balance limits.
+    fn pay_out(&mut self, command: &Command, outcome: &mut Outcome) -> Expected<()> {
+        let Command::ExecuteHold {
+            hold_id,
+            amount,
+            reference,
+            payees: Some(payees),
+            ..
+        } = command
+        else {
+            return Err("internal_error");
+        };
+        let now = self.now;
+        let wallet = self.wallet.as_mut().ok_or("wallet_not_found")?;
+        expire_holds(wallet, now, outcome);
+        ensure_active(wallet)?;
+        text_ok(reference)?;
+        let hold = wallet.holds.get(hold_id).ok_or("hold_not_found")?;
+        if hold.status != HoldStatus::Active {
+            return Err("hold_not_active");
+        }
+        let currency = hold.currency;
+        let shares = payees
+            .iter()
+            .map(|p| Ok((p.user_id, minor_units(p.amount, currency)?)))
+            .collect::<Expected<Vec<(Uuid, i128)>>>()?;
+        let sum: i128 = shares.iter().map(|(_, minor)| minor).sum();
+        if let Some(amount) = amount {
+            if minor_units(*amount, currency)? != sum {
+                return Err("validation_error");
+            }
+        }
+        for (user, _) in &shares {
+            self.peers.get(user).ok_or("counterparty_not_found")?;
+        }
+        for (user, _) in &shares {
+            if self.peers.get(user).map(|p| p.status) == Some(WalletStatus::Closed) {
+                return Err("counterparty_closed");
+            }
+        }
+        if sum > hold.remaining {
+            return Err("amount_exceeds_hold");
+        }
+        for (user, minor) in &shares {
+            let balance = self.peers.get(user).and_then(|p| p.items.get(&currency));
+            if balance.map_or(0, |b| b.0) + minor > limit_minor(currency) {
+                return Err("balance_limit_exceeded");
+            }
+        }
+        let hold = wallet.holds.get_mut(hold_id).ok_or("hold_not_found")?;
+        hold.remaining -= sum;
+        hold.executed += sum;
+        if hold.remaining == 0 {
+            hold.status = HoldStatus::Executed;
+        }
+        let item = wallet.items.entry(currency).or_default();
+        item.0 -= sum;
+        item.1 -= sum;
+        outcome
+            .events
+            .extend(["WalletBalanceChanged", "EscrowExecuted"]);
+        outcome.record(USER, TransactionType::HoldExecute);
+        for (user, minor) in shares {
+            if let Some(peer) = self.peers.get_mut(&user) {
+                peer.items.entry(currency).or_default().0 += minor;
+            }
+            outcome.events.push("TransferReceived");
+            outcome.record(user, TransactionType::TransferIn);
+        }
+        Ok(())
     }
 
     /// The sweep: expires overdue holds and lots; returns how many wallets
@@ -756,7 +1043,10 @@ fn apply_wallet(
             outcome.wallet_transactions.push(TransactionType::Hold);
         }
         Command::ExecuteHold {
-            hold_id, amount, ..
+            hold_id,
+            amount,
+            payees: None,
+            ..
         } => {
             ensure_active(wallet)?;
             let minor = settlement(wallet, *hold_id, *amount)?;
@@ -816,6 +1106,10 @@ fn apply_wallet(
             outcome.events.push("WalletClosed");
         }
         Command::CreateWallet { .. }
+        | Command::Transfer { .. }
+        | Command::ExecuteHold {
+            payees: Some(_), ..
+        }
         | Command::CreatePointAccount { .. }
         | Command::EarnPoints { .. }
         | Command::SpendPoints { .. }
@@ -977,6 +1271,7 @@ fn apply_points(
         | Command::FreezeWallet { .. }
         | Command::UnfreezeWallet { .. }
         | Command::CloseWallet { .. }
+        | Command::Transfer { .. }
         | Command::CreatePointAccount { .. } => return Err("internal_error"),
     }
     Ok(())
@@ -984,9 +1279,10 @@ fn apply_points(
 
 // ---- the driver ----------------------------------------------------------
 
-/// A wallet with 1,000.00 USD (100.00 of it held) and 5,000,000 VND, and a
+/// A wallet with 1,000.00 USD (100.00 of it held) and 5,000,000 VND, a
 /// point account with 500 points, 30 more expiring in an hour and 50 pending
-/// for three days, as the first steps of a run.
+/// for three days, and the two peers' wallets, one with 500.00 USD, as the
+/// first steps of a run.
 pub fn prologue() -> Vec<Step> {
     let command = |op| Step::Command { op, key: None };
     let earn = |points, life, pending| {
@@ -1017,7 +1313,42 @@ pub fn prologue() -> Vec<Step> {
         earn(500, LotLife::Never, false),
         earn(30, LotLife::Minutes(60), false),
         earn(50, LotLife::Days(3), true),
+        command(Op::Between(Between::Peer {
+            peer: 0,
+            op: PeerOp::Create,
+        })),
+        command(Op::Between(Between::Peer {
+            peer: 0,
+            op: PeerOp::Deposit {
+                amount: Amount::Big(50_000),
+                currency: Cur::Usd,
+            },
+        })),
+        command(Op::Between(Between::Peer {
+            peer: 1,
+            op: PeerOp::Create,
+        })),
     ]
+}
+
+/// Adds a finished run's outcomes to `seen`.
+pub fn tally(seen: &mut BTreeMap<String, usize>, driver: Driver) {
+    for (what, count) in driver.outcomes {
+        *seen.entry(what).or_insert(0) += count;
+    }
+}
+
+/// Fails unless every outcome of `wanted` was seen.
+pub fn assert_reached(seen: &BTreeMap<String, usize>, wanted: &[&str]) {
+    let missing: Vec<&str> = wanted
+        .iter()
+        .copied()
+        .filter(|what| !seen.contains_key(*what))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "never reached {missing:?}; reached {seen:?}"
+    );
 }
 
 /// Runs steps through the service and the model side by side.
@@ -1106,7 +1437,7 @@ impl Driver {
             Step::Advance(jump) => {
                 self.harness.advance(jump.duration());
                 self.model.now = self.harness.now();
-                self.harness.check(USER)
+                self.world().check()
             }
             Step::Sweep => self.sweep(),
         }
@@ -1118,12 +1449,6 @@ impl Driver {
         let user_id = USER;
         let now = self.model.now;
         let long_text = |long: bool| long.then(|| "x".repeat(TEXT_MAX + 1));
-        let pick = |ids: &[Uuid], index: u8| {
-            let index = usize::from(index) % (ids.len() + 1);
-            ids.get(index)
-                .copied()
-                .unwrap_or(Uuid::from_u128(0xdead_0000 + u128::from(index as u32)))
-        };
         let wallet = self.model.wallet.as_ref();
         // An amount of a currency, relative to what the wallet has of it.
         let money = |amount: Amount, currency: CurrencyCode| {
@@ -1200,6 +1525,7 @@ impl Driver {
                     hold_id,
                     amount: amount.map(|a| settle(a, hold_id)),
                     reference: None,
+                    payees: None,
                 }
             }
             Op::Release { hold, amount } => {
@@ -1258,18 +1584,126 @@ impl Driver {
                 user_id,
                 lot_id: pick(&self.model.lot_ids, lot),
             },
+            Op::Between(ref between) => self.resolve_between(between),
+        }
+    }
+
+    /// An amount of a currency, relative to what `user_id`'s wallet has.
+    fn money_of(&self, user_id: Uuid, amount: Amount, currency: Cur) -> Decimal {
+        let (balance, held) = self
+            .model
+            .wallet_ref(user_id)
+            .and_then(|w| w.items.get(&currency.code()))
+            .copied()
+            .unwrap_or_default();
+        amount.decimal(currency.code(), balance, balance - held)
+    }
+
+    /// An amount to settle, relative to what a hold of [`USER`] has left.
+    fn settle(&self, amount: Amount, hold_id: Uuid) -> Decimal {
+        let hold = self
+            .model
+            .wallet
+            .as_ref()
+            .and_then(|w| w.holds.get(&hold_id));
+        let currency = hold.map_or(code("USD"), |h| h.currency);
+        let remaining = hold.map_or(0, |h| h.remaining);
+        amount.decimal(currency, remaining, remaining)
+    }
+
+    /// Turns a step between wallets into a command.
+    fn resolve_between(&self, between: &Between) -> Command {
+        let user_id = USER;
+        match *between {
+            Between::Peer { peer, op } => {
+                self.resolve_peer(PEERS[usize::from(peer) % PEERS.len()], op)
+            }
+            Between::TransferTo {
+                to,
+                amount,
+                currency,
+                long_text: long,
+            } => Command::Transfer {
+                user_id,
+                to_user_id: party(to),
+                amount: self.money_of(user_id, amount, currency),
+                currency: currency.code(),
+                description: long.then(|| "x".repeat(TEXT_MAX + 1)),
+                reference: Some("invoice".into()),
+            },
+            Between::TransferFrom {
+                from,
+                amount,
+                currency,
+            } => {
+                let payer = party(from);
+                Command::Transfer {
+                    user_id: payer,
+                    to_user_id: user_id,
+                    amount: self.money_of(payer, amount, currency),
+                    currency: currency.code(),
+                    description: None,
+                    reference: None,
+                }
+            }
+            Between::PayOut {
+                hold,
+                ref payees,
+                total,
+            } => {
+                let hold_id = pick(&self.model.hold_ids, hold);
+                Command::ExecuteHold {
+                    user_id,
+                    hold_id,
+                    amount: total.map(|a| self.settle(a, hold_id)),
+                    reference: None,
+                    payees: Some(
+                        payees
+                            .iter()
+                            .map(|(to, amount)| Payee {
+                                user_id: party(*to),
+                                amount: self.settle(*amount, hold_id),
+                            })
+                            .collect(),
+                    ),
+                }
+            }
+        }
+    }
+
+    /// A command on a peer's wallet; amounts are relative to what the
+    /// peer has.
+    fn resolve_peer(&self, peer: Uuid, op: PeerOp) -> Command {
+        match op {
+            PeerOp::Create => Command::CreateWallet {
+                user_id: peer,
+                default_currency: None,
+            },
+            PeerOp::Deposit { amount, currency } => Command::Deposit {
+                user_id: peer,
+                amount: self.money_of(peer, amount, currency),
+                currency: currency.code(),
+                description: None,
+                reference: None,
+            },
+            PeerOp::Freeze => Command::FreezeWallet {
+                user_id: peer,
+                reason: "review".into(),
+            },
+            PeerOp::Unfreeze => Command::UnfreezeWallet { user_id: peer },
+            PeerOp::Close => Command::CloseWallet { user_id: peer },
         }
     }
 
     fn command(&mut self, command: Command, key: Option<String>) -> Result<(), String> {
         self.history.push((command.clone(), key.clone()));
         let prediction = self.model.predict(&command, key.as_deref());
-        let before = self.harness.snapshot(USER);
+        let before = self.world();
         let result = match &key {
             Some(k) => self.harness.run_keyed(command.clone(), k),
             None => self.harness.run(command.clone()),
         };
-        let after = self.harness.snapshot(USER);
+        let after = self.world();
         after.check()?;
         let outcome = match (&prediction, &result) {
             (Prediction::Fails(expected), _) => expected.to_string(),
@@ -1290,7 +1724,14 @@ impl Driver {
                 "ok".into()
             }
         };
-        self.count(&format!("{} {outcome}", command.name()), 1);
+        // A payout is told apart from a plain execution.
+        let name = match &command {
+            Command::ExecuteHold {
+                payees: Some(_), ..
+            } => "PayOut",
+            other => other.name(),
+        };
+        self.count(&format!("{name} {outcome}"), 1);
         match (prediction, result) {
             (Prediction::Fails(expected), Err(error)) => {
                 if error.code() != expected {
@@ -1321,8 +1762,8 @@ impl Driver {
         command: &Command,
         key: Option<String>,
         applied: Applied,
-        before: &Snapshot,
-        after: &Snapshot,
+        before: &World,
+        after: &World,
     ) -> Result<(), String> {
         if applied.replayed {
             return Err("a first command came back as a replay".into());
@@ -1352,7 +1793,8 @@ impl Driver {
             }
         }
         if let Some(key) = key {
-            next.keys.insert(key, (command.clone(), applied.output));
+            next.keys
+                .insert((command.user_id(), key), (command.clone(), applied.output));
         }
         self.model = next;
         compare(&self.model, after)
@@ -1368,10 +1810,10 @@ impl Driver {
         let mut next = self.model.clone();
         let mut outcome = Outcome::default();
         let (wallets, accounts) = next.sweep(&mut outcome);
-        let before = self.harness.snapshot(USER);
+        let before = self.world();
         let report = futures::executor::block_on(self.harness.service.sweep_expired(100))
             .map_err(|e| format!("sweep failed: {e:?}"))?;
-        let after = self.harness.snapshot(USER);
+        let after = self.world();
         after.check()?;
         if (report.wallets, report.point_accounts, report.failures) != (wallets, accounts, 0) {
             return Err(format!(
@@ -1385,8 +1827,72 @@ impl Driver {
     }
 }
 
+impl Driver {
+    /// Everything stored for [`USER`] and the peers.
+    pub fn world(&self) -> World {
+        World {
+            user: self.harness.snapshot(USER),
+            peers: PEERS
+                .iter()
+                .map(|peer| self.harness.store.stored_wallet(*peer))
+                .collect(),
+        }
+    }
+}
+
+/// The stored state of [`USER`] (with the outbox) and of each of [`PEERS`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct World {
+    pub user: Snapshot,
+    pub peers: Vec<Option<StoredWallet>>,
+}
+
+impl World {
+    /// Every invariant on each wallet, and money conserved across them
+    /// (invariant 5: the sum of the balances is what crossed the ledger's
+    /// edge, and each transfer's legs add up to zero).
+    pub fn check(&self) -> Result<(), String> {
+        self.user.check()?;
+        let stored: Vec<&StoredWallet> = self
+            .user
+            .wallet
+            .iter()
+            .chain(self.peers.iter().flatten())
+            .collect();
+        for peer in self.peers.iter().flatten() {
+            invariants::check_wallet_aggregate(&peer.wallet, &peer.holds, &peer.transactions)
+                .map_err(|violation| format!("peer wallet: {violation}"))?;
+        }
+        let views: Vec<WalletView> = stored.iter().map(|s| s.wallet.view()).collect();
+        invariants::check_ledger_conserved(
+            views
+                .iter()
+                .zip(&stored)
+                .map(|(view, s)| (view, s.transactions.as_slice())),
+        )
+        .map_err(|violation| format!("ledger: {violation}"))
+    }
+}
+
+/// The stored balance and held amount of each currency of a wallet.
+fn items_of(view: &WalletView) -> BTreeMap<CurrencyCode, (Decimal, Decimal)> {
+    view.balances
+        .iter()
+        .map(|i| (i.currency, (i.balance, i.held)))
+        .collect()
+}
+
+/// The model's balance and held amount of each currency of a wallet.
+fn modelled_items(wallet: &ModelWallet) -> BTreeMap<CurrencyCode, (Decimal, Decimal)> {
+    wallet
+        .items
+        .iter()
+        .map(|(c, (b, h))| (*c, (to_decimal(*b, *c), to_decimal(*h, *c))))
+        .collect()
+}
+
 /// A failed command or a replay left everything as it was.
-fn unchanged(before: &Snapshot, after: &Snapshot) -> Result<(), String> {
+fn unchanged(before: &World, after: &World) -> Result<(), String> {
     if before == after {
         Ok(())
     } else {
@@ -1398,7 +1904,32 @@ fn unchanged(before: &Snapshot, after: &Snapshot) -> Result<(), String> {
 
 /// The transactions and events appended are the predicted ones, and every
 /// new event carries its aggregate's new version.
-fn check_appended(before: &Snapshot, after: &Snapshot, outcome: &Outcome) -> Result<(), String> {
+fn check_appended(before: &World, after: &World, outcome: &Outcome) -> Result<(), String> {
+    for (index, peer) in PEERS.iter().enumerate() {
+        let log = |w: &World| {
+            w.peers[index]
+                .as_ref()
+                .map_or(Vec::new(), |s| s.transactions.clone())
+        };
+        let (old, new) = (log(before), log(after));
+        let mut appended: Vec<TransactionType> = new[old.len().min(new.len())..]
+            .iter()
+            .map(|t| t.transaction_type)
+            .collect();
+        let mut expected = outcome
+            .peer_transactions
+            .get(peer)
+            .cloned()
+            .unwrap_or_default();
+        appended.sort_unstable();
+        expected.sort_unstable();
+        if appended != expected {
+            return Err(format!(
+                "peer {index} transactions {appended:?}, expected {expected:?}"
+            ));
+        }
+    }
+    let (before, peers, after) = (&before.user, &after.peers, &after.user);
     let new_events = &after.events[before.events.len().min(after.events.len())..];
     let mut actual: Vec<&str> = new_events.iter().map(|e| e.event.event_type()).collect();
     let mut expected = outcome.events.clone();
@@ -1439,7 +1970,13 @@ fn check_appended(before: &Snapshot, after: &Snapshot, outcome: &Outcome) -> Res
     }
     for stored in new_events {
         let event = &stored.event;
-        let version = if after
+        let peer = peers
+            .iter()
+            .flatten()
+            .find(|p| p.wallet.id() == event.aggregate_id);
+        let version = if let Some(peer) = peer {
+            Some(peer.wallet.version())
+        } else if after
             .wallet
             .as_ref()
             .is_some_and(|w| w.wallet.id() == event.aggregate_id)
@@ -1460,7 +1997,22 @@ fn check_appended(before: &Snapshot, after: &Snapshot, outcome: &Outcome) -> Res
 }
 
 /// The stored state equals the model.
-fn compare(model: &Model, after: &Snapshot) -> Result<(), String> {
+fn compare(model: &Model, world: &World) -> Result<(), String> {
+    for (index, peer) in PEERS.iter().enumerate() {
+        let stored = world.peers[index].as_ref().map(|s| s.wallet.view());
+        let expected = model.peers.get(peer);
+        let same = match (expected, &stored) {
+            (None, None) => true,
+            (Some(expected), Some(view)) => {
+                view.status == expected.status && items_of(view) == modelled_items(expected)
+            }
+            _ => false,
+        };
+        if !same {
+            return Err(format!("peer {index} {stored:?}, expected {expected:?}"));
+        }
+    }
+    let after = &world.user;
     match (&model.wallet, &after.wallet) {
         (None, None) => {}
         (Some(expected), Some(stored)) => {
@@ -1471,16 +2023,8 @@ fn compare(model: &Model, after: &Snapshot) -> Result<(), String> {
                     view.status, expected.status
                 ));
             }
-            let items: BTreeMap<CurrencyCode, (Decimal, Decimal)> = view
-                .balances
-                .iter()
-                .map(|i| (i.currency, (i.balance, i.held)))
-                .collect();
-            let modelled: BTreeMap<CurrencyCode, (Decimal, Decimal)> = expected
-                .items
-                .iter()
-                .map(|(c, (b, h))| (*c, (to_decimal(*b, *c), to_decimal(*h, *c))))
-                .collect();
+            let items = items_of(&view);
+            let modelled = modelled_items(expected);
             if items != modelled {
                 return Err(format!("balances {items:?}, expected {modelled:?}"));
             }

@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use wallet_core::store::{PointAccountFactory, PointMutation, WalletFactory, WalletMutation};
+use wallet_core::store::{
+    PointAccountFactory, PointMutation, WalletFactory, WalletMutation, WalletsMutation,
+};
 use wallet_core::{
     apply_to_point_account, apply_to_wallet, Access, Actor, Applied, Claim, Command, Ctx,
     HoldStatus, IdempotencyStore, InMemoryStore, LedgerReader, ManualClock, Page, PageRequest,
@@ -24,6 +26,7 @@ fn every_error_code_is_stable_and_distinct() {
         WalletError::InvalidAmount(String::new()),
         WalletError::UnsupportedCurrency(String::new()),
         WalletError::SameCurrency,
+        WalletError::SameWallet,
         WalletError::Forbidden,
         WalletError::WalletNotFound,
         WalletError::HoldNotFound,
@@ -45,6 +48,8 @@ fn every_error_code_is_stable_and_distinct() {
         WalletError::BalanceLimitExceeded,
         WalletError::LotNotPending,
         WalletError::IdempotencyKeyReused,
+        WalletError::CounterpartyNotFound,
+        WalletError::CounterpartyClosed,
         WalletError::Unavailable(String::new()),
         WalletError::Internal(String::new()),
     ];
@@ -185,6 +190,23 @@ impl WalletStore for FlakyStore {
             None => {
                 self.inner
                     .update_wallet(user_id, hold_id, claim, mutation)
+                    .await
+            }
+        }
+    }
+
+    async fn update_wallets(
+        &self,
+        user_ids: Vec<Uuid>,
+        hold_ids: Vec<Uuid>,
+        claim: Option<Claim>,
+        mutation: WalletsMutation,
+    ) -> Result<Applied, WalletError> {
+        match self.fault() {
+            Some(error) => Err(error),
+            None => {
+                self.inner
+                    .update_wallets(user_ids, hold_ids, claim, mutation)
                     .await
             }
         }

@@ -64,6 +64,7 @@ pub fn execute(hold_id: Uuid, amount: Option<&str>) -> Command {
         hold_id,
         amount: amount.map(dec),
         reference: None,
+        payees: None,
     }
 }
 

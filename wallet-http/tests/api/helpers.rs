@@ -17,7 +17,9 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
-use wallet_core::store::{PointAccountFactory, PointMutation, WalletFactory, WalletMutation};
+use wallet_core::store::{
+    PointAccountFactory, PointMutation, WalletFactory, WalletMutation, WalletsMutation,
+};
 use wallet_core::{
     Applied, Claim, HoldStatus, InMemoryStore, LedgerReader, Page, PageRequest, PointAccountView,
     PointStore, PointTransaction, Policy, StoredEvent, TransactionFilter, WalletError,
@@ -206,6 +208,18 @@ impl WalletStore for FlakyStore {
         self.check()?;
         self.inner
             .update_wallet(user_id, hold_id, claim, mutation)
+            .await
+    }
+    async fn update_wallets(
+        &self,
+        user_ids: Vec<Uuid>,
+        hold_ids: Vec<Uuid>,
+        claim: Option<Claim>,
+        mutation: WalletsMutation,
+    ) -> Result<Applied, WalletError> {
+        self.check()?;
+        self.inner
+            .update_wallets(user_ids, hold_ids, claim, mutation)
             .await
     }
     async fn users_with_overdue_holds(

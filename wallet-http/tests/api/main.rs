@@ -15,3 +15,4 @@ mod permissions;
 mod persistence;
 mod relay;
 mod routes;
+mod transfers;

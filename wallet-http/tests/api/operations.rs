@@ -355,6 +355,7 @@ const CONTRACT: &[&str] = &[
     "POST /api/v1/wallets/{userId}/deposit",
     "POST /api/v1/wallets/{userId}/withdraw",
     "POST /api/v1/wallets/{userId}/exchange",
+    "POST /api/v1/wallets/{userId}/transfers",
     "GET /api/v1/wallets/{userId}/transactions",
     "POST /api/v1/wallets/{userId}/holds",
     "GET /api/v1/wallets/{userId}/holds",

@@ -76,6 +76,12 @@ async fn every_route_follows_the_permission_table() {
         ),
         (reqwest::Method::POST, format!("{w}/withdraw"), Group::Spend),
         (reqwest::Method::POST, format!("{w}/exchange"), Group::Spend),
+        // Transfers follow the same row of the table as spending.
+        (
+            reqwest::Method::POST,
+            format!("{w}/transfers"),
+            Group::Spend,
+        ),
         (reqwest::Method::POST, format!("{w}/holds"), Group::Spend),
         (
             reqwest::Method::POST,

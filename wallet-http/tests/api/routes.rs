@@ -43,6 +43,8 @@ const TRANSACTION_FIELDS: &[&str] = &[
     "reference",
     "holdId",
     "createdAt",
+    "transferId",
+    "counterpartyUserId",
 ];
 const HOLD_FIELDS: &[&str] = &[
     "id",

@@ -12,7 +12,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
-use wallet_core::store::{PointMutation, WalletMutation};
+use wallet_core::store::{PointMutation, WalletMutation, WalletsMutation};
 use wallet_core::{Applied, Claim, WalletError};
 
 use super::kept::WalletCache;
@@ -20,7 +20,9 @@ use super::run::run_batch;
 use super::session::Session;
 use super::settings::{BatchConfig, BatchStats, Counters};
 
-/// One command on one aggregate: what a batch applies.
+/// One command: what a batch applies. `user_id` names the aggregate of a
+/// command on one aggregate, and the writer of every command (for a unit
+/// of work over several wallets, the payer: see [`Work::Wallets`]).
 pub(crate) struct Command {
     pub user_id: Uuid,
     pub claim: Option<Claim>,
@@ -33,6 +35,18 @@ pub(crate) enum Work {
     Wallet {
         hold_id: Option<Uuid>,
         mutation: WalletMutation,
+    },
+    /// A unit of work over several wallets (a transfer, a hold payout):
+    /// the batch locks every wallet of `user_ids` with its others, in user
+    /// id order, so the unit may share a batch with commands of other
+    /// writers' users without a deadlock (every writer and every process
+    /// locks in that one order), and the wallets the unit changes are
+    /// written with the batch and bump their versions, so that any kept
+    /// copy of them elsewhere fails its version check.
+    Wallets {
+        user_ids: Vec<Uuid>,
+        hold_ids: Vec<Uuid>,
+        mutation: WalletsMutation,
     },
     Points {
         lot_id: Option<Uuid>,

@@ -287,6 +287,14 @@ impl<'c> Plan<'c> {
                         named.push(*hold_id);
                     }
                 }
+                Work::Wallets {
+                    user_ids, hold_ids, ..
+                } => {
+                    plan.wallet_users.extend(user_ids.iter().copied());
+                    plan.hold_ids.extend(hold_ids.iter().copied());
+                    let named = plan.named_holds.entry(command.user_id).or_default();
+                    named.extend(hold_ids.iter().copied());
+                }
                 Work::Points { lot_id, .. } => {
                     plan.account_users.insert(command.user_id);
                     plan.lot_ids.extend(*lot_id);

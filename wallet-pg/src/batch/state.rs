@@ -12,7 +12,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 use wallet_core::{
     Applied, Claim, CommandOutput, DomainEvent, IdempotencyKey, IdempotencyRecord, PointAccount,
-    Wallet, WalletError,
+    Wallet, WalletError, WalletSet,
 };
 
 use super::kept::WalletCache;
@@ -56,8 +56,15 @@ impl<A: Aggregate> Working<A> {
     ) -> Result<(CommandOutput, Option<DateTime<Utc>>), WalletError> {
         let mut trial = self.aggregate.clone();
         let output = guarded(|| mutation(&mut trial))?;
+        Ok((output, self.absorb(trial, events)))
+    }
+
+    /// Makes `trial`, a copy a command changed successfully, the aggregate
+    /// the next command sees, taking its changes (its events join
+    /// `events`). Returns the time of the change, if there was one.
+    fn absorb(&mut self, mut trial: A, events: &mut Vec<DomainEvent>) -> Option<DateTime<Utc>> {
         if !trial.is_changed() {
-            return Ok((output, None));
+            return None;
         }
         let mut changes = trial.take();
         self.changed = true;
@@ -66,7 +73,7 @@ impl<A: Aggregate> Working<A> {
         events.append(&mut changes.events);
         let updated_at = trial.updated_at();
         self.aggregate = trial;
-        Ok((output, Some(updated_at)))
+        Some(updated_at)
     }
 
     /// Adds what the batch must write of this aggregate: its changes, or
@@ -142,6 +149,9 @@ impl BatchState {
             Work::Wallet { mutation, .. } => {
                 apply_to(self.wallets.get_mut(&user), &**mutation, &mut self.events)?
             }
+            Work::Wallets {
+                user_ids, mutation, ..
+            } => apply_to_set(&mut self.wallets, user_ids, &**mutation, &mut self.events)?,
             Work::Points { mutation, .. } => {
                 apply_to(self.accounts.get_mut(&user), &**mutation, &mut self.events)?
             }
@@ -196,6 +206,36 @@ fn apply_to<A: Aggregate>(
     events: &mut Vec<DomainEvent>,
 ) -> Result<(CommandOutput, Option<DateTime<Utc>>), WalletError> {
     working.ok_or(A::NOT_FOUND)?.apply(mutation, events)
+}
+
+/// A unit of work over the wallets of `user_ids` that the batch has (a
+/// user without a wallet is absent from the set, for the mutation to
+/// answer): runs on copies, so that a failure leaves every wallet as it
+/// was; on success each changed wallet becomes the one the next command
+/// sees, its events joining `events` in user id order. Returns the output
+/// and the latest time of the wallets' changes, if any changed.
+fn apply_to_set(
+    wallets: &mut Users<Wallet>,
+    user_ids: &[Uuid],
+    mutation: &(dyn Fn(&mut WalletSet) -> Result<CommandOutput, WalletError> + Send + Sync),
+    events: &mut Vec<DomainEvent>,
+) -> Result<(CommandOutput, Option<DateTime<Utc>>), WalletError> {
+    let mut set: WalletSet = user_ids
+        .iter()
+        .filter_map(|user| wallets.get(user))
+        .map(|working| working.aggregate.clone())
+        .collect();
+    let output = guarded(|| mutation(&mut set))?;
+    let mut changed_at = None;
+    for trial in set {
+        let Some(working) = wallets.get_mut(&trial.user_id()) else {
+            return Err(WalletError::Internal(
+                "a unit of work returned a wallet it was not given".into(),
+            ));
+        };
+        changed_at = changed_at.max(working.absorb(trial, events));
+    }
+    Ok((output, changed_at))
 }
 
 /// Runs a mutation; a panic in it fails that command alone (as
