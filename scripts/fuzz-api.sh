@@ -27,13 +27,14 @@ if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VER
 fi
 
 cargo build --quiet -p wallet-http --bin wallet-http
+binary="${CARGO_TARGET_DIR:-target}/debug/wallet-http"
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log=target/fuzz-api-server.log
 # The in-memory store: the fuzzer checks the document against the HTTP
 # layer and the core, which are the same over either store.
 env -u DATABASE_URL WALLET_BIND="127.0.0.1:$port" RUST_LOG=warn \
-    target/debug/wallet-http --dev >"$log" 2>&1 &
+    "$binary" --dev >"$log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
 
