@@ -38,6 +38,7 @@
 //! ```
 
 pub mod access;
+pub mod aggregate;
 pub mod command;
 pub mod context;
 pub mod error;
@@ -56,6 +57,7 @@ pub mod transfer;
 pub mod wallet;
 
 pub use access::{access_of, Access, Actor};
+pub use aggregate::{Aggregate, Changes, ChangesOf};
 pub use command::{
     apply_to_point_account, apply_to_wallet, apply_to_wallets, Claim, Command, CommandOutput,
     IdempotencyKey, IdempotencyRecord, PointCommand, ValidCommand, WalletCommand, WalletsCommand,

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
+use crate::aggregate::Aggregate;
 use crate::command::{Claim, IdempotencyKey, IdempotencyRecord};
 use crate::error::WalletError;
 use crate::events::{DomainEvent, StoredEvent};
@@ -186,7 +187,7 @@ impl State {
     /// Persists a wallet's changes; the wallet keeps only its active holds.
     fn save_wallet(&mut self, mut wallet: Wallet) {
         let changes = wallet.take_changes();
-        for hold_id in &changes.touched_holds {
+        for hold_id in &changes.touched {
             if let Some(hold) = wallet.holds().get(hold_id) {
                 self.holds_by_wallet
                     .entry(wallet.id())
@@ -210,7 +211,7 @@ impl State {
 
     fn save_account(&mut self, mut account: PointAccount) {
         let changes = account.take_changes();
-        for lot in &changes.touched_lots {
+        for lot in &changes.touched {
             self.lot_accounts.insert(lot.id, account.id());
         }
         self.point_transactions
@@ -290,19 +291,12 @@ fn sequence_page<T: Clone>(
     }))
 }
 
-/// What the in-memory store needs of each kind of aggregate, so that one
-/// create and one update unit of work serve wallets and point accounts.
-trait Kept: Clone {
+/// What the in-memory store needs of each kind of aggregate besides
+/// [`Aggregate`], so that one create and one update unit of work serve
+/// wallets and point accounts.
+trait Kept: Aggregate {
     /// How the internal error names the aggregate.
     const KIND: &'static str;
-    /// The answer to a create when the user already has one.
-    fn exists() -> WalletError;
-    /// The answer to an update when the user has none.
-    fn not_found() -> WalletError;
-    fn owner(&self) -> Uuid;
-    fn created(&self) -> DateTime<Utc>;
-    fn updated(&self) -> DateTime<Utc>;
-    fn is_changed(&self) -> bool;
     /// The user's stored aggregate.
     fn find(state: &State, user_id: Uuid) -> Option<&Self>;
     /// Tells a loaded aggregate about the hold or lot a command names.
@@ -313,24 +307,6 @@ trait Kept: Clone {
 
 impl Kept for Wallet {
     const KIND: &'static str = "a wallet";
-    fn exists() -> WalletError {
-        WalletError::WalletExists
-    }
-    fn not_found() -> WalletError {
-        WalletError::WalletNotFound
-    }
-    fn owner(&self) -> Uuid {
-        self.user_id()
-    }
-    fn created(&self) -> DateTime<Utc> {
-        self.created_at()
-    }
-    fn updated(&self) -> DateTime<Utc> {
-        self.updated_at()
-    }
-    fn is_changed(&self) -> bool {
-        !self.changes().is_empty()
-    }
     fn find(state: &State, user_id: Uuid) -> Option<&Self> {
         state.wallets.get(&user_id)
     }
@@ -346,24 +322,6 @@ impl Kept for Wallet {
 
 impl Kept for PointAccount {
     const KIND: &'static str = "an account";
-    fn exists() -> WalletError {
-        WalletError::PointAccountExists
-    }
-    fn not_found() -> WalletError {
-        WalletError::PointAccountNotFound
-    }
-    fn owner(&self) -> Uuid {
-        self.user_id()
-    }
-    fn created(&self) -> DateTime<Utc> {
-        self.created_at()
-    }
-    fn updated(&self) -> DateTime<Utc> {
-        self.updated_at()
-    }
-    fn is_changed(&self) -> bool {
-        !self.changes().is_empty()
-    }
     fn find(state: &State, user_id: Uuid) -> Option<&Self> {
         state.accounts.get(&user_id)
     }
@@ -390,16 +348,16 @@ impl InMemoryStore {
             return replayed;
         }
         if A::find(&state, user_id).is_some() {
-            return Err(A::exists());
+            return Err(A::EXISTS);
         }
         let (aggregate, output) = factory()?;
-        if aggregate.owner() != user_id {
+        if aggregate.user_id() != user_id {
             return Err(WalletError::Internal(format!(
                 "factory made {} for another user",
                 A::KIND
             )));
         }
-        let now = aggregate.created();
+        let now = aggregate.created_at();
         aggregate.save(&mut state);
         state.remember(claim, &output, now);
         Ok(Applied {
@@ -422,13 +380,13 @@ impl InMemoryStore {
         if let Some(replayed) = state.replay(&claim) {
             return replayed;
         }
-        let mut aggregate = A::find(&state, user_id).cloned().ok_or_else(A::not_found)?;
+        let mut aggregate = A::find(&state, user_id).cloned().ok_or(A::NOT_FOUND)?;
         if let Some(named) = named {
             aggregate.load_named(&state, named);
         }
         let output = mutation(&mut aggregate)?;
         if aggregate.is_changed() {
-            let now = aggregate.updated();
+            let now = aggregate.updated_at();
             aggregate.save(&mut state);
             state.remember(claim, &output, now);
         }

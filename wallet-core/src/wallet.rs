@@ -13,6 +13,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::aggregate::{aggregate, Changes};
 use crate::context::{
     bounded_text, required_text, Ctx, DESCRIPTION_LENGTH_MAX, REASON_LENGTH_MAX,
     REFERENCE_LENGTH_MAX, REFERENCE_TYPE_LENGTH_MAX,
@@ -98,27 +99,17 @@ pub struct TransferLink {
     pub counterparty_user_id: Option<Uuid>,
 }
 
-/// What a successful command changed, for the store to persist.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WalletChanges {
-    /// New transactions, in order.
-    pub transactions: Vec<WalletTransaction>,
-    /// New events, in order.
-    pub events: Vec<DomainEvent>,
-    /// Holds created or changed, in the order first touched.
-    pub touched_holds: Vec<Uuid>,
-    /// The version the store must find before writing (the loaded version).
-    pub expected_version: u64,
-    /// Whether the wallet is new (to be inserted, not updated).
-    pub created: bool,
-}
+/// What a successful command changed in a wallet: its touched holds are
+/// hold ids.
+pub type WalletChanges = Changes<WalletTransaction, Uuid>;
 
-impl WalletChanges {
-    /// Whether anything changed.
-    pub fn is_empty(&self) -> bool {
-        self.transactions.is_empty() && self.events.is_empty() && self.touched_holds.is_empty()
-    }
-}
+aggregate!(
+    Wallet,
+    WalletTransaction,
+    Uuid,
+    WalletError::WalletNotFound,
+    WalletError::WalletExists
+);
 
 /// A read-only picture of a wallet, as queries and command results show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,20 +219,6 @@ impl Wallet {
         }
     }
 
-    /// The changes made since the wallet was loaded or opened.
-    pub fn changes(&self) -> &WalletChanges {
-        &self.changes
-    }
-
-    /// Takes the changes out, leaving the wallet clean at its new version.
-    pub fn take_changes(&mut self) -> WalletChanges {
-        let fresh = WalletChanges {
-            expected_version: self.version,
-            ..WalletChanges::default()
-        };
-        std::mem::replace(&mut self.changes, fresh)
-    }
-
     /// The read-only picture of this wallet.
     pub fn view(&self) -> WalletView {
         WalletView {
@@ -328,7 +305,7 @@ impl Wallet {
     /// persisted, so that it keeps only the active ones between commands.
     pub fn forget_ended_holds(&mut self) {
         debug_assert!(
-            self.changes.touched_holds.is_empty(),
+            self.changes.touched.is_empty(),
             "ended holds are forgotten only after their changes are taken"
         );
         self.holds
@@ -433,23 +410,12 @@ impl Wallet {
         ctx: &Ctx<'_>,
     ) -> Result<WalletTransaction, WalletError> {
         self.ensure_not_closed()?;
-        let description = bounded_text("description", description, DESCRIPTION_LENGTH_MAX)?;
-        let reference = bounded_text("reference", reference, REFERENCE_LENGTH_MAX)?;
-        let currency = money.currency();
-        let (balance, held) = self.balance_and_held(currency, ctx);
-        let balance_after = add_within_limit(balance, money.amount())?;
-        let transaction = self.append(
+        self.move_available(
             TransactionType::Deposit,
-            currency,
-            money.amount(),
-            Decimal::ZERO,
-            (balance_after, held),
-            (description, reference, None),
-            None,
+            money,
+            (description, reference),
             ctx,
-        );
-        self.raise_balance_changed(&transaction, ctx);
-        Ok(transaction)
+        )
     }
 
     /// Takes money out of the available balance. Active wallets only.
@@ -461,19 +427,42 @@ impl Wallet {
         ctx: &Ctx<'_>,
     ) -> Result<WalletTransaction, WalletError> {
         self.ensure_active()?;
+        self.move_available(
+            TransactionType::Withdraw,
+            money,
+            (description, reference),
+            ctx,
+        )
+    }
+
+    /// The balance change of a deposit (credit, within the balance limit)
+    /// or a withdrawal (debit, at most the available amount), after the
+    /// caller checked the status: one transaction and its event.
+    fn move_available(
+        &mut self,
+        kind: TransactionType,
+        money: Money,
+        (description, reference): (Option<String>, Option<String>),
+        ctx: &Ctx<'_>,
+    ) -> Result<WalletTransaction, WalletError> {
         let description = bounded_text("description", description, DESCRIPTION_LENGTH_MAX)?;
         let reference = bounded_text("reference", reference, REFERENCE_LENGTH_MAX)?;
         let currency = money.currency();
         let (balance, held) = self.balance_and_held(currency, ctx);
-        if balance - held < money.amount() {
-            return Err(WalletError::InsufficientFunds);
-        }
+        let (amount, balance_after) = if kind == TransactionType::Withdraw {
+            if balance - held < money.amount() {
+                return Err(WalletError::InsufficientFunds);
+            }
+            (-money.amount(), balance - money.amount())
+        } else {
+            (money.amount(), add_within_limit(balance, money.amount())?)
+        };
         let transaction = self.append(
-            TransactionType::Withdraw,
+            kind,
             currency,
-            -money.amount(),
+            amount,
             Decimal::ZERO,
-            (balance - money.amount(), held),
+            (balance_after, held),
             (description, reference, None),
             None,
             ctx,
@@ -1006,8 +995,8 @@ impl Wallet {
     }
 
     fn touch_hold(&mut self, hold_id: Uuid) {
-        if !self.changes.touched_holds.contains(&hold_id) {
-            self.changes.touched_holds.push(hold_id);
+        if !self.changes.touched.contains(&hold_id) {
+            self.changes.touched.push(hold_id);
         }
     }
 
@@ -1070,6 +1059,7 @@ pub struct Exchange {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::Aggregate;
     use crate::context::{Policy, SequentialIdGenerator};
     use chrono::{Duration, TimeZone};
 
@@ -1208,7 +1198,7 @@ mod tests {
         assert_eq!(wallet.version, 4);
         let versions: Vec<u64> = changes.events.iter().map(|e| e.aggregate_version).collect();
         assert_eq!(versions, [4, 4]);
-        assert_eq!(changes.touched_holds, [hold.id]);
+        assert_eq!(changes.touched, [hold.id]);
         assert_eq!(changes.transactions[0].sequence, 3);
         assert!(wallet.take_changes().is_empty());
     }

@@ -901,6 +901,7 @@ fn checked_sum(left: i64, right: i64) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::Aggregate;
     use crate::context::{Ctx, Policy, SequentialIdGenerator};
     use crate::money::Money;
     use crate::points::EarnRequest;
