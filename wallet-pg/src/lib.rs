@@ -88,8 +88,8 @@ use wallet_core::{
 
 use crate::batch::{run_alone, Batcher, Command, Counters, Work};
 pub use crate::batch::{BatchConfig, BatchStats};
-pub use crate::replica::{ReplicaLag, REPLICA_LAG_MAX_DEFAULT};
 use crate::error::{map_error, map_migrate_error};
+pub use crate::replica::{ReplicaLag, REPLICA_LAG_MAX_DEFAULT};
 
 /// The default size of each connection pool.
 pub const MAX_CONNECTIONS_DEFAULT: u32 = 10;
