@@ -190,13 +190,7 @@ async fn queries_come_from_the_standby_and_commands_from_the_primary(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_streaming_standby_serves_the_queries_and_lags_while_its_replay_is_paused() {
-    let (primary, standby) = tokio::task::spawn_blocking(|| {
-        let primary = Cluster::primary("replica-primary");
-        let standby = Cluster::standby_of(&primary, "replica-standby");
-        (primary, standby)
-    })
-    .await
-    .expect("the clusters started");
+    let (primary, standby) = Cluster::replicated("replica").await;
     for batching in [None, Some(BatchConfig::default())] {
         queries_come_from_the_standby_and_commands_from_the_primary(&primary, &standby, batching)
             .await;

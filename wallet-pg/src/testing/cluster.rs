@@ -81,6 +81,20 @@ impl Cluster {
         cluster
     }
 
+    /// A primary and a streaming standby of it, named `<name>-primary` and
+    /// `<name>-standby`, started on a blocking thread (initdb and the base
+    /// backup take seconds). Drop the standby first.
+    pub async fn replicated(name: &str) -> (Cluster, Cluster) {
+        let name = name.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let primary = Cluster::primary(&format!("{name}-primary"));
+            let standby = Cluster::standby_of(&primary, &format!("{name}-standby"));
+            (primary, standby)
+        })
+        .await
+        .expect("the primary and its standby started")
+    }
+
     /// A URL of the cluster's `postgres` database as user `postgres`.
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
