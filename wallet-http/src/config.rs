@@ -49,6 +49,15 @@ pub struct Settings {
     /// PostgreSQL URL of a read replica for queries.
     #[arg(long, env = "DATABASE_READ_URL", global = true, hide_env_values = true)]
     pub database_read_url: Option<String>,
+    /// How far behind the read replica may be (the age of its data, such
+    /// as 5s) before `GET /health` calls it lagging (`Degraded`).
+    #[arg(
+        long = "wallet-replica-lag-max",
+        env = "WALLET_REPLICA_LAG_MAX",
+        default_value = "5s",
+        global = true
+    )]
+    pub replica_lag_max: String,
     /// Most connections per database pool.
     #[arg(
         long = "wallet-database-max-connections",
@@ -227,6 +236,9 @@ pub enum AuthMode {
 pub struct DatabaseSettings {
     pub url: String,
     pub read_url: Option<String>,
+    /// The replica's lag above which `/health` is `Degraded`
+    /// (`WALLET_REPLICA_LAG_MAX`).
+    pub replica_lag_max: Duration,
     pub max_connections: u32,
     /// Batching writers, when commands are batched (`WALLET_BATCH`).
     pub batch_writers: Option<usize>,
@@ -285,6 +297,7 @@ impl Cli {
                         .map(str::trim)
                         .filter(|u| !u.is_empty())
                         .map(str::to_owned),
+                    replica_lag_max: parse_duration("WALLET_REPLICA_LAG_MAX", &s.replica_lag_max)?,
                     max_connections: s.database_max_connections,
                     batch_writers: if s.batch {
                         if s.batch_writers == 0 || s.batch_writers > BATCH_WRITERS_MAX {

@@ -591,6 +591,16 @@ pub struct CheckDto {
     /// The `relay` check only: events in the outbox past its position.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lag_events: Option<u64>,
+    /// The `replica` check only: at most how old the read replica's data
+    /// is, in seconds (0 when it has replayed everything the primary
+    /// wrote); absent when it cannot be told.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = 0.25)]
+    pub lag_seconds: Option<f64>,
+    /// The `replica` check only: bytes of write-ahead log the primary has
+    /// written that the read replica has not replayed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag_bytes: Option<u64>,
 }
 
 /// `GET /health`.

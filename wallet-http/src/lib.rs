@@ -36,6 +36,7 @@ pub mod openapi;
 pub mod pg;
 pub mod problem;
 pub mod relay;
+pub mod replica;
 pub mod routes;
 pub mod server;
 pub mod spec;

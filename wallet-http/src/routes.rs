@@ -625,6 +625,9 @@ async fn events<S: Backend>(
 
 const HEALTHY: &str = "Healthy";
 const UNHEALTHY: &str = "Unhealthy";
+const DEGRADED: &str = "Degraded";
+/// The name of the store's check in `GET /health`.
+const STORE_CHECK: &str = "store";
 
 async fn live() -> Json<StatusDto> {
     Json(StatusDto {
@@ -665,17 +668,23 @@ async fn health<S: Backend>(State(state): State<AppState<S>>) -> Response {
     };
     let mut checks = std::collections::BTreeMap::new();
     checks.insert(
-        "store".to_owned(),
+        STORE_CHECK.to_owned(),
         CheckDto {
             status: status.to_owned(),
             detail,
             lag_events: None,
+            lag_seconds: None,
+            lag_bytes: None,
         },
     );
-    let relay = crate::relay::health_check(&state);
-    let overall = crate::relay::overall(status, HEALTHY, relay.as_ref());
-    if let Some(check) = relay {
+    if let Some(check) = crate::relay::health_check(&state) {
         checks.insert(crate::relay::RELAY_CHECK.to_owned(), check);
+    }
+    if let Some(measured) = store.replica_lag().await {
+        checks.insert(
+            crate::replica::REPLICA_CHECK.to_owned(),
+            crate::replica::check(&measured),
+        );
     }
     let code = if status == HEALTHY {
         StatusCode::OK
@@ -683,22 +692,43 @@ async fn health<S: Backend>(State(state): State<AppState<S>>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let body = HealthDto {
-        status: overall.to_owned(),
+        status: overall(status, &checks).to_owned(),
         checks,
         version: crate::VERSION.to_owned(),
     };
     (code, Json(body)).into_response()
 }
 
+/// The overall status: the store's when it is not healthy (the only one
+/// that makes `/health` 503), else `Degraded` when any other check is
+/// degraded or unhealthy (the relay, the replica: commands still work),
+/// else healthy. A relay on standby is fine.
+fn overall<'a>(
+    store_status: &'a str,
+    checks: &std::collections::BTreeMap<String, CheckDto>,
+) -> &'a str {
+    let impaired = checks.iter().any(|(name, check)| {
+        name != STORE_CHECK && [DEGRADED, UNHEALTHY].contains(&check.status.as_str())
+    });
+    if store_status == HEALTHY && impaired {
+        DEGRADED
+    } else {
+        store_status
+    }
+}
+
 async fn metrics<S: Backend>(State(state): State<AppState<S>>) -> Response {
+    let store = state.service().store();
+    let mut text = state.metrics().render_with(store.batch_stats());
+    if let Some(measured) = store.replica_lag().await {
+        text.push_str(&crate::replica::render(&measured));
+    }
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        state
-            .metrics()
-            .render_with(state.service().store().batch_stats()),
+        text,
     )
         .into_response()
 }

@@ -49,6 +49,7 @@
 //!   the sequence never misses one.
 //! - **Read replica**: with [`PgConfig::read_url`], queries go to the
 //!   replica; commands, the sweep candidates and the outbox use the primary.
+//!   [`PgStore::replica_lag`] measures how far behind it is ([`replica`]).
 
 mod aggregate;
 pub mod batch;
@@ -60,6 +61,7 @@ pub mod outbox;
 pub mod points;
 mod reader;
 mod relay;
+pub mod replica;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod unit;
@@ -87,6 +89,7 @@ use wallet_core::{
 use crate::batch::{run_alone, Batcher, Command, Counters, Work};
 pub use crate::batch::{BatchConfig, BatchStats};
 use crate::error::{map_error, map_migrate_error};
+pub use crate::replica::{ReplicaLag, REPLICA_LAG_MAX_DEFAULT};
 
 /// The default size of each connection pool.
 pub const MAX_CONNECTIONS_DEFAULT: u32 = 10;
@@ -105,6 +108,9 @@ pub struct PgConfig {
     /// points, listings, statistics). Replicas lag: a query may not yet
     /// show a command that just returned.
     pub read_url: Option<String>,
+    /// The delay above which [`PgStore::replica_lag`] reports the replica
+    /// as lagging ([`REPLICA_LAG_MAX_DEFAULT`]).
+    pub replica_lag_max: Duration,
     /// Connections per pool.
     pub max_connections: u32,
     /// Connections each pool keeps open when idle.
@@ -136,6 +142,7 @@ impl PgConfig {
         PgConfig {
             database_url: database_url.into(),
             read_url: None,
+            replica_lag_max: REPLICA_LAG_MAX_DEFAULT,
             max_connections: MAX_CONNECTIONS_DEFAULT,
             min_connections: 0,
             acquire_timeout: ACQUIRE_TIMEOUT_DEFAULT,
@@ -205,6 +212,8 @@ impl PgConfig {
 pub struct PgStore {
     primary: PgPool,
     replica: Option<PgPool>,
+    /// [`PgConfig::replica_lag_max`].
+    replica_lag_max: Duration,
     batcher: Option<Arc<Batcher>>,
     /// The counters the batch steps update when commands run as batches
     /// of one in the caller's task (batching off). Not reported:
@@ -247,17 +256,19 @@ impl PgStore {
         Ok(PgStore {
             primary,
             replica,
+            replica_lag_max: config.replica_lag_max,
             batcher,
             alone: Arc::default(),
         })
     }
 
     /// A store over existing pools (the replica optional), one transaction
-    /// per command.
+    /// per command (and [`REPLICA_LAG_MAX_DEFAULT`]).
     pub fn from_pools(primary: PgPool, replica: Option<PgPool>) -> Self {
         PgStore {
             primary,
             replica,
+            replica_lag_max: REPLICA_LAG_MAX_DEFAULT,
             batcher: None,
             alone: Arc::default(),
         }
@@ -292,6 +303,14 @@ impl PgStore {
     /// The pool queries use: the replica when configured, else the primary.
     pub fn read_pool(&self) -> &PgPool {
         self.replica.as_ref().unwrap_or(&self.primary)
+    }
+
+    /// How far the read replica is behind the primary, measured now (one
+    /// query on each; see [`replica`]); `None` without a replica.
+    /// `Unavailable` when either does not answer.
+    pub async fn replica_lag(&self) -> Option<Result<ReplicaLag, WalletError>> {
+        let replica = self.replica.as_ref()?;
+        Some(replica::measure(&self.primary, replica, self.replica_lag_max).await)
     }
 
     /// Closes the pools, waiting for connections in use to come back.

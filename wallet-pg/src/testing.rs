@@ -8,6 +8,9 @@
 //! fail loudly, they never skip. Scratch databases older than a day (left
 //! by earlier runs) are dropped on a best-effort basis when older than two
 //! hours and no longer in use.
+//!
+//! [`cluster`] starts PostgreSQL clusters of a test's own (a primary, a
+//! streaming standby of it) for tests that restart or replicate a server.
 
 use std::time::Duration;
 
@@ -15,6 +18,8 @@ use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
 use crate::{BatchConfig, PgConfig, PgStore};
+
+pub mod cluster;
 
 /// The prefix of scratch database names.
 pub const SCRATCH_PREFIX: &str = "wallet_test_";

@@ -14,5 +14,6 @@ mod operations;
 mod permissions;
 mod persistence;
 mod relay;
+mod replica;
 mod routes;
 mod transfers;
