@@ -51,6 +51,7 @@
 //!   replica; commands, the sweep candidates and the outbox use the primary.
 
 mod aggregate;
+pub mod audit;
 pub mod batch;
 pub mod codec;
 pub mod error;
@@ -282,6 +283,12 @@ impl PgStore {
     /// advisory lock while it works).
     pub async fn migrate(&self) -> Result<(), WalletError> {
         MIGRATOR.run(&self.primary).await.map_err(map_migrate_error)
+    }
+
+    /// Audits the whole ledger on the primary in one snapshot, without
+    /// blocking writers (see [`audit`](crate::audit)).
+    pub async fn audit(&self) -> Result<audit::AuditReport, WalletError> {
+        audit::audit(&self.primary).await
     }
 
     /// The primary pool (commands, sweeps, the outbox).
