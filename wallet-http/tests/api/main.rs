@@ -3,6 +3,7 @@
 //! (`DATABASE_URL`, see `wallet_pg::testing`) and a stand-in identity
 //! provider.
 
+mod audit;
 mod auth;
 mod bad_input;
 mod binary;
