@@ -11,6 +11,8 @@ mod document;
 mod errors;
 mod helpers;
 mod idempotency;
+#[path = "../common/idp.rs"]
+mod idp;
 mod operations;
 mod permissions;
 mod persistence;

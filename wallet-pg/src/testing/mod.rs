@@ -9,6 +9,8 @@
 //! by earlier runs) are dropped on a best-effort basis when older than two
 //! hours and no longer in use.
 
+pub mod cluster;
+
 use std::time::Duration;
 
 use sqlx::{Connection, PgConnection};
