@@ -893,6 +893,24 @@ async fn replays(context: &Context, records: &[Record], api: &Api, shown: &Shown
     .flatten()
     .collect::<Vec<_>>();
     let mut failures = failures;
+    let mut repeated = 0;
+    for record in records {
+        let (Some(first), Some(repeat)) = (record.done(), &record.repeat) else {
+            continue;
+        };
+        repeated += 1;
+        match repeat {
+            Answer::Done {
+                body,
+                replayed: true,
+            } if body == first => {}
+            other => failures.push(format!(
+                "{} {}: sent again during the load, answered {other:?}; first {first}",
+                record.key, record.path
+            )),
+        }
+    }
+    println!("  {repeated} successful commands were sent again during the load");
     let after = totals(&pool).await;
     if before != after {
         failures.push(format!(

@@ -18,6 +18,8 @@ pub const COMMAND_DEADLINE: Duration = Duration::from_secs(120);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest wait between two attempts.
 const BACKOFF_MAX: Duration = Duration::from_millis(1000);
+/// One successful command in this many is sent again with its key.
+const REPEAT_ONE_IN: u64 = 20;
 /// What each user starts with.
 const OPENING_USD: &str = "1000.00";
 const OPENING_VND: &str = "5000000";
@@ -176,6 +178,10 @@ pub struct Record {
     pub attempts: u32,
     /// Answers a correct service never gives (a 500, a 401, ...).
     pub unexpected: Vec<String>,
+    /// The answer to the same command sent again with its key after its
+    /// success (as a client does whose answer was late): one success in
+    /// [`REPEAT_ONE_IN`] is.
+    pub repeat: Option<Answer>,
 }
 
 impl Record {
@@ -298,7 +304,10 @@ impl Clients {
                     let mut records = Vec::new();
                     while Instant::now() < deadline {
                         let request = clients.draw(&mut rng);
-                        let (record, hold, lot) = clients.send(&mut rng, request).await;
+                        let (mut record, hold, lot) = clients.send(&mut rng, request).await;
+                        if record.done().is_some() && rng.next() % REPEAT_ONE_IN == 0 {
+                            record.repeat = Some(clients.resend(&mut rng, &record).await);
+                        }
                         clients.give_back(&record, hold, lot);
                         records.push(record);
                     }
@@ -545,7 +554,6 @@ impl Clients {
         request: Request,
     ) -> (Record, Option<OpenHold>, Option<(Uuid, Uuid)>) {
         let key = format!("bank-{}", Uuid::new_v4());
-        let started = Instant::now();
         let mut record = Record {
             kind: request.kind,
             user: request.user,
@@ -558,30 +566,50 @@ impl Clients {
             },
             attempts: 0,
             unexpected: Vec::new(),
+            repeat: None,
         };
+        let (answer, attempts, unexpected) = self.until_definite(rng, &record).await;
+        record.answer = answer;
+        record.attempts = attempts;
+        record.unexpected = unexpected;
+        (record, request.hold, request.lot)
+    }
+
+    /// The command of `record` again, with its key, until a definite answer.
+    async fn resend(&self, rng: &mut Rng, record: &Record) -> Answer {
+        let (answer, _, unexpected) = self.until_definite(rng, record).await;
+        match unexpected.first() {
+            Some(problem) => Answer::Undecided {
+                last: problem.clone(),
+            },
+            None => answer,
+        }
+    }
+
+    /// Attempts until a definite answer (or [`COMMAND_DEADLINE`]): the
+    /// answer, the attempts and the answers a correct service never gives.
+    async fn until_definite(&self, rng: &mut Rng, record: &Record) -> (Answer, u32, Vec<String>) {
+        let started = Instant::now();
+        let mut unexpected = Vec::new();
+        let mut attempts = 0;
         loop {
-            record.attempts += 1;
+            attempts += 1;
             let url = rng.pick(&self.urls).clone();
-            match self.attempt(&url, &record).await {
-                Attempt::Definite(answer) => {
-                    record.answer = answer;
-                    break;
-                }
+            match self.attempt(&url, record).await {
+                Attempt::Definite(answer) => return (answer, attempts, unexpected),
                 Attempt::Again(reason) => {
                     if reason.starts_with("HTTP 5") && !reason.starts_with("HTTP 503") {
-                        record.unexpected.push(reason.clone());
+                        unexpected.push(reason.clone());
                     }
                     if started.elapsed() > COMMAND_DEADLINE {
-                        record.answer = Answer::Undecided { last: reason };
-                        break;
+                        return (Answer::Undecided { last: reason }, attempts, unexpected);
                     }
                 }
             }
-            let step = 20u64 << record.attempts.min(6);
+            let step = 20u64 << attempts.min(6);
             let wait = Duration::from_millis(rng.between(step / 2, step)).min(BACKOFF_MAX);
             tokio::time::sleep(wait).await;
         }
-        (record, request.hold, request.lot)
     }
 
     async fn attempt(&self, url: &str, record: &Record) -> Attempt {
