@@ -870,7 +870,7 @@ async fn replays(context: &Context, records: &[Record], api: &Api, shown: &Shown
         .filter(|r| r.done().is_some() && r.attempts == 1)
         .collect();
     while chosen.len() < REPLAYS_MAX && !rest.is_empty() {
-        let index = (rng.next() % rest.len() as u64) as usize;
+        let index = rng.index(rest.len());
         chosen.push(rest.swap_remove(index));
     }
     let failures = futures::future::join_all(

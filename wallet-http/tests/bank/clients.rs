@@ -34,31 +34,27 @@ pub const EXPECTED_REFUSALS: &[&str] = &[
     "lot_not_pending",
 ];
 
-/// A small, seedable generator (xorshift64*): a run can be repeated.
+/// A seedable generator: a run can be repeated with `--seed`.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub struct Rng(fastrand::Rng);
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Rng(seed.max(1))
-    }
-
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        Rng(fastrand::Rng::with_seed(seed))
     }
 
     /// A number in `low..=high`.
     pub fn between(&mut self, low: u64, high: u64) -> u64 {
-        low + self.next() % (high - low + 1)
+        self.0.u64(low..=high)
+    }
+
+    /// An index into a non-empty list of `len` items.
+    pub fn index(&mut self, len: usize) -> usize {
+        self.0.usize(..len)
     }
 
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[(self.next() % items.len() as u64) as usize]
+        &items[self.index(items.len())]
     }
 }
 
@@ -305,7 +301,7 @@ impl Clients {
                     while Instant::now() < deadline {
                         let request = clients.draw(&mut rng);
                         let (mut record, hold, lot) = clients.send(&mut rng, request).await;
-                        if record.done().is_some() && rng.next() % REPEAT_ONE_IN == 0 {
+                        if record.done().is_some() && rng.between(1, REPEAT_ONE_IN) == 1 {
                             record.repeat = Some(clients.resend(&mut rng, &record).await);
                         }
                         clients.give_back(&record, hold, lot);
@@ -327,7 +323,7 @@ impl Clients {
         if holds.is_empty() {
             return None;
         }
-        let index = (rng.next() % holds.len() as u64) as usize;
+        let index = rng.index(holds.len());
         Some(holds.swap_remove(index))
     }
 
@@ -336,7 +332,7 @@ impl Clients {
         if lots.is_empty() {
             return None;
         }
-        let index = (rng.next() % lots.len() as u64) as usize;
+        let index = rng.index(lots.len());
         Some(lots.swap_remove(index))
     }
 
@@ -351,7 +347,7 @@ impl Clients {
 
     fn draw_kind(rng: &mut Rng) -> Kind {
         let total: u64 = MIX.iter().map(|(_, w)| w).sum();
-        let mut at = rng.next() % total;
+        let mut at = rng.between(0, total - 1);
         for (kind, weight) in MIX {
             if at < *weight {
                 return *kind;
@@ -441,7 +437,7 @@ impl Clients {
             }
             Kind::Adjust => {
                 let size = rng.between(1, 100) as i64;
-                let delta = if rng.next() % 3 == 0 { -size } else { size };
+                let delta = if rng.between(1, 3) == 1 { -size } else { size };
                 let body = json!({"points": delta, "source": "support"});
                 (kind, format!("{wallet}/points/adjust"), Role::Admin, body)
             }
@@ -472,7 +468,7 @@ impl Clients {
             .max(1);
         let part = |rng: &mut Rng| {
             // Often all that remains, else a part of it.
-            if rng.next() % 3 == 0 {
+            if rng.between(1, 3) == 1 {
                 remaining_cents
             } else {
                 rng.between(1, remaining_cents)

@@ -160,18 +160,25 @@ impl ThrowawayCluster {
         Ok(u64::try_from(ended).unwrap_or(0))
     }
 
-    fn run(&self, tool: &str, args: &[String]) {
+    /// `tool` of the server binaries, to run as the `postgres` user when
+    /// this process is root.
+    fn tool(&self, tool: &str) -> Process {
         let program = self.bin.join(tool);
-        let output = if self.as_postgres {
-            Process::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&program)
-                .args(args)
-                .output()
+        if self.as_postgres {
+            let mut command = Process::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(program);
+            command
         } else {
-            Process::new(&program).args(args).output()
+            Process::new(program)
         }
-        .unwrap_or_else(|error| panic!("cannot run {tool}: {error}"));
+    }
+
+    fn run(&self, tool: &str, args: &[String]) {
+        let output = self
+            .tool(tool)
+            .args(args)
+            .output()
+            .unwrap_or_else(|error| panic!("cannot run {tool}: {error}"));
         assert!(
             output.status.success(),
             "{tool} failed: {}\nserver log:\n{}",
@@ -194,18 +201,11 @@ impl ThrowawayCluster {
 
 impl Drop for ThrowawayCluster {
     fn drop(&mut self) {
-        let program = self.bin.join("pg_ctl");
         let data = self.data.display().to_string();
-        let args = ["-D", data.as_str(), "-m", "immediate", "-w", "stop"];
-        let _ = if self.as_postgres {
-            Process::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&program)
-                .args(args)
-                .output()
-        } else {
-            Process::new(&program).args(args).output()
-        };
+        let _ = self
+            .tool("pg_ctl")
+            .args(["-D", data.as_str(), "-m", "immediate", "-w", "stop"])
+            .output();
         let _ = std::fs::remove_dir_all(&self.root);
     }
 }
