@@ -366,6 +366,7 @@ pub async fn check(
     let pool = sqlx::PgPool::connect(&context.database_url)
         .await
         .expect("connect to the run's database");
+    print_batching(&api.http, &context.urls).await;
     let expected = Expected::of(records);
     let shown = api.shown(&context.users).await;
     let transactions: usize = shown.transactions.values().map(Vec::len).sum();
@@ -429,6 +430,38 @@ fn print_figures(records: &[Record], faults: &BTreeMap<Fault, u64>, load_time: D
         .map(|(fault, n)| format!("{} {n}", fault.name()))
         .collect();
     println!("  faults: {total}: {}", by_fault.join(", "));
+}
+
+/// What each instance's batching writers did since it last started (its
+/// `/metrics`): batches, commands, wallets taken from the kept copies, and
+/// batches run again because a kept wallet had changed elsewhere.
+async fn print_batching(http: &reqwest::Client, urls: &[String]) {
+    let names = [
+        ("wallet_batch_size_count", "batches"),
+        ("wallet_batch_size_sum", "commands"),
+        ("wallet_batch_kept_wallets_total", "kept wallets used"),
+        ("wallet_batch_stale_total", "stale (run again)"),
+    ];
+    for (index, url) in urls.iter().enumerate() {
+        let text = match http.get(format!("{url}/metrics")).send().await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(error) => format!("# no answer: {error}"),
+        };
+        let figures: Vec<String> = names
+            .iter()
+            .map(|(name, label)| {
+                let value = text
+                    .lines()
+                    .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+                    .unwrap_or("?");
+                format!("{value} {label}")
+            })
+            .collect();
+        println!(
+            "  instance {index} since its last start: {}",
+            figures.join(", ")
+        );
+    }
 }
 
 fn report(outcomes: &[Outcome]) -> bool {
