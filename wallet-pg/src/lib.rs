@@ -49,6 +49,9 @@
 //!   the sequence never misses one.
 //! - **Read replica**: with [`PgConfig::read_url`], queries go to the
 //!   replica; commands, the sweep candidates and the outbox use the primary.
+//! - **Audit** ([`audit`]): every invariant the stored data can show,
+//!   checked over the whole ledger on the primary in one read-only
+//!   snapshot that no writer waits for.
 
 mod aggregate;
 pub mod audit;
