@@ -38,6 +38,14 @@ pub enum CliCommand {
     Serve,
     /// Apply the database migrations and exit.
     Migrate,
+    /// Check the whole ledger against the domain's invariants in one
+    /// consistent snapshot (without blocking writers) and print what is
+    /// wrong; exit code 1 when anything is found, 2 when the audit cannot run.
+    Audit {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Every setting, as a flag and as an environment variable.
@@ -322,10 +330,15 @@ impl Cli {
                 })
             }
         };
-        if command == CliCommand::Migrate && database.is_none() {
-            return Err("`migrate` needs DATABASE_URL (or --database-url)".into());
+        let serves = command == CliCommand::Serve;
+        if !serves && database.is_none() {
+            let name = match command {
+                CliCommand::Audit { .. } => "audit",
+                _ => "migrate",
+            };
+            return Err(format!("`{name}` needs DATABASE_URL (or --database-url)"));
         }
-        let auth = if command == CliCommand::Migrate {
+        let auth = if !serves {
             AuthMode::NotNeeded
         } else if s.dev {
             if !bind.ip().is_loopback() {
@@ -608,6 +621,18 @@ mod tests {
             cached(&["--wallet-batch", "--wallet-batch-cached-wallets", "0"]),
             Ok(Some(0))
         );
+    }
+
+    #[test]
+    fn audit_needs_no_authority() {
+        // Without a database it refuses (the binary's test, which controls
+        // the environment, checks that; DATABASE_URL may be set here).
+        let url = "postgres://u@h/db";
+        let config = cli(&["audit", "--json", "--database-url", url]).expect("audit settings");
+        assert_eq!(config.command, CliCommand::Audit { json: true });
+        assert_eq!(config.auth, AuthMode::NotNeeded);
+        let text = cli(&["audit", "--database-url", url]).expect("audit settings");
+        assert_eq!(text.command, CliCommand::Audit { json: false });
     }
 
     #[test]

@@ -50,8 +50,12 @@
 //! - **Read replica**: with [`PgConfig::read_url`], queries go to the
 //!   replica; commands, the sweep candidates and the outbox use the primary.
 //!   [`PgStore::replica_lag`] measures how far behind it is ([`replica`]).
+//! - **Audit** ([`audit`]): every invariant the stored data can show,
+//!   checked over the whole ledger on the primary in one read-only
+//!   snapshot that no writer waits for.
 
 mod aggregate;
+pub mod audit;
 pub mod batch;
 pub mod codec;
 pub mod error;
@@ -293,6 +297,12 @@ impl PgStore {
     /// advisory lock while it works).
     pub async fn migrate(&self) -> Result<(), WalletError> {
         MIGRATOR.run(&self.primary).await.map_err(map_migrate_error)
+    }
+
+    /// Audits the whole ledger on the primary in one snapshot, without
+    /// blocking writers (see [`audit`](crate::audit)).
+    pub async fn audit(&self) -> Result<audit::AuditReport, WalletError> {
+        audit::audit(&self.primary).await
     }
 
     /// The primary pool (commands, sweeps, the outbox).

@@ -296,7 +296,7 @@ async fn a_server_restart_in_the_middle_of_a_load_loses_and_doubles_nothing(path
     };
     tokio::time::sleep(Duration::from_millis(400)).await;
     let restarting = Arc::clone(&cluster);
-    tokio::task::spawn_blocking(move || restarting.pg_ctl(&["-m", "fast", "-w", "restart"]))
+    tokio::task::spawn_blocking(move || restarting.restart())
         .await
         .expect("the cluster restarted");
     let unavailable = load.await.expect("the load finished");

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 use std::sync::atomic::{AtomicU16, Ordering};
 
+use sqlx::{Connection, PgConnection};
+
 /// Where the Debian packages put the server binaries, one directory per
 /// major version.
 pub const SERVER_BINARIES_ROOT: &str = "/usr/lib/postgresql";
@@ -22,6 +24,25 @@ pub const SERVER_BINARIES_ROOT: &str = "/usr/lib/postgresql";
 /// a power cut), and enough to stream to standbys.
 const SERVER_OPTIONS: &str = "-c listen_addresses=127.0.0.1 -k /tmp -c fsync=off \
      -c wal_level=replica -c max_wal_senders=4 -c hot_standby=on";
+
+/// How a cluster is stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopMode {
+    /// Waits for sessions to end (`-m fast`: rolls back what is running).
+    Fast,
+    /// Ends every process at once, as a crash would; the next start
+    /// recovers from the write-ahead log (`-m immediate`).
+    Immediate,
+}
+
+impl StopMode {
+    fn flag(self) -> &'static str {
+        match self {
+            StopMode::Fast => "fast",
+            StopMode::Immediate => "immediate",
+        }
+    }
+}
 
 /// One running cluster of the test's own.
 #[derive(Debug)]
@@ -51,7 +72,7 @@ impl Cluster {
             ],
         );
         cluster.allow_replication();
-        cluster.start();
+        cluster.start_again();
         cluster
     }
 
@@ -77,7 +98,7 @@ impl Cluster {
                 "postgres".into(),
             ],
         );
-        cluster.start();
+        cluster.start_again();
         cluster
     }
 
@@ -97,7 +118,37 @@ impl Cluster {
 
     /// A URL of the cluster's `postgres` database as user `postgres`.
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+        self.url_of("postgres")
+    }
+
+    /// A URL of the cluster's database `name` as user `postgres`.
+    pub fn url_of(&self, name: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// Stops the server.
+    pub fn stop(&self, mode: StopMode) {
+        self.pg_ctl(&["-m", mode.flag(), "-w", "stop"]);
+    }
+
+    /// Restarts the server (`-m fast`).
+    pub fn restart(&self) {
+        self.pg_ctl(&["-m", "fast", "-w", "restart"]);
+    }
+
+    /// Ends every session on the database `name` but its own
+    /// (`pg_terminate_backend`); returns how many.
+    pub async fn terminate_backends(&self, name: &str) -> Result<u64, sqlx::Error> {
+        let mut conn = PgConnection::connect(&self.url()).await?;
+        let ended: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()) ended",
+        )
+        .bind(name)
+        .fetch_one(&mut conn)
+        .await?;
+        let _ = conn.close().await;
+        Ok(u64::try_from(ended).unwrap_or(0))
     }
 
     /// The port the cluster listens on.
@@ -166,7 +217,8 @@ impl Cluster {
         std::fs::write(&path, hba).expect("write pg_hba.conf");
     }
 
-    fn start(&self) {
+    /// Starts the (stopped) server, waiting until it accepts connections.
+    pub fn start_again(&self) {
         self.pg_ctl(&[
             "-o",
             &format!("-p {} {SERVER_OPTIONS}", self.port),
@@ -232,7 +284,7 @@ fn server_binaries() -> PathBuf {
 }
 
 /// A port nobody listens on now: the kernel's pick.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|address| address.port())

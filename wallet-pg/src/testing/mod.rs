@@ -10,7 +10,10 @@
 //! hours and no longer in use.
 //!
 //! [`cluster`] starts PostgreSQL clusters of a test's own (a primary, a
-//! streaming standby of it) for tests that restart or replicate a server.
+//! streaming standby of it) for tests that stop, restart or replicate a
+//! server.
+
+pub mod cluster;
 
 use std::time::Duration;
 
@@ -18,8 +21,6 @@ use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
 use crate::{BatchConfig, PgConfig, PgStore};
-
-pub mod cluster;
 
 /// The prefix of scratch database names.
 pub const SCRATCH_PREFIX: &str = "wallet_test_";
