@@ -174,6 +174,18 @@ pub fn events_limit(limit: Option<i64>) -> Result<u32, WalletError> {
     }
 }
 
+/// A wallet's balances at a point in time (see
+/// [`crate::store::LedgerReader::balances_at`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BalancesAt {
+    /// The time asked about (now when none was given), truncated to the
+    /// stored precision.
+    pub at: DateTime<Utc>,
+    /// Per currency with a transaction by then, ordered by code.
+    pub balances: Vec<crate::wallet::WalletItem>,
+}
+
 /// Totals of one currency over all wallets, all time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
