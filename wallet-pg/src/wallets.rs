@@ -24,6 +24,7 @@ use crate::codec::{
 };
 use crate::idempotency::find_records;
 use crate::lock::{lock_many, LockStatements};
+use crate::reversals::{reversals_cte, ReversalColumns, REVERSAL_TYPES};
 use crate::write::{parameters, PgQuery, RowWrite, WriteColumns, NUMERIC};
 
 /// A wallet loaded under its row lock, with the idempotency records found
@@ -168,12 +169,16 @@ pub(crate) struct WalletColumns<'a> {
     items: ItemColumns<'a>,
     holds: HoldColumns<'a>,
     transactions: TransactionColumns<'a>,
+    reversals: ReversalColumns,
 }
 
 impl<'a> WalletColumns<'a> {
     /// How many parameters [`WalletColumns::bind`] binds.
-    pub const PARAMETERS: usize =
-        WALLET_ROW_TYPES.len() + ITEM_TYPES.len() + HOLD_TYPES.len() + TRANSACTION_TYPES.len();
+    pub const PARAMETERS: usize = WALLET_ROW_TYPES.len()
+        + ITEM_TYPES.len()
+        + HOLD_TYPES.len()
+        + TRANSACTION_TYPES.len()
+        + REVERSAL_TYPES.len();
 
     /// Adds one wallet: as it is now, with the transactions and touched
     /// holds of every command applied to it since it was loaded at
@@ -201,6 +206,7 @@ impl<'a> WalletColumns<'a> {
         for transaction in transactions {
             self.transactions.push(transaction)?;
         }
+        self.reversals.push(wallet, transactions);
         Ok(())
     }
 
@@ -212,20 +218,23 @@ impl<'a> WalletColumns<'a> {
     /// The statement's common table expressions for wallets, with their
     /// parameters numbered from `$first`: `wallet_rows` (the id of each
     /// wallet written), `wallet_items_written`, `holds_written`,
-    /// `wallet_transactions_written`. Items, holds and transactions are
-    /// written only for the wallets `wallet_rows` wrote: so the wallet's
+    /// `wallet_transactions_written`, `wallet_transaction_reversals_written`
+    /// (see `reversals.rs`). Items, holds, transactions and reversal totals
+    /// are written only for the wallets `wallet_rows` wrote: so the wallet's
     /// row lock comes first, and a wallet whose version no longer matches
     /// writes nothing (the caller sees it missing from the count).
     pub fn ctes(first: usize, rows: RowWrite) -> String {
         let items = first + WALLET_ROW_TYPES.len();
         let holds = items + ITEM_TYPES.len();
         let transactions = holds + HOLD_TYPES.len();
+        let reversals = transactions + TRANSACTION_TYPES.len();
         format!(
-            "{rows}, {items}, {holds}, {transactions}",
+            "{rows}, {items}, {holds}, {transactions}, {reversals}",
             rows = wallet_rows_cte(first, rows),
             items = items_cte(items),
             holds = holds_cte(holds),
             transactions = transactions_cte(transactions),
+            reversals = reversals_cte(reversals, OF_WRITTEN_WALLETS),
         )
     }
 
@@ -238,7 +247,8 @@ impl<'a> WalletColumns<'a> {
         let query = self.rows.bind(query);
         let query = self.items.bind(query);
         let query = self.holds.bind(query);
-        self.transactions.bind(query)
+        let query = self.transactions.bind(query);
+        self.reversals.bind(query)
     }
 }
 
@@ -455,11 +465,11 @@ impl<'a> HoldColumns<'a> {
 }
 
 #[rustfmt::skip]
-const TRANSACTION_TYPES: [&str; 16] = [
+const TRANSACTION_TYPES: [&str; 17] = [
     "uuid", "uuid", "bigint", "text", "text",
     NUMERIC, NUMERIC, NUMERIC, NUMERIC, "text",
     "text", "uuid", "text", "timestamptz", "uuid",
-    "uuid",
+    "uuid", "uuid",
 ];
 
 fn transactions_cte(first: usize) -> String {
@@ -467,15 +477,16 @@ fn transactions_cte(first: usize) -> String {
         "wallet_transactions_written AS (INSERT INTO wallet_transactions (wallet_id, \
          sequence, id, transaction_type, currency, amount, held_change, balance_after, \
          held_after, description, reference, hold_id, idempotency_key, created_at, \
-         transfer_id, counterparty_user_id) \
+         transfer_id, counterparty_user_id, reverses_transaction_id) \
          SELECT u.wallet_id, u.sequence, u.id, u.transaction_type, u.currency, \
          u.amount, u.held_change, u.balance_after, u.held_after, u.description, \
          u.reference, u.hold_id, u.idempotency_key, u.created_at, u.transfer_id, \
-         u.counterparty_user_id \
+         u.counterparty_user_id, u.reverses_transaction_id \
          FROM UNNEST({}) \
          AS u(wallet_id, id, sequence, transaction_type, currency, amount, held_change, \
          balance_after, held_after, description, reference, hold_id, idempotency_key, \
-         created_at, transfer_id, counterparty_user_id) {OF_WRITTEN_WALLETS})",
+         created_at, transfer_id, counterparty_user_id, reverses_transaction_id) \
+         {OF_WRITTEN_WALLETS})",
         parameters(first, &TRANSACTION_TYPES)
     )
 }
@@ -498,6 +509,7 @@ struct TransactionColumns<'a> {
     created_at: Vec<DateTime<Utc>>,
     transfer_ids: Vec<Option<Uuid>>,
     counterparties: Vec<Option<Uuid>>,
+    reversed_ids: Vec<Option<Uuid>>,
 }
 
 impl<'a> TransactionColumns<'a> {
@@ -521,6 +533,7 @@ impl<'a> TransactionColumns<'a> {
         self.created_at.push(transaction.created_at);
         self.transfer_ids.push(transaction.transfer_id);
         self.counterparties.push(transaction.counterparty_user_id);
+        self.reversed_ids.push(transaction.reverses_transaction_id);
         Ok(())
     }
 
@@ -545,5 +558,6 @@ impl<'a> TransactionColumns<'a> {
             .bind(self.created_at)
             .bind(self.transfer_ids)
             .bind(self.counterparties)
+            .bind(self.reversed_ids)
     }
 }

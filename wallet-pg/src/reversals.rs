@@ -1,0 +1,196 @@
+//! Reversals in the database: the rows a reversal names, loaded with their
+//! running totals under the wallets' row locks; the totals' part of the one
+//! write statement; and the reads of one transaction and of balances at a
+//! point in time.
+//!
+//! **Why the totals live where they do.** A transaction row never changes,
+//! so the sum of a leg's reversals is kept beside it, one row per reversed
+//! leg in `wallet_transaction_reversals` (the two legs of a transfer each
+//! have one, written together with the same total). A reversal's unit of
+//! work locks every wallet it touches first (`lock.rs`), then loads the
+//! legs it names with their totals ([`remember_named`]): a concurrent
+//! reversal of the same transaction holds or waits for the same wallet
+//! locks, so the total read is the newest and the one written is the one
+//! checked. A batch applies its commands on one copy of each wallet, whose
+//! remembered legs carry the totals the earlier commands raised; and a
+//! writer's kept wallet never serves a command that names a row (see
+//! `batch/run.rs`), so no total is ever read outside the locks. The
+//! constraint `wallet_transaction_reversals_within_original` is the last
+//! line of defence.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+use wallet_core::{Decimal, Wallet, WalletError, WalletItem, WalletTransaction};
+
+use crate::codec::{
+    amount, amount_text, column, currency, transaction_from_row, TRANSACTION_COLUMNS,
+};
+use crate::error::map_error;
+use crate::write::{parameters, PgQuery, NUMERIC};
+
+/// Loads the rows of `transaction_ids` that belong to the wallets of
+/// `wallets` (locked by the caller, in this transaction) with their
+/// totals, and remembers each in its wallet. Returns how many statements
+/// it ran.
+pub(crate) async fn remember_named(
+    conn: &mut PgConnection,
+    wallets: &mut [Wallet],
+    transaction_ids: &[Uuid],
+) -> Result<u64, WalletError> {
+    if transaction_ids.is_empty() || wallets.is_empty() {
+        return Ok(0);
+    }
+    let wallet_ids: Vec<Uuid> = wallets.iter().map(Wallet::id).collect();
+    let sql = format!(
+        "SELECT {TRANSACTION_COLUMNS} FROM wallet_transactions t \
+         WHERE t.id = ANY($1) AND t.wallet_id = ANY($2)"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(transaction_ids)
+        .bind(&wallet_ids)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_error)?;
+    for row in &rows {
+        let transaction = transaction_from_row(row)?;
+        for wallet in wallets.iter_mut() {
+            wallet.remember_transaction(transaction.clone());
+        }
+    }
+    Ok(1)
+}
+
+/// The row `transaction_id` of the user's wallet and the rows of other
+/// wallets sharing its transfer id, in one statement.
+pub(crate) async fn transaction_legs(
+    pool: &PgPool,
+    user_id: Uuid,
+    transaction_id: Uuid,
+) -> Result<Vec<WalletTransaction>, WalletError> {
+    let sql = format!(
+        "WITH named AS (SELECT t.id, t.wallet_id, t.transfer_id FROM wallet_transactions t \
+             JOIN wallets w ON w.id = t.wallet_id WHERE w.user_id = $1 AND t.id = $2) \
+         SELECT {TRANSACTION_COLUMNS} FROM wallet_transactions t JOIN named n \
+         ON t.id = n.id OR (t.transfer_id = n.transfer_id AND t.wallet_id <> n.wallet_id)"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(user_id)
+        .bind(transaction_id)
+        .fetch_all(pool)
+        .await
+        .map_err(map_error)?;
+    rows.iter().map(transaction_from_row).collect()
+}
+
+/// One transaction of the wallet `wallet_id`, with its total.
+pub(crate) async fn transaction(
+    pool: &PgPool,
+    wallet_id: Uuid,
+    transaction_id: Uuid,
+) -> Result<Option<WalletTransaction>, WalletError> {
+    let sql = format!(
+        "SELECT {TRANSACTION_COLUMNS} FROM wallet_transactions t \
+         WHERE t.id = $1 AND t.wallet_id = $2"
+    );
+    let row = sqlx::query(&sql)
+        .bind(transaction_id)
+        .bind(wallet_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(map_error)?;
+    row.as_ref().map(transaction_from_row).transpose()
+}
+
+/// The statement of [`balances_at`]: for each currency the wallet has an
+/// item of, the first entry of `wallet_transactions_wallet_currency_created_at_idx`
+/// at or before `$2` (one index probe per currency, whatever the length of
+/// the history).
+pub(crate) const BALANCES_AT_SQL: &str = "SELECT i.currency, \
+     last.balance_after::text AS balance, last.held_after::text AS held \
+     FROM wallet_items i CROSS JOIN LATERAL (SELECT t.balance_after, t.held_after \
+         FROM wallet_transactions t WHERE t.wallet_id = i.wallet_id AND t.currency = i.currency \
+         AND t.created_at <= $2 ORDER BY t.created_at DESC, t.sequence DESC LIMIT 1) last \
+     WHERE i.wallet_id = $1 ORDER BY i.currency";
+
+/// The balances of the wallet `wallet_id` at `at`, ordered by code.
+pub(crate) async fn balances_at(
+    pool: &PgPool,
+    wallet_id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<Vec<WalletItem>, WalletError> {
+    let rows = sqlx::query(BALANCES_AT_SQL)
+        .bind(wallet_id)
+        .bind(at)
+        .fetch_all(pool)
+        .await
+        .map_err(map_error)?;
+    rows.iter()
+        .map(|row| {
+            let code: String = column(row, "currency")?;
+            Ok(WalletItem {
+                currency: currency(&code)?,
+                balance: amount(row, "balance")?,
+                held: amount(row, "held")?,
+            })
+        })
+        .collect()
+}
+
+/// The running totals' part of the write statement: for each reversed leg
+/// of a written wallet, its newest total (upserted).
+#[derive(Default)]
+pub(crate) struct ReversalColumns {
+    transaction_ids: Vec<Uuid>,
+    wallet_ids: Vec<Uuid>,
+    original: Vec<String>,
+    reversed: Vec<String>,
+}
+
+pub(crate) const REVERSAL_TYPES: [&str; 4] = ["uuid", "uuid", NUMERIC, NUMERIC];
+
+impl ReversalColumns {
+    /// Adds the totals of the legs that `transactions` (the rows the batch
+    /// appends to `wallet`) reverse, as the wallet now remembers them: a
+    /// leg reversed by several commands of a batch is written once, with
+    /// the newest total. A payout's payer row keeps no total.
+    pub fn push(&mut self, wallet: &Wallet, transactions: &[WalletTransaction]) {
+        let totals: BTreeMap<Uuid, (Decimal, Decimal)> = transactions
+            .iter()
+            .filter_map(|row| row.reverses_transaction_id)
+            .filter_map(|leg| wallet.named_transaction(leg))
+            .filter_map(|leg| Some((leg.id, (leg.amount.abs(), leg.reversed_amount?))))
+            .collect();
+        for (leg, (original, reversed)) in totals {
+            self.transaction_ids.push(leg);
+            self.wallet_ids.push(wallet.id());
+            self.original.push(amount_text(&original));
+            self.reversed.push(amount_text(&reversed));
+        }
+    }
+
+    pub fn bind<'q>(self, query: PgQuery<'q>) -> PgQuery<'q> {
+        query
+            .bind(self.transaction_ids)
+            .bind(self.wallet_ids)
+            .bind(self.original)
+            .bind(self.reversed)
+    }
+}
+
+/// The common table expression that upserts the totals, for the wallets
+/// `wallet_rows` wrote (`of_written` is that join).
+pub(crate) fn reversals_cte(first: usize, of_written: &str) -> String {
+    format!(
+        "wallet_transaction_reversals_written AS (INSERT INTO wallet_transaction_reversals \
+         (transaction_id, wallet_id, original_amount, reversed_amount) \
+         SELECT u.transaction_id, u.wallet_id, u.original_amount, u.reversed_amount \
+         FROM UNNEST({}) AS u(transaction_id, wallet_id, original_amount, reversed_amount) \
+         {of_written} \
+         ON CONFLICT (transaction_id) DO UPDATE SET reversed_amount = EXCLUDED.reversed_amount \
+         WHERE wallet_transaction_reversals.wallet_id = EXCLUDED.wallet_id)",
+        parameters(first, &REVERSAL_TYPES)
+    )
+}
