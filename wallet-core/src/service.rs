@@ -18,7 +18,8 @@ use crate::error::WalletError;
 use crate::events::StoredEvent;
 use crate::points::{PointAccount, PointAccountView, PointTransaction};
 use crate::query::{
-    events_limit, statistics_window, BalancesAt, Page, PageRequest, Statistics, TransactionFilter,
+    balances_time, events_limit, statistics_window, BalancesAt, Page, PageRequest, Statistics,
+    TransactionFilter,
 };
 use crate::reversal::{ReversalPlan, ReversalRequest};
 use crate::store::{Applied, Mutation, Store};
@@ -406,7 +407,7 @@ impl<S: Store> WalletService<S> {
         user_id: Uuid,
         at: Option<DateTime<Utc>>,
     ) -> Result<BalancesAt, WalletError> {
-        let at = truncate_to_micros(at.unwrap_or_else(|| self.now()));
+        let at = balances_time(at, self.now())?;
         let balances = self.store.balances_at(user_id, at).await?;
         Ok(BalancesAt { at, balances })
     }

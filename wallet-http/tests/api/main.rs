@@ -14,5 +14,6 @@ mod operations;
 mod permissions;
 mod persistence;
 mod relay;
+mod reversals;
 mod routes;
 mod transfers;
