@@ -30,8 +30,8 @@ CREATE TABLE wallet_transaction_reversals (
     CONSTRAINT wallet_transaction_reversals_wallet_fkey
         FOREIGN KEY (wallet_id) REFERENCES wallets (id),
     CONSTRAINT wallet_transaction_reversals_reversed_positive CHECK (reversed_amount > 0),
-    CONSTRAINT wallet_transaction_reversals_within_original
-        CHECK (reversed_amount <= original_amount)
+    CONSTRAINT wallet_transaction_reversals_within_original CHECK
+        (reversed_amount <= original_amount)
 );
 
 -- The other legs of a transfer or payout, found by its transfer id.

@@ -166,7 +166,8 @@ mod tests {
     /// declared again) by any of them.
     const SCHEMA: &str = concat!(
         include_str!("../migrations/0001_ledger.sql"),
-        include_str!("../migrations/0003_transfers.sql")
+        include_str!("../migrations/0003_transfers.sql"),
+        include_str!("../migrations/0004_reversals.sql")
     );
 
     #[test]

@@ -48,19 +48,33 @@ pub(crate) async fn remember_named(
         "SELECT {TRANSACTION_COLUMNS} FROM wallet_transactions t \
          WHERE t.id = ANY($1) AND t.wallet_id = ANY($2)"
     );
-    let rows = sqlx::query(&sql)
-        .bind(transaction_ids)
-        .bind(&wallet_ids)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(map_error)?;
-    for row in &rows {
-        let transaction = transaction_from_row(row)?;
+    for transaction in rows(&mut *conn, &sql, transaction_ids, &wallet_ids).await? {
         for wallet in wallets.iter_mut() {
             wallet.remember_transaction(transaction.clone());
         }
     }
     Ok(1)
+}
+
+/// The transactions `sql` (selecting [`TRANSACTION_COLUMNS`]) finds with
+/// its two parameters.
+async fn rows<'e, A, B>(
+    executor: impl sqlx::PgExecutor<'e>,
+    sql: &str,
+    first: A,
+    second: B,
+) -> Result<Vec<WalletTransaction>, WalletError>
+where
+    A: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
+    B: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
+{
+    let found = sqlx::query(sql)
+        .bind(first)
+        .bind(second)
+        .fetch_all(executor)
+        .await
+        .map_err(map_error)?;
+    found.iter().map(transaction_from_row).collect()
 }
 
 /// The row `transaction_id` of the user's wallet and the rows of other
@@ -76,13 +90,7 @@ pub(crate) async fn transaction_legs(
          SELECT {TRANSACTION_COLUMNS} FROM wallet_transactions t JOIN named n \
          ON t.id = n.id OR (t.transfer_id = n.transfer_id AND t.wallet_id <> n.wallet_id)"
     );
-    let rows = sqlx::query(&sql)
-        .bind(user_id)
-        .bind(transaction_id)
-        .fetch_all(pool)
-        .await
-        .map_err(map_error)?;
-    rows.iter().map(transaction_from_row).collect()
+    rows(pool, &sql, user_id, transaction_id).await
 }
 
 /// One transaction of the wallet `wallet_id`, with its total.
@@ -95,13 +103,8 @@ pub(crate) async fn transaction(
         "SELECT {TRANSACTION_COLUMNS} FROM wallet_transactions t \
          WHERE t.id = $1 AND t.wallet_id = $2"
     );
-    let row = sqlx::query(&sql)
-        .bind(transaction_id)
-        .bind(wallet_id)
-        .fetch_optional(pool)
-        .await
-        .map_err(map_error)?;
-    row.as_ref().map(transaction_from_row).transpose()
+    let found = rows(pool, &sql, transaction_id, wallet_id).await?;
+    Ok(found.into_iter().next())
 }
 
 /// The statement of [`balances_at`]: for each currency the wallet has an

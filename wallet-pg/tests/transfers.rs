@@ -15,7 +15,7 @@ use uuid::Uuid;
 use wallet_core::testing::contract::{code, create_wallet, dec, deposit, hold, withdraw};
 use wallet_core::testing::invariants;
 use wallet_core::{
-    Applied, Command, CommandOutput, IdempotencyKey, Payee, Policy, TransactionType, WalletError,
+    Applied, Command, CommandOutput, IdempotencyKey, Payee, TransactionType, WalletError,
     WalletService,
 };
 use wallet_pg::testing::ScratchDatabase;
