@@ -167,9 +167,8 @@ pub enum EventData {
         transaction_id: Uuid,
         /// This wallet's own leg of the original.
         reverses_transaction_id: Uuid,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// Null on a reversal of one wallet, like the counterparty.
         transfer_id: Option<Uuid>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         counterparty_user_id: Option<Uuid>,
         currency: CurrencyCode,
         /// The signed change of this wallet's balance.

@@ -155,13 +155,13 @@ pub fn reverse(
     };
     let sides = sides_of(set, user, &original)?;
     match &sides {
-        None => wallet.ensure_reversible_here(false)?,
+        None => wallet.ensure_may_reverse(false)?,
         Some(sides) => {
             for (side_user, _) in [sides.debited, sides.credited] {
                 let side = set
                     .get(side_user)
                     .ok_or(WalletError::CounterpartyNotFound)?;
-                side.ensure_reversible_here(side_user != user)?;
+                side.ensure_may_reverse(side_user != user)?;
             }
         }
     }

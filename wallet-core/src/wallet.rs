@@ -982,7 +982,7 @@ impl Wallet {
     /// A wallet that is to give money back in a reversal, or receive it:
     /// Active or Frozen; Closed answers `wallet_closed` for the wallet of
     /// the request and `counterparty_closed` for the other one.
-    pub(crate) fn ensure_reversible_here(&self, counterparty: bool) -> Result<(), WalletError> {
+    pub(crate) fn ensure_may_reverse(&self, counterparty: bool) -> Result<(), WalletError> {
         match (self.status, counterparty) {
             (WalletStatus::Active | WalletStatus::Frozen, _) => Ok(()),
             (WalletStatus::Closed, false) => Err(WalletError::WalletClosed),
