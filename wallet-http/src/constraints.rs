@@ -338,12 +338,19 @@ pub fn price_by_currency(schemas: &mut Map<String, Value>, currencies: &Currency
 /// The decimal strings of responses, by schema: exact, as
 /// `rust_decimal` writes them (a minus on a negative change, never an
 /// exponent).
-const RESPONSE_DECIMALS: [(&str, &[&str]); 6] = [
+const RESPONSE_DECIMALS: [(&str, &[&str]); 7] = [
     ("Balance", &["balance", "held", "available"]),
     (
         "Transaction",
-        &["amount", "heldChange", "balanceAfter", "heldAfter"],
+        &[
+            "amount",
+            "heldChange",
+            "balanceAfter",
+            "heldAfter",
+            "reversedAmount",
+        ],
     ),
+    ("Reversal", &["reversedAmount"]),
     (
         "Hold",
         &[

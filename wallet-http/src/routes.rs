@@ -127,6 +127,9 @@ pub fn table<S: Backend>() -> Vec<Route<S>> {
         command(r::exchange(), exchange),
         command(r::transfer(), transfer),
         route(r::transactions(), transactions::<S>),
+        route(r::get_transaction(), get_transaction::<S>),
+        command(r::reverse_transaction(), reverse_transaction),
+        route(r::balances_at(), balances_at::<S>),
         command(r::create_hold(), create_hold),
         route(r::list_holds(), list_holds::<S>),
         route(r::get_hold(), get_hold::<S>),
@@ -239,6 +242,15 @@ fn render(status: StatusCode, output: &CommandOutput) -> Response {
                 transaction: transaction.into(),
                 transfer_id: *transfer_id,
             }),
+        )
+            .into_response(),
+        CommandOutput::Reversal {
+            wallet,
+            transactions,
+            reversed_amount,
+        } => (
+            status,
+            Json(ReversalDto::new(wallet, transactions, *reversed_amount)),
         )
             .into_response(),
         CommandOutput::PointAccount { account } => {
@@ -381,6 +393,16 @@ fn transfer(input: &CommandInput<'_>) -> Result<Command, Problem> {
     })
 }
 
+fn reverse_transaction(input: &CommandInput<'_>) -> Result<Command, Problem> {
+    let request: ReverseRequest = json_body(input.body)?;
+    Ok(Command::ReverseTransaction {
+        user_id: input.ids.user_id,
+        transaction_id: input.ids.transaction_id,
+        amount: input::optional_amount("amount", request.amount.as_deref())?,
+        reason: request.reason,
+    })
+}
+
 fn release_hold(input: &CommandInput<'_>) -> Result<Command, Problem> {
     let request: ReleaseHoldRequest = json_body(input.body)?;
     Ok(Command::ReleaseHold {
@@ -490,6 +512,7 @@ struct PageQuery {
     from: Option<String>,
     to: Option<String>,
     after: Option<String>,
+    at: Option<String>,
 }
 
 impl PageQuery {
@@ -534,6 +557,28 @@ async fn transactions<S: Backend>(
         .transactions(ids.user_id, filter, query.page()?)
         .await?;
     Ok(Json(PageDto::map(&page, Into::into)))
+}
+
+async fn get_transaction<S: Backend>(
+    State(state): State<AppState<S>>,
+    ids: PathIds,
+) -> Result<Json<TransactionDto>, Problem> {
+    let transaction = state
+        .service()
+        .transaction(ids.user_id, ids.transaction_id)
+        .await?;
+    Ok(Json((&transaction).into()))
+}
+
+async fn balances_at<S: Backend>(
+    State(state): State<AppState<S>>,
+    ids: PathIds,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<BalancesAtDto>, Problem> {
+    let query = PageQuery::parse(raw)?;
+    let at = input::time("at", query.at.as_deref())?;
+    let balances = state.service().balances_at(ids.user_id, at).await?;
+    Ok(Json((&balances).into()))
 }
 
 async fn list_holds<S: Backend>(
@@ -768,7 +813,7 @@ mod tests {
                 "amount": "1", "currency": "USD",
                 "referenceType": "Order", "referenceId": Uuid::from_u128(9)
             }),
-            "freezeWallet" => json!({"reason": "review"}),
+            "freezeWallet" | "reverseTransaction" => json!({"reason": "review"}),
             "transfer" => json!({"toUserId": Uuid::from_u128(5), "amount": "1", "currency": "USD"}),
             "earnPoints" | "spendPoints" | "adjustPoints" => points,
             _ => json!({}),
@@ -792,6 +837,7 @@ mod tests {
             user_id: Uuid::from_u128(2),
             hold_id: Uuid::from_u128(3),
             lot_id: Uuid::from_u128(4),
+            transaction_id: Uuid::from_u128(6),
         };
         let mut built = std::collections::HashSet::new();
         let commands = commands();
@@ -822,8 +868,8 @@ mod tests {
             assert_eq!(command.user_id(), expected_user, "{}", spec.operation_id);
             built.insert(std::mem::discriminant(&command));
         }
-        // The core has 18 commands, and each has exactly one route.
-        assert_eq!((routes, built.len()), (18, 18));
+        // The core has 19 commands, and each has exactly one route.
+        assert_eq!((routes, built.len()), (19, 19));
     }
 
     #[test]

@@ -158,19 +158,25 @@ pub(crate) fn hold_from_row(row: &PgRow) -> Result<Hold, WalletError> {
     }))
 }
 
-/// The columns of a wallet transaction row.
+/// The columns of a wallet transaction row, with the running total of its
+/// reversals (`reversed_amount`, null before the first) kept beside it.
 pub(crate) const TRANSACTION_COLUMNS: &str = "t.id, t.wallet_id, t.sequence, \
      t.transaction_type, t.currency, t.amount::text AS amount, \
      t.held_change::text AS held_change, t.balance_after::text AS balance_after, \
      t.held_after::text AS held_after, t.description, t.reference, t.hold_id, \
-     t.idempotency_key, t.created_at, t.transfer_id, t.counterparty_user_id";
+     t.idempotency_key, t.created_at, t.transfer_id, t.counterparty_user_id, \
+     t.reverses_transaction_id, (SELECT r.reversed_amount::text \
+         FROM wallet_transaction_reversals r WHERE r.transaction_id = t.id) AS reversed_amount";
 
 pub(crate) fn transaction_from_row(row: &PgRow) -> Result<WalletTransaction, WalletError> {
     let code: String = column(row, "currency")?;
     let kind: String = column(row, "transaction_type")?;
-    Ok(read_row!(row, WalletTransaction {
+    let reversed = column::<Option<String>>(row, "reversed_amount")?
+        .map(|text| decimal(&text))
+        .transpose()?;
+    let transaction = read_row!(row, WalletTransaction {
         id, wallet_id, description, reference, hold_id, idempotency_key, created_at,
-        transfer_id, counterparty_user_id;
+        transfer_id, counterparty_user_id, reverses_transaction_id;
         sequence: unsigned(column(row, "sequence")?, "transaction sequence")?,
         transaction_type: parse::<TransactionType>(&kind, "transaction type")?,
         currency: currency(&code)?,
@@ -178,7 +184,9 @@ pub(crate) fn transaction_from_row(row: &PgRow) -> Result<WalletTransaction, Wal
         held_change: amount(row, "held_change")?,
         balance_after: amount(row, "balance_after")?,
         held_after: amount(row, "held_after")?,
-    }))
+        reversed_amount: None,
+    });
+    Ok(transaction.with_reversed_amount(reversed))
 }
 
 /// The columns of a point transaction row.

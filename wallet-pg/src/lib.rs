@@ -66,6 +66,7 @@ pub mod points;
 mod reader;
 mod relay;
 pub mod replica;
+mod reversals;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod unit;
@@ -86,8 +87,8 @@ use wallet_core::store::{
 use wallet_core::{
     Applied, Claim, Hold, HoldStatus, IdempotencyStore, LedgerReader, Page, PageRequest,
     PointAccount, PointAccountView, PointStore, PointTransaction, Statistics, StoredEvent,
-    TransactionFilter, Wallet, WalletError, WalletStatus, WalletStore, WalletTransaction,
-    WalletView,
+    TransactionFilter, Wallet, WalletError, WalletItem, WalletStatus, WalletStore,
+    WalletTransaction, WalletView,
 };
 
 use crate::batch::{run_alone, Batcher, Command, Counters, Work};
@@ -386,6 +387,7 @@ impl WalletStore for PgStore {
         &self,
         user_ids: Vec<Uuid>,
         hold_ids: Vec<Uuid>,
+        transaction_ids: Vec<Uuid>,
         claim: Option<Claim>,
         mutation: WalletsMutation,
     ) -> Result<Applied, WalletError> {
@@ -400,10 +402,20 @@ impl WalletStore for PgStore {
             work: Work::Wallets {
                 user_ids,
                 hold_ids,
+                transaction_ids,
                 mutation,
             },
         })
         .await
+    }
+
+    /// From the primary, so that a reversal of a row just written finds it.
+    async fn transaction_legs(
+        &self,
+        user_id: Uuid,
+        transaction_id: Uuid,
+    ) -> Result<Vec<WalletTransaction>, WalletError> {
+        reversals::transaction_legs(&self.primary, user_id, transaction_id).await
     }
 
     /// Candidates come from the primary. Several sweepers may get the same
@@ -473,6 +485,24 @@ impl LedgerReader for PgStore {
         page: PageRequest,
     ) -> Result<Page<Hold>, WalletError> {
         reader::holds(self.read_pool(), user_id, status, page).await
+    }
+
+    async fn transaction(
+        &self,
+        user_id: Uuid,
+        transaction_id: Uuid,
+    ) -> Result<Option<WalletTransaction>, WalletError> {
+        let wallet_id = reader::wallet_id(self.read_pool(), user_id).await?;
+        reversals::transaction(self.read_pool(), wallet_id, transaction_id).await
+    }
+
+    async fn balances_at(
+        &self,
+        user_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<WalletItem>, WalletError> {
+        let wallet_id = reader::wallet_id(self.read_pool(), user_id).await?;
+        reversals::balances_at(self.read_pool(), wallet_id, at).await
     }
 
     async fn hold(&self, user_id: Uuid, hold_id: Uuid) -> Result<Option<Hold>, WalletError> {

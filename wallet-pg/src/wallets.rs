@@ -15,7 +15,8 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 use wallet_core::wallet::WalletChanges;
 use wallet_core::{
-    CurrencyCode, Hold, IdempotencyRecord, Wallet, WalletError, WalletItem, WalletTransaction,
+    CurrencyCode, Hold, IdempotencyRecord, ReversalTotal, Wallet, WalletError, WalletItem,
+    WalletTransaction,
 };
 
 use crate::codec::{
@@ -165,10 +166,13 @@ aggregate_columns! {
     /// The wallet part of the write statement as parallel arrays: the
     /// wallet rows (inserted, or updated from the loaded version, which
     /// each row must still have), the touched items and holds and the new
-    /// transactions, as the expressions `wallet_rows` (the id of each
-    /// wallet written), `wallet_items_written`, `holds_written` and
-    /// `wallet_transactions_written`. Items, holds and transactions are
-    /// written only for the wallets `wallet_rows` wrote: so the wallet's
+    /// transactions and the running totals of the legs they reverse, as
+    /// the expressions `wallet_rows` (the id of each wallet written),
+    /// `wallet_items_written`, `holds_written`,
+    /// `wallet_transactions_written` and
+    /// `wallet_transaction_reversals_written`. Items, holds, transactions
+    /// and totals are written only for the wallets `wallet_rows` wrote:
+    /// so the wallet's
     /// row lock comes first, and a wallet whose version no longer matches
     /// writes nothing (the caller sees it missing from the count).
     struct WalletColumns<'a> {
@@ -176,6 +180,7 @@ aggregate_columns! {
         items: ItemColumns => items_cte,
         holds: HoldColumns => holds_cte,
         transactions: TransactionColumns => transactions_cte,
+        reversals: ReversalColumns => reversals_cte,
     }
 }
 
@@ -202,6 +207,9 @@ impl<'a> WalletColumns<'a> {
         let touched: BTreeSet<&Uuid> = touched_holds.iter().collect();
         for hold in touched.into_iter().filter_map(|id| wallet.holds().get(id)) {
             self.holds.push(hold);
+        }
+        for total in wallet.reversal_totals(transactions) {
+            self.reversals.push(wallet.id(), &total);
         }
         transactions
             .iter()
@@ -371,6 +379,7 @@ unnest_columns! {
         created_at: DateTime<Utc> => "timestamptz",
         transfer_id: Option<Uuid> => "uuid",
         counterparty_user_id: Option<Uuid> => "uuid",
+        reverses_transaction_id: Option<Uuid> => "uuid",
     }
 }
 
@@ -397,6 +406,40 @@ impl<'a> TransactionColumns<'a> {
         self.transfer_id.push(transaction.transfer_id);
         self.counterparty_user_id
             .push(transaction.counterparty_user_id);
+        self.reverses_transaction_id
+            .push(transaction.reverses_transaction_id);
         Ok(())
+    }
+}
+
+/// The running totals of the reversed legs (see `reversals.rs`): upserted
+/// with the newest total; the table's check refuses a total above the
+/// leg's amount.
+fn reversals_cte(first: usize) -> String {
+    format!(
+        "wallet_transaction_reversals_written AS ({insert} {OF_WRITTEN_WALLETS} \
+         ON CONFLICT (transaction_id) DO UPDATE SET reversed_amount = EXCLUDED.reversed_amount \
+         WHERE wallet_transaction_reversals.wallet_id = EXCLUDED.wallet_id)",
+        insert = ReversalColumns::insert("wallet_transaction_reversals", first, &[])
+    )
+}
+
+unnest_columns! {
+    struct ReversalColumns<'a> {
+        transaction_id: Uuid => "uuid",
+        wallet_id: Uuid => "uuid",
+        original_amount: String => NUMERIC,
+        reversed_amount: String => NUMERIC,
+    }
+}
+
+impl ReversalColumns<'_> {
+    fn push(&mut self, wallet_id: Uuid, total: &ReversalTotal) {
+        self.transaction_id.push(total.transaction_id);
+        self.wallet_id.push(wallet_id);
+        self.original_amount
+            .push(amount_text(&total.original_amount));
+        self.reversed_amount
+            .push(amount_text(&total.reversed_amount));
     }
 }

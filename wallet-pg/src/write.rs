@@ -312,9 +312,9 @@ mod tests {
 
     #[test]
     fn the_parameter_count_is_the_sum_of_the_tables() {
-        // The wallet tables take 44 (the transactions 16, with the transfer id
-        // and the counterparty), the point tables 30, the outbox 7, the
-        // idempotency records 5.
-        assert_eq!(WriteColumns::PARAMETERS, 44 + 30 + 7 + 5);
+        // The wallet tables take 49 (the transactions 17, with the transfer
+        // id, the counterparty and the row reversed; the reversal totals 4),
+        // the point tables 30, the outbox 7, the idempotency records 5.
+        assert_eq!(WriteColumns::PARAMETERS, 49 + 30 + 7 + 5);
     }
 }

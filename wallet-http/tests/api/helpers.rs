@@ -80,13 +80,22 @@ impl WalletStore for FlakyStore {
         &self,
         user_ids: Vec<Uuid>,
         hold_ids: Vec<Uuid>,
+        transaction_ids: Vec<Uuid>,
         claim: Option<Claim>,
         mutation: WalletsMutation,
     ) -> Result<Applied, WalletError> {
         self.check()?;
         self.inner
-            .update_wallets(user_ids, hold_ids, claim, mutation)
+            .update_wallets(user_ids, hold_ids, transaction_ids, claim, mutation)
             .await
+    }
+    async fn transaction_legs(
+        &self,
+        user_id: Uuid,
+        transaction_id: Uuid,
+    ) -> Result<Vec<WalletTransaction>, WalletError> {
+        self.check()?;
+        self.inner.transaction_legs(user_id, transaction_id).await
     }
     async fn users_with_overdue_holds(
         &self,
@@ -160,6 +169,22 @@ impl LedgerReader for FlakyStore {
     async fn hold(&self, user_id: Uuid, hold_id: Uuid) -> Result<Option<Hold>, WalletError> {
         self.check()?;
         self.inner.hold(user_id, hold_id).await
+    }
+    async fn transaction(
+        &self,
+        user_id: Uuid,
+        transaction_id: Uuid,
+    ) -> Result<Option<WalletTransaction>, WalletError> {
+        self.check()?;
+        self.inner.transaction(user_id, transaction_id).await
+    }
+    async fn balances_at(
+        &self,
+        user_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<wallet_core::WalletItem>, WalletError> {
+        self.check()?;
+        self.inner.balances_at(user_id, at).await
     }
     async fn point_account(&self, user_id: Uuid) -> Result<Option<PointAccountView>, WalletError> {
         self.check()?;

@@ -18,5 +18,6 @@ mod permissions;
 mod persistence;
 mod relay;
 mod replica;
+mod reversals;
 mod routes;
 mod transfers;

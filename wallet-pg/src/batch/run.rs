@@ -22,6 +22,7 @@ use super::settings::Counters;
 use super::state::BatchState;
 use crate::idempotency::find_records;
 use crate::points::lock_point_accounts;
+use crate::reversals::remember_named;
 use crate::unit::replay_or;
 use crate::wallets::lock_wallets;
 
@@ -266,6 +267,9 @@ struct Plan<'c> {
     /// The same holds by user: a kept wallet serves a batch only if it
     /// holds every hold the batch names as active.
     named_holds: HashMap<Uuid, Vec<Uuid>>,
+    /// Rows the commands name (the legs of reversals), loaded with their
+    /// totals under the locks.
+    transaction_ids: Vec<Uuid>,
     /// Lots the commands name.
     lot_ids: Vec<Uuid>,
     /// The `(user, key)` of every claim.
@@ -288,8 +292,12 @@ impl<'c> Plan<'c> {
                     }
                 }
                 Work::Wallets {
-                    user_ids, hold_ids, ..
+                    user_ids,
+                    hold_ids,
+                    transaction_ids,
+                    ..
                 } => {
+                    plan.transaction_ids.extend(transaction_ids.iter().copied());
                     plan.wallet_users.extend(user_ids.iter().copied());
                     plan.hold_ids.extend(hold_ids.iter().copied());
                     let named = plan.named_holds.entry(command.user_id).or_default();
@@ -310,9 +318,13 @@ impl<'c> Plan<'c> {
 
     /// A kept wallet is used only when it is the one lock the batch takes:
     /// its lock then comes with the write, and there is no other lock for
-    /// it to be ordered with (see the module docs of [`super`]).
+    /// it to be ordered with (see the module docs of [`super`]). Never for
+    /// a batch that names a row (a reversal): the running totals are read
+    /// under the wallets' locks, which a kept wallet takes only at the
+    /// write, after the commands ran.
     fn take_kept(&mut self, cache: Option<&mut WalletCache>) -> Vec<Wallet> {
-        let (Some(cache), true) = (cache, self.account_users.is_empty()) else {
+        let usable = self.account_users.is_empty() && self.transaction_ids.is_empty();
+        let (Some(cache), true) = (cache, usable) else {
             return Vec::new();
         };
         let Some(&user) = self
@@ -341,7 +353,9 @@ impl<'c> Plan<'c> {
         counters: &Counters,
     ) -> Result<BatchState, WalletError> {
         let wallet_users: Vec<Uuid> = self.wallet_users.iter().copied().collect();
-        let (wallets, sent) = lock_wallets(conn, &wallet_users, &self.hold_ids).await?;
+        let (mut wallets, sent) = lock_wallets(conn, &wallet_users, &self.hold_ids).await?;
+        counters.sent(sent);
+        let sent = remember_named(conn, &mut wallets, &self.transaction_ids).await?;
         counters.sent(sent);
         let account_users: Vec<Uuid> = self.account_users.iter().copied().collect();
         let (accounts, sent) = lock_point_accounts(conn, &account_users, &self.lot_ids).await?;
