@@ -307,7 +307,7 @@ pub const CHECKS: &[Check] = &[
     Check {
         name: "transaction_shape",
         rule: "each transaction type changes balance and held as its table says \
-               (e.g. Deposit +x/0, Hold 0/+x, HoldExecute -x/-x)",
+               (e.g. Deposit +x/0, Hold 0/+x, HoldExecute -x/-x, Reversal +-x/0)",
         sql: "SELECT format('transaction %s (wallet %s #%s)', id, wallet_id, sequence) AS subject, \
               format('%s with amount %s, held change %s, hold %s', transaction_type, amount, \
                   held_change, coalesce(hold_id::text, 'none')) AS detail \
@@ -322,6 +322,9 @@ pub const CHECKS: &[Check] = &[
                       THEN amount < 0 AND held_change = amount AND hold_id IS NOT NULL \
                   WHEN transaction_type = 'HoldRelease' \
                       THEN amount = 0 AND held_change < 0 AND hold_id IS NOT NULL \
+                  WHEN transaction_type = 'Reversal' \
+                      THEN amount <> 0 AND held_change = 0 AND hold_id IS NULL \
+                          AND reverses_transaction_id IS NOT NULL \
                   ELSE false END",
     },
     Check {
@@ -409,6 +412,53 @@ pub const CHECKS: &[Check] = &[
                  OR (l.amount < 0 AND l.counterparty_user_id IS NOT NULL AND NOT EXISTS ( \
                      SELECT 1 FROM legs c WHERE c.transfer_id = l.transfer_id AND c.amount > 0 \
                      AND c.user_id = l.counterparty_user_id))",
+    },
+    Check {
+        name: "reversal_legs",
+        rule: "a Reversal names a leg of its own wallet's log, in its currency, of a reversible \
+               type, and moves money the opposite way",
+        sql: "SELECT format('transaction %s (wallet %s #%s)', r.id, r.wallet_id, r.sequence) \
+                  AS subject, \
+              CASE WHEN o.id IS NULL THEN format('reverses %s, which is not a row of its wallet', \
+                      r.reverses_transaction_id) \
+                   ELSE format('%s of %s %s reverses %s of %s %s', r.transaction_type, r.amount, \
+                      r.currency, o.transaction_type, o.amount, o.currency) END AS detail \
+              FROM wallet_transactions r LEFT JOIN wallet_transactions o \
+                  ON o.id = r.reverses_transaction_id AND o.wallet_id = r.wallet_id \
+              WHERE r.transaction_type = 'Reversal' AND (o.id IS NULL \
+                  OR o.currency <> r.currency OR sign(o.amount) = sign(r.amount) \
+                  OR o.transaction_type NOT IN \
+                      ('Deposit', 'Withdraw', 'HoldExecute', 'TransferOut', 'TransferIn'))",
+    },
+    Check {
+        name: "reversal_totals",
+        rule: "each reversed leg's running total is the sum of the reversals naming it and at \
+               most the leg's amount; the two legs of one transfer share one total",
+        sql: "WITH named AS (SELECT reverses_transaction_id AS leg, sum(abs(amount)) AS reversed \
+                  FROM wallet_transactions WHERE transaction_type = 'Reversal' \
+                  GROUP BY reverses_transaction_id), \
+              totals AS (SELECT r.transaction_id AS leg, r.wallet_id, r.original_amount, \
+                  r.reversed_amount, t.amount, t.transaction_type, t.transfer_id, t.hold_id \
+                  FROM wallet_transaction_reversals r \
+                  LEFT JOIN wallet_transactions t ON t.id = r.transaction_id) \
+              SELECT format('leg %s', coalesce(t.leg, n.leg)) AS subject, \
+              format('total %s of original %s (the leg is %s %s); its reversals add up to %s', \
+                  coalesce(t.reversed_amount::text, 'none'), \
+                  coalesce(t.original_amount::text, 'none'), \
+                  coalesce(t.transaction_type, 'missing'), coalesce(t.amount::text, ''), \
+                  coalesce(n.reversed, 0)) AS detail \
+              FROM totals t FULL JOIN named n ON n.leg = t.leg \
+              LEFT JOIN wallet_transactions o ON o.id = n.leg \
+              WHERE (t.leg IS NULL AND NOT (o.transaction_type = 'HoldExecute' \
+                      AND EXISTS (SELECT 1 FROM wallet_transactions p \
+                          WHERE p.transfer_id = o.transfer_id AND p.id <> o.id))) \
+                 OR (t.leg IS NOT NULL AND (t.amount IS NULL \
+                      OR t.original_amount <> abs(t.amount) \
+                      OR t.reversed_amount > t.original_amount \
+                      OR t.reversed_amount <> coalesce(n.reversed, 0))) \
+                 OR EXISTS (SELECT 1 FROM totals m WHERE t.transfer_id IS NOT NULL \
+                      AND t.hold_id IS NULL AND m.transfer_id = t.transfer_id \
+                      AND m.leg <> t.leg AND m.reversed_amount <> t.reversed_amount)",
     },
     Check {
         name: "exchange_legs",
@@ -556,9 +606,9 @@ const EVENTS_PER_EFFECT_SQL: &str = "WITH expected AS ( \
         UNION ALL SELECT 'PointAccountCreated', id FROM point_accounts \
         UNION ALL SELECT CASE transaction_type \
                 WHEN 'TransferOut' THEN 'TransferSent' WHEN 'TransferIn' THEN 'TransferReceived' \
-                ELSE 'WalletBalanceChanged' END, id \
+                WHEN 'Reversal' THEN 'TransactionReversed' ELSE 'WalletBalanceChanged' END, id \
             FROM wallet_transactions WHERE transaction_type IN \
-                ('Deposit', 'Withdraw', 'HoldExecute', 'TransferOut', 'TransferIn') \
+                ('Deposit', 'Withdraw', 'HoldExecute', 'TransferOut', 'TransferIn', 'Reversal') \
         UNION ALL SELECT CASE transaction_type WHEN 'Hold' THEN 'EscrowHeld' \
                 WHEN 'HoldExecute' THEN 'EscrowExecuted' ELSE 'EscrowReleased' END, hold_id \
             FROM wallet_transactions WHERE transaction_type IN ('Hold', 'HoldExecute', 'HoldRelease') \
@@ -576,7 +626,8 @@ const EVENTS_PER_EFFECT_SQL: &str = "WITH expected AS ( \
             FROM point_transactions WHERE transaction_type IN ('Spend', 'Adjust')), \
     wanted AS (SELECT event_type, key, count(*) AS effects FROM expected GROUP BY event_type, key), \
     stored AS (SELECT event_type, CASE \
-                WHEN event_type IN ('WalletBalanceChanged', 'TransferSent', 'TransferReceived') \
+                WHEN event_type IN ('WalletBalanceChanged', 'TransferSent', 'TransferReceived', \
+                    'TransactionReversed') \
                     THEN (data->>'transactionId')::uuid \
                 WHEN event_type IN ('EscrowHeld', 'EscrowExecuted', 'EscrowReleased') \
                     THEN (data->>'holdId')::uuid \

@@ -29,6 +29,8 @@ struct Ledger {
     /// Alice's hold that is still active (partly executed).
     active_hold: Uuid,
     transfer_id: Uuid,
+    /// Alice's `Reversal` row of the transfer to Dave, 4 of its 10 USD.
+    reversal: Uuid,
 }
 
 fn key(text: &str) -> Option<IdempotencyKey> {
@@ -57,7 +59,7 @@ async fn ledger() -> Ledger {
     }
     run(&service, deposit(alice, "500.00", "USD")).await;
     run(&service, deposit(alice, "1000000", "VND")).await;
-    run(&service, deposit(bob, "20", "USD")).await;
+    let refunded = run(&service, deposit(bob, "20", "USD")).await;
     run(&service, withdraw(alice, "12.34", "USD")).await;
     run(&service, exchange(alice, "250001", "VND", "USD")).await;
     let active = hold_of(run(&service, hold(alice, "100", "USD", None)).await);
@@ -127,6 +129,26 @@ async fn ledger() -> Ledger {
     run(&service, spend(bob, 120)).await;
     run(&service, adjust(bob, 25)).await;
     run(&service, adjust(bob, -5)).await;
+    // Reversals: part of Bob's deposit clawed back, and part of a transfer
+    // from Alice to Dave moved back (named by the payer's leg).
+    run(&service, reverse(bob, transaction_of(&refunded), "5")).await;
+    let lent = run(
+        &service,
+        Command::Transfer {
+            user_id: alice,
+            to_user_id: dave,
+            amount: dec("10"),
+            currency: code("USD"),
+            description: None,
+            reference: None,
+        },
+    )
+    .await;
+    let reversed = run(&service, reverse(alice, transaction_of(&lent), "4")).await;
+    let CommandOutput::Reversal { transactions, .. } = reversed else {
+        panic!("a reversal answers with its rows");
+    };
+    let reversal = transactions[0].id;
     // The transfer last, so that it is the last USD row of Bob's log.
     let transfer = Command::Transfer {
         user_id: alice,
@@ -153,6 +175,25 @@ async fn ledger() -> Ledger {
         carol,
         active_hold: active.id,
         transfer_id,
+        reversal,
+    }
+}
+
+fn reverse(user_id: Uuid, transaction_id: Uuid, amount: &str) -> Command {
+    Command::ReverseTransaction {
+        user_id,
+        transaction_id,
+        amount: Some(dec(amount)),
+        reason: "refund".into(),
+    }
+}
+
+/// The transaction a deposit or a transfer answered with (the payer's leg).
+fn transaction_of(output: &CommandOutput) -> Uuid {
+    match output {
+        CommandOutput::Transaction { transaction, .. }
+        | CommandOutput::Transfer { transaction, .. } => transaction.id,
+        other => panic!("no transaction in {other:?}"),
     }
 }
 
@@ -203,16 +244,17 @@ async fn a_ledger_of_every_kind_of_command_reports_nothing_and_its_figures() {
     assert_eq!(report.figures.wallets, 5);
     assert_eq!(report.figures.point_accounts, 4);
     assert_eq!(report.figures.holds, 3);
-    // Deposits of 521, less 12.34 withdrawn, plus 10.00 from the exchange,
-    // less 30 executed out of the ledger; the payout and the transfer move
-    // money between wallets.
+    // Deposits of 521, less 5 of them reversed, less 12.34 withdrawn, plus
+    // 10.00 from the exchange, less 30 executed out of the ledger; the
+    // payout, the transfers and the transfer's reversal move money between
+    // wallets.
     let usd = report
         .figures
         .currencies
         .iter()
         .find(|c| c.currency == "USD")
         .expect("USD figures");
-    assert_eq!(usd.balance, dec("488.66"));
+    assert_eq!(usd.balance, dec("483.66"));
     assert_eq!(usd.held, dec("60"));
     // Bob: 300 + 100 - 120 + 25 - 5 available, 9 pending.
     assert_eq!(report.figures.points_available, 300);
@@ -593,4 +635,32 @@ async fn audits_taken_while_writers_commit_report_nothing() {
     }
     assert!(audits >= 2, "audits ran during the writes ({audits})");
     assert!(ledger.audit().await.is_clean());
+}
+
+#[tokio::test]
+async fn a_reversal_total_raised_without_a_reversal_is_reported() {
+    let ledger = ledger().await;
+    let found = ledger
+        .damaged(&[format!(
+            "UPDATE wallet_transaction_reversals SET reversed_amount = reversed_amount + 1 \
+             WHERE transaction_id = (SELECT reverses_transaction_id FROM wallet_transactions \
+                 WHERE id = '{}')",
+            ledger.reversal
+        )])
+        .await;
+    assert_reported(&found, &["reversal_totals"]);
+}
+
+#[tokio::test]
+async fn a_reversal_naming_a_row_of_another_wallet_is_reported() {
+    let ledger = ledger().await;
+    let found = ledger
+        .damaged(&[format!(
+            "UPDATE wallet_transactions SET reverses_transaction_id = \
+                 (SELECT id FROM wallet_transactions WHERE transfer_id = '{}' AND amount > 0) \
+             WHERE id = '{}'",
+            ledger.transfer_id, ledger.reversal
+        )])
+        .await;
+    assert!(found.contains("reversal_legs"), "{found:?}");
 }
