@@ -15,8 +15,8 @@ const DURATION_BUCKETS_SECONDS: &[f64] = &[
 /// Upper bounds of the command stage buckets, in seconds: most stages of
 /// the service itself take microseconds.
 const STAGE_BUCKETS_SECONDS: &[f64] = &[
-    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01,
-    0.025, 0.1, 1.0,
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.1, 1.0,
 ];
 
 /// The stages of a command request in the service, timed by
@@ -277,6 +277,11 @@ pub fn render_batches(stats: &BatchStats) -> String {
             stats.cached,
         ),
         (
+            "wallet_batch_known_wallets_total",
+            "Wallets a batch locked without loading, its writer's kept copy being current",
+            stats.known,
+        ),
+        (
             "wallet_batch_statements_total",
             "Statements the batching writers sent to the database",
             stats.statements,
@@ -340,7 +345,9 @@ mod tests {
             commands: 10,
             stale: 1,
             fallbacks: 2,
+            known: 4,
             size_counts,
+            stage_nanos: [1_500_000_000, 0, 0, 0, 0, 250_000, 0],
             ..BatchStats::default()
         };
         let text = Metrics::new().expect("metrics").render_with(Some(stats));
@@ -356,6 +363,12 @@ mod tests {
             "wallet_batch_stale_total 1",
             "wallet_batch_fallback_total 2",
             "wallet_batch_failure_total 0",
+            "wallet_batch_known_wallets_total 4",
+            "# TYPE wallet_batch_stage_seconds_total counter",
+            "wallet_batch_stage_seconds_total{stage=\"queued\"} 1.5",
+            "wallet_batch_stage_seconds_total{stage=\"begin\"} 0",
+            "wallet_batch_stage_seconds_total{stage=\"commit\"} 0.00025",
+            "wallet_batch_stage_seconds_total{stage=\"store\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
         }

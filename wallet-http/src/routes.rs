@@ -107,7 +107,11 @@ fn command<S: Backend>(spec: RouteSpec, build: BuildCommand) -> Route<S> {
         let command = build(&input)?;
         permitted.confirm(command.user_id())?;
         if let Some(Extension(RequestStarted(started))) = started {
-            state.metrics().stages().read.observe(seconds_since(started));
+            state
+                .metrics()
+                .stages()
+                .read
+                .observe(seconds_since(started));
         }
         run(&state, &headers, command, status).await
     };

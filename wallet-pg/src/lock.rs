@@ -44,7 +44,8 @@ pub(crate) async fn lock_many<C>(
     user_ids: &[Uuid],
     named: &[Uuid],
 ) -> Result<(Vec<(PgRow, C)>, u64), WalletError> {
-    let (locked, sent) = lock_knowing(conn, statements, statements.lock, user_ids, named, None).await?;
+    let (locked, sent) =
+        lock_knowing(conn, statements, statements.lock, user_ids, named, None).await?;
     let locked = locked
         .into_iter()
         .map(|(row, contents)| {

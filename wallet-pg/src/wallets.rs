@@ -133,8 +133,15 @@ pub(crate) async fn lock_wallets_knowing(
     let mut copies: HashMap<Uuid, Wallet> =
         copies.into_iter().map(|copy| (copy.id(), copy)).collect();
     let sql = lock_knowing_sql();
-    let (locked, sent) =
-        lock_knowing(conn, lock_statements(), sql, user_ids, hold_ids, Some(&known)).await?;
+    let (locked, sent) = lock_knowing(
+        conn,
+        lock_statements(),
+        sql,
+        user_ids,
+        hold_ids,
+        Some(&known),
+    )
+    .await?;
     let mut wallets = Vec::with_capacity(locked.len());
     for (row, contents) in locked {
         let wallet = match contents {

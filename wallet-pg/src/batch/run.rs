@@ -142,13 +142,15 @@ async fn apply_batch(
     match applied {
         // The transaction ends whatever it did (replays, refusals and
         // sweeps with nothing due write nothing but hold row locks).
-        Ok((results, state)) => match timed_commit(session, queue, &writer.counters, commands).await {
-            Ok(next) => {
-                state.keep_wallets(&mut writer.cache);
-                (Ok(results), next)
+        Ok((results, state)) => {
+            match timed_commit(session, queue, &writer.counters, commands).await {
+                Ok(next) => {
+                    state.keep_wallets(&mut writer.cache);
+                    (Ok(results), next)
+                }
+                Err(error) => (Err(BatchFailure::Everyone(error)), None),
             }
-            Err(error) => (Err(BatchFailure::Everyone(error)), None),
-        },
+        }
         Err(attempt) => {
             // The fall-back needs the writer's connection: give it back.
             session.roll_back().await;
