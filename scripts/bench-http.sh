@@ -27,9 +27,9 @@
 # command of: `read` (token, path, body, command built), `execute` (the
 # application service: validation and the store), `answer` (the response
 # rendered), and inside the store: `queued` (until its writer took it),
-# `lock`, `apply`, `write`, `commit` (the writer's time per batch, divided
-# by the commands of the batch) and `store` (from queueing to the answer
-# received); `batch` is the mean commands per batch. With several rounds
+# `begin`, `lock`, `apply`, `write`, `commit` (each the time of the
+# command's batch in that step, which every command of the batch waits
+# through) and `store` (from queueing to the answer received); `batch` is the mean commands per batch. With several rounds
 # it ends with the medians (the ratio is the median of the rounds').
 #
 # Usage: scripts/bench-http.sh [--connections N] [--seconds S] [--rounds R]
@@ -191,8 +191,8 @@ stage_line() { # before after
       n = after["requests"] - before["requests"]
       if (n <= 0) { print "no requests"; exit }
       line = ""
-      split("read execute answer queued lock apply write commit store", order, " ")
-      for (i = 1; i <= 9; i++) {
+      count = split("read execute answer queued begin lock apply write commit store", order, " ")
+      for (i = 1; i <= count; i++) {
         s = order[i]
         if (s in after) line = line sprintf(" %s=%.3f", s, (after[s] - before[s]) * 1000 / n)
       }
@@ -309,7 +309,7 @@ for round in $(seq 1 "$rounds"); do
           "$(mib "$rss_peak")" "$(mib "${hwm:-0}")"
         echo "stages round=$round build=$build workload=$workload path=$path $(stage_line "$work/before" "$work/after")"
         [ -z "$perf_dir" ] || profile_report "r$round-$build-$path-$workload"
-        printf 'run\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$build" "$workload" "$path" \
+        printf 'run\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$build" "$workload" "$path" \
           "$rps" "$p50" "$p99" "$errors" "$lib" "$ratio" "$(mib "$rss_peak")" "$(mib "${hwm:-0}")" >> "$work/results"
       done
       stop_server

@@ -725,8 +725,13 @@ async fn a_wallet_its_writer_committed_is_kept_and_answers_as_a_fresh_load_would
     batched.check_wallet(user).await;
 }
 
-#[tokio::test]
-async fn a_kept_wallet_another_process_changed_is_noticed_and_the_batch_runs_again() {
+/// A batching store (one writer) and a second, unbatched store on the
+/// same database: another process writing the same wallets.
+async fn two_processes() -> (
+    WalletService<PgStore>,
+    WalletService<PgStore>,
+    ScratchDatabase,
+) {
     let (batched, database) = batched_store(|_| {}).await;
     let service = WalletService::new(batched, Policy::default());
     let other = WalletService::new(
@@ -735,6 +740,12 @@ async fn a_kept_wallet_another_process_changed_is_noticed_and_the_batch_runs_aga
             .expect("a second store"),
         Policy::default(),
     );
+    (service, other, database)
+}
+
+#[tokio::test]
+async fn a_kept_wallet_another_process_changed_is_noticed_and_the_batch_runs_again() {
+    let (service, other, _database) = two_processes().await;
     let user = Uuid::now_v7();
     service
         .execute(create_wallet(user), None)
@@ -982,14 +993,7 @@ async fn a_batch_over_several_kept_wallets_locks_them_all_and_loads_only_what_ch
 #[tokio::test]
 async fn a_kept_wallet_another_process_changed_is_loaded_by_a_batch_over_several() {
     use wallet_core::testing::contract::transfer;
-    let (batched, database) = batched_store(|_| {}).await;
-    let service = WalletService::new(batched, Policy::default());
-    let other = WalletService::new(
-        PgStore::connect(&wallet_pg::testing::test_config(&database.url))
-            .await
-            .expect("a second store"),
-        Policy::default(),
-    );
+    let (service, other, _database) = two_processes().await;
     let (payer, payee) = (Uuid::now_v7(), Uuid::now_v7());
     for command in [
         create_wallet(payer),
