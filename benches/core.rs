@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeZone, Utc};
 use criterion::{criterion_group, Criterion};
 use wallet::core::{
-    apply_to_wallets, Command, Ctx, CurrencyCode, Decimal, EarnRequest, HoldRequest, InMemoryStore,
-    ManualClock, Money, PointAccount, Policy, SequentialIdGenerator, Uuid, UuidV7Generator, Wallet,
-    WalletService, WalletSet,
+    apply_to_wallets, Aggregate, Command, Ctx, CurrencyCode, Decimal, EarnRequest, HoldRequest,
+    InMemoryStore, ManualClock, Money, PointAccount, Policy, SequentialIdGenerator, Uuid,
+    UuidV7Generator, Wallet, WalletService, WalletSet,
 };
 
 /// Per-iteration times of each benchmark, one entry per timed batch.

@@ -23,6 +23,8 @@ export NATS_SERVER_BIN
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
+# Every test, the bank test among them (wallet-http/tests/bank: two
+# instances under faults for 60 s of load, then its checker and the audit).
 cargo test --workspace --all-features --no-fail-fast
 # No normal build carries test code: wallet-core's `testing` module sits
 # behind its `testing` feature, which dependents enable in dev-dependencies

@@ -33,8 +33,8 @@ pub enum Access {
     Spend,
     /// Transfer from the wallet to another user's.
     Transfer,
-    /// Execute, release, cancel a hold; earn points; confirm or cancel
-    /// pending points.
+    /// Execute, release, cancel a hold; reverse a transaction; earn
+    /// points; confirm or cancel pending points.
     Settle,
     /// Freeze, unfreeze, close, adjust points, list wallets, statistics, events.
     Admin,
@@ -87,6 +87,7 @@ pub fn access_of(command: &Command) -> Access {
         Command::ExecuteHold { .. }
         | Command::ReleaseHold { .. }
         | Command::CancelHold { .. }
+        | Command::ReverseTransaction { .. }
         | Command::EarnPoints { .. }
         | Command::ConfirmPendingPoints { .. }
         | Command::CancelPendingPoints { .. } => Access::Settle,

@@ -12,6 +12,7 @@ use crate::money::{CurrencyCode, Money};
 use crate::points::{
     validate_delta, validate_points, EarnRequest, PointAccount, PointAccountView, PointTransaction,
 };
+use crate::reversal::ReversalRequest;
 use crate::transfer::{
     pay_out, transfer, validate_payees, Payee, PayoutRequest, TransferRequest, WalletSet,
 };
@@ -169,6 +170,14 @@ pub enum Command {
         description: Option<String>,
         reference: Option<String>,
     },
+    /// Reverses all (without `amount`) or part of a transaction of
+    /// `user_id`'s wallet, whose idempotency key it is.
+    ReverseTransaction {
+        user_id: Uuid,
+        transaction_id: Uuid,
+        amount: Option<Decimal>,
+        reason: String,
+    },
     CreatePointAccount {
         user_id: Uuid,
     },
@@ -218,6 +227,7 @@ impl Command {
             | Command::UnfreezeWallet { user_id }
             | Command::CloseWallet { user_id }
             | Command::Transfer { user_id, .. }
+            | Command::ReverseTransaction { user_id, .. }
             | Command::CreatePointAccount { user_id }
             | Command::EarnPoints { user_id, .. }
             | Command::SpendPoints { user_id, .. }
@@ -242,6 +252,7 @@ impl Command {
             Command::UnfreezeWallet { .. } => "UnfreezeWallet",
             Command::CloseWallet { .. } => "CloseWallet",
             Command::Transfer { .. } => "Transfer",
+            Command::ReverseTransaction { .. } => "ReverseTransaction",
             Command::CreatePointAccount { .. } => "CreatePointAccount",
             Command::EarnPoints { .. } => "EarnPoints",
             Command::SpendPoints { .. } => "SpendPoints",
@@ -279,7 +290,7 @@ impl Command {
                     payees.sort_by_key(|p| p.user_id);
                 }
             }
-            Command::ReleaseHold { amount, .. } => {
+            Command::ReleaseHold { amount, .. } | Command::ReverseTransaction { amount, .. } => {
                 if let Some(amount) = amount {
                     normalise(amount);
                 }
@@ -326,6 +337,13 @@ pub enum CommandOutput {
         transaction: WalletTransaction,
         transfer_id: Uuid,
     },
+    /// A reversal: the request's wallet, the `Reversal` rows (that
+    /// wallet's first) and the original's reversed amount after it.
+    Reversal {
+        wallet: WalletView,
+        transactions: Vec<WalletTransaction>,
+        reversed_amount: Decimal,
+    },
     /// Create a point account.
     PointAccount { account: PointAccountView },
     /// Earn, spend, adjust, confirm, cancel pending.
@@ -356,6 +374,9 @@ pub enum ValidCommand {
     /// Moves money from the user's wallet to others, in one unit of work
     /// over all of them.
     Wallets(WalletsCommand),
+    /// Reverses a transaction: a unit of work over the wallets its legs
+    /// are on, which the service finds first.
+    Reversal(ReversalRequest),
     /// Creates the user's point account.
     CreatePointAccount { user_id: Uuid },
     /// Changes the user's point account.
@@ -546,6 +567,17 @@ impl Command {
                 };
                 Ok(ValidCommand::Wallets(WalletsCommand::Transfer(request)))
             }
+            Command::ReverseTransaction {
+                user_id,
+                transaction_id,
+                amount,
+                reason,
+            } => Ok(ValidCommand::Reversal(ReversalRequest {
+                user_id: *user_id,
+                transaction_id: *transaction_id,
+                amount: *amount,
+                reason: reason.clone(),
+            })),
             Command::ExecuteHold {
                 hold_id,
                 amount,
@@ -820,6 +852,7 @@ pub fn apply_to_wallet(
         ValidCommand::Wallet(valid) => valid.apply(wallet, ctx),
         ValidCommand::CreateWallet { .. }
         | ValidCommand::Wallets(_)
+        | ValidCommand::Reversal(_)
         | ValidCommand::CreatePointAccount { .. }
         | ValidCommand::PointAccount(_) => Err(WalletError::Internal(format!(
             "{} is not a command on one existing wallet",
@@ -828,7 +861,8 @@ pub fn apply_to_wallet(
     }
 }
 
-/// Validates a command over several wallets (a transfer, a hold payout) and
+/// Validates a command over several wallets (a transfer, a hold payout, a
+/// reversal) and
 /// applies it to the set, after expiring the overdue holds of each wallet.
 /// Other commands are an internal error.
 pub fn apply_to_wallets(
@@ -838,6 +872,7 @@ pub fn apply_to_wallets(
 ) -> Result<CommandOutput, WalletError> {
     match command.validate(ctx.policy)? {
         ValidCommand::Wallets(valid) => valid.apply(set, ctx),
+        ValidCommand::Reversal(request) => request.apply(set, ctx),
         ValidCommand::CreateWallet { .. }
         | ValidCommand::Wallet(_)
         | ValidCommand::CreatePointAccount { .. }
@@ -861,6 +896,7 @@ pub fn apply_to_point_account(
         ValidCommand::CreateWallet { .. }
         | ValidCommand::Wallet(_)
         | ValidCommand::Wallets(_)
+        | ValidCommand::Reversal(_)
         | ValidCommand::CreatePointAccount { .. } => Err(WalletError::Internal(format!(
             "{} is not a command on an existing point account",
             command.name()

@@ -46,6 +46,10 @@ pub enum WalletError {
     /// The point account has no such lot.
     #[error("point lot not found")]
     LotNotFound,
+    /// The wallet has no transaction with that id (another wallet's
+    /// transaction included).
+    #[error("transaction not found")]
+    TransactionNotFound,
 
     /// The user already has a wallet (in any status, closed included).
     #[error("the user already has a wallet")]
@@ -102,6 +106,12 @@ pub enum WalletError {
     /// The other wallet of a transfer or payout (the payee) is closed.
     #[error("the counterparty's wallet is closed")]
     CounterpartyClosed,
+    /// A reversal of a transaction of a kind that cannot be reversed.
+    #[error("this kind of transaction cannot be reversed")]
+    NotReversible,
+    /// A reversal of more than the transaction has left to reverse.
+    #[error("the reversals would exceed the original amount")]
+    ReversalExceedsOriginal,
 
     /// The store is down or overloaded; the command may be retried.
     #[error("store unavailable: {0}")]
@@ -126,6 +136,7 @@ impl WalletError {
             WalletError::HoldNotFound => "hold_not_found",
             WalletError::PointAccountNotFound => "point_account_not_found",
             WalletError::LotNotFound => "lot_not_found",
+            WalletError::TransactionNotFound => "transaction_not_found",
             WalletError::WalletExists => "wallet_exists",
             WalletError::PointAccountExists => "point_account_exists",
             WalletError::ConcurrencyConflict => "concurrency_conflict",
@@ -144,6 +155,8 @@ impl WalletError {
             WalletError::IdempotencyKeyReused => "idempotency_key_reused",
             WalletError::CounterpartyNotFound => "counterparty_not_found",
             WalletError::CounterpartyClosed => "counterparty_closed",
+            WalletError::NotReversible => "not_reversible",
+            WalletError::ReversalExceedsOriginal => "reversal_exceeds_original",
             WalletError::Unavailable(_) => "unavailable",
             WalletError::Internal(_) => "internal_error",
         }

@@ -160,6 +160,22 @@ pub enum EventData {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         hold_id: Option<Uuid>,
     },
+    /// A wallet changed by a reversal: one per wallet it changes, the
+    /// two of a reversal between wallets sharing `transfer_id`.
+    TransactionReversed {
+        /// The `Reversal` row on this wallet.
+        transaction_id: Uuid,
+        /// This wallet's own leg of the original.
+        reverses_transaction_id: Uuid,
+        /// Null on a reversal of one wallet, like the counterparty.
+        transfer_id: Option<Uuid>,
+        counterparty_user_id: Option<Uuid>,
+        currency: CurrencyCode,
+        /// The signed change of this wallet's balance.
+        amount: Decimal,
+        balance_after: Decimal,
+        reason: String,
+    },
     WalletUnfrozen {},
     WalletClosed {},
     PointsEarned {
@@ -211,6 +227,7 @@ impl EventData {
             EventData::WalletFrozen { .. } => "WalletFrozen",
             EventData::TransferSent { .. } => "TransferSent",
             EventData::TransferReceived { .. } => "TransferReceived",
+            EventData::TransactionReversed { .. } => "TransactionReversed",
             EventData::WalletUnfrozen { .. } => "WalletUnfrozen",
             EventData::WalletClosed { .. } => "WalletClosed",
             EventData::PointsEarned { .. } => "PointsEarned",

@@ -66,7 +66,7 @@ text_enum!(
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
     TransactionType {
         Deposit, Withdraw, ExchangeIn, ExchangeOut, Hold, HoldExecute, HoldRelease, TransferIn,
-        TransferOut,
+        TransferOut, Reversal,
     }
 );
 text_enum!(

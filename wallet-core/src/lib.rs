@@ -10,7 +10,8 @@
 //! [`ValidCommand`], which the service applies inside the store's unit of
 //! work. Transfers and hold payouts move money between wallets in
 //! one unit of work over all of them ([`transfer`], [`WalletSet`],
-//! [`WalletStore::update_wallets`]), locked in user id order. The store-contract suite and the invariant checker
+//! [`WalletStore::update_wallets`]), locked in user id order; so do
+//! reversals ([`reversal`]), whose cap is read and raised in that unit of work. The store-contract suite and the invariant checker
 //! (`wallet_core::testing`) come with the `testing` feature, for the tests
 //! of stores and dependents.
 //!
@@ -38,6 +39,7 @@
 //! ```
 
 pub mod access;
+pub mod aggregate;
 pub mod command;
 pub mod context;
 pub mod error;
@@ -48,6 +50,7 @@ pub mod money;
 pub mod points;
 pub mod query;
 pub mod relay;
+pub mod reversal;
 pub mod service;
 pub mod store;
 #[cfg(feature = "testing")]
@@ -56,6 +59,7 @@ pub mod transfer;
 pub mod wallet;
 
 pub use access::{access_of, Access, Actor};
+pub use aggregate::{Aggregate, Changes, ChangesOf};
 pub use command::{
     apply_to_point_account, apply_to_wallet, apply_to_wallets, Claim, Command, CommandOutput,
     IdempotencyKey, IdempotencyRecord, PointCommand, ValidCommand, WalletCommand, WalletsCommand,
@@ -72,16 +76,17 @@ pub use points::{
     EarnRequest, LotState, PointAccount, PointAccountView, PointLot, PointTransaction,
     PointTransactionType,
 };
-pub use query::{Cursor, Page, PageRequest, Statistics, TransactionFilter};
+pub use query::{BalancesAt, Cursor, Page, PageRequest, Statistics, TransactionFilter};
 pub use relay::{LeaseOutcome, PositionUpdate, RelayLease, RelayName, RelayState};
+pub use reversal::{ReversalPlan, ReversalRequest};
 pub use service::{SweepReport, WalletService};
 pub use store::{
     Applied, IdempotencyStore, LedgerReader, PointStore, RelayStore, Store, WalletStore,
 };
 pub use transfer::{Payee, PayoutRequest, TransferRequest, WalletSet, PAYEES_MAX};
 pub use wallet::{
-    Exchange, Hold, HoldRequest, HoldStatus, ReleaseCause, TransactionType, TransferLink, Wallet,
-    WalletItem, WalletStatus, WalletTransaction, WalletView,
+    Exchange, Hold, HoldRequest, HoldStatus, ReleaseCause, ReversalTotal, TransactionType,
+    TransferLink, Wallet, WalletItem, WalletStatus, WalletTransaction, WalletView,
 };
 
 /// Re-exported so embedders use the same decimal type.

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
+use crate::aggregate::Aggregate;
 use crate::command::{Claim, IdempotencyKey, IdempotencyRecord};
 use crate::error::WalletError;
 use crate::events::{DomainEvent, StoredEvent};
@@ -29,7 +30,8 @@ use crate::store::{
 };
 use crate::transfer::WalletSet;
 use crate::wallet::{
-    Hold, HoldStatus, TransactionType, Wallet, WalletStatus, WalletTransaction, WalletView,
+    Hold, HoldStatus, TransactionType, Wallet, WalletItem, WalletStatus, WalletTransaction,
+    WalletView,
 };
 
 /// The in-memory store. Cheap to share: wrap it in an `Arc`.
@@ -72,6 +74,13 @@ struct State {
     holds_by_wallet: HashMap<Uuid, BTreeSet<(DateTime<Utc>, Uuid)>>,
     /// Per wallet, its log: entry `i` has sequence `i + 1`.
     transactions: HashMap<Uuid, Vec<WalletTransaction>>,
+    /// Every wallet transaction -> its wallet id and index in that log.
+    transaction_index: HashMap<Uuid, (Uuid, usize)>,
+    /// Transfer id -> the legs of that transfer or payout, in order.
+    transfer_legs: HashMap<Uuid, Vec<Uuid>>,
+    /// The running total of the reversals of each reversed leg, kept
+    /// beside the log, whose rows never change.
+    reversed: HashMap<Uuid, Decimal>,
     accounts: HashMap<Uuid, PointAccount>,
     /// Every lot ever made -> its account id.
     lot_accounts: HashMap<Uuid, Uuid>,
@@ -186,7 +195,7 @@ impl State {
     /// Persists a wallet's changes; the wallet keeps only its active holds.
     fn save_wallet(&mut self, mut wallet: Wallet) {
         let changes = wallet.take_changes();
-        for hold_id in &changes.touched_holds {
+        for hold_id in &changes.touched {
             if let Some(hold) = wallet.holds().get(hold_id) {
                 self.holds_by_wallet
                     .entry(wallet.id())
@@ -195,11 +204,24 @@ impl State {
                 self.holds.insert(hold.id, hold.clone());
             }
         }
+        for total in wallet.reversal_totals(&changes.transactions) {
+            self.reversed
+                .insert(total.transaction_id, total.reversed_amount);
+        }
         wallet.forget_ended_holds();
-        self.transactions
-            .entry(wallet.id())
-            .or_default()
-            .extend(changes.transactions);
+        wallet.forget_named_transactions();
+        let log = self.transactions.entry(wallet.id()).or_default();
+        for transaction in changes.transactions {
+            self.transaction_index
+                .insert(transaction.id, (wallet.id(), log.len()));
+            if let Some(transfer_id) = transaction.transfer_id {
+                self.transfer_legs
+                    .entry(transfer_id)
+                    .or_default()
+                    .push(transaction.id);
+            }
+            log.push(transaction);
+        }
         self.append_events(changes.events);
         if changes.created {
             self.wallet_order
@@ -210,7 +232,7 @@ impl State {
 
     fn save_account(&mut self, mut account: PointAccount) {
         let changes = account.take_changes();
-        for lot in &changes.touched_lots {
+        for lot in &changes.touched {
             self.lot_accounts.insert(lot.id, account.id());
         }
         self.point_transactions
@@ -219,6 +241,19 @@ impl State {
             .extend(changes.transactions);
         self.append_events(changes.events);
         self.accounts.insert(account.user_id(), account);
+    }
+
+    /// A row of any wallet's log, with its reversed amount as kept.
+    fn stored_transaction(&self, transaction_id: Uuid) -> Option<WalletTransaction> {
+        let (wallet_id, index) = self.transaction_index.get(&transaction_id)?;
+        let row = self.transactions.get(wallet_id)?.get(*index)?;
+        Some(self.with_total(row.clone()))
+    }
+
+    /// A row with its reversed amount as kept.
+    fn with_total(&self, row: WalletTransaction) -> WalletTransaction {
+        let total = self.reversed.get(&row.id).copied();
+        row.with_reversed_amount(total)
     }
 
     fn wallet_id(&self, user_id: Uuid) -> Result<Uuid, WalletError> {
@@ -242,6 +277,28 @@ fn overdue<'a, A: 'a>(
         .filter(|(_, at)| at.is_some_and(|at| at <= now))
         .map(|(user_id, _)| user_id)
         .take(limit as usize)
+        .collect()
+}
+
+/// The balances of a log at `at`: per currency, the after-values of its
+/// latest row (by `created_at`, then sequence) with `created_at <= at`,
+/// ordered by code. Every store answers as this does.
+pub fn balances_at(log: &[WalletTransaction], at: DateTime<Utc>) -> Vec<WalletItem> {
+    let mut last: BTreeMap<CurrencyCode, &WalletTransaction> = BTreeMap::new();
+    for row in log.iter().filter(|row| row.created_at <= at) {
+        let newer = last
+            .get(&row.currency)
+            .is_none_or(|seen| (seen.created_at, seen.sequence) <= (row.created_at, row.sequence));
+        if newer {
+            last.insert(row.currency, row);
+        }
+    }
+    last.into_values()
+        .map(|row| WalletItem {
+            currency: row.currency,
+            balance: row.balance_after,
+            held: row.held_after,
+        })
         .collect()
 }
 
@@ -290,19 +347,12 @@ fn sequence_page<T: Clone>(
     }))
 }
 
-/// What the in-memory store needs of each kind of aggregate, so that one
-/// create and one update unit of work serve wallets and point accounts.
-trait Kept: Clone {
+/// What the in-memory store needs of each kind of aggregate besides
+/// [`Aggregate`], so that one create and one update unit of work serve
+/// wallets and point accounts.
+trait Kept: Aggregate {
     /// How the internal error names the aggregate.
     const KIND: &'static str;
-    /// The answer to a create when the user already has one.
-    fn exists() -> WalletError;
-    /// The answer to an update when the user has none.
-    fn not_found() -> WalletError;
-    fn owner(&self) -> Uuid;
-    fn created(&self) -> DateTime<Utc>;
-    fn updated(&self) -> DateTime<Utc>;
-    fn is_changed(&self) -> bool;
     /// The user's stored aggregate.
     fn find(state: &State, user_id: Uuid) -> Option<&Self>;
     /// Tells a loaded aggregate about the hold or lot a command names.
@@ -313,24 +363,6 @@ trait Kept: Clone {
 
 impl Kept for Wallet {
     const KIND: &'static str = "a wallet";
-    fn exists() -> WalletError {
-        WalletError::WalletExists
-    }
-    fn not_found() -> WalletError {
-        WalletError::WalletNotFound
-    }
-    fn owner(&self) -> Uuid {
-        self.user_id()
-    }
-    fn created(&self) -> DateTime<Utc> {
-        self.created_at()
-    }
-    fn updated(&self) -> DateTime<Utc> {
-        self.updated_at()
-    }
-    fn is_changed(&self) -> bool {
-        !self.changes().is_empty()
-    }
     fn find(state: &State, user_id: Uuid) -> Option<&Self> {
         state.wallets.get(&user_id)
     }
@@ -346,24 +378,6 @@ impl Kept for Wallet {
 
 impl Kept for PointAccount {
     const KIND: &'static str = "an account";
-    fn exists() -> WalletError {
-        WalletError::PointAccountExists
-    }
-    fn not_found() -> WalletError {
-        WalletError::PointAccountNotFound
-    }
-    fn owner(&self) -> Uuid {
-        self.user_id()
-    }
-    fn created(&self) -> DateTime<Utc> {
-        self.created_at()
-    }
-    fn updated(&self) -> DateTime<Utc> {
-        self.updated_at()
-    }
-    fn is_changed(&self) -> bool {
-        !self.changes().is_empty()
-    }
     fn find(state: &State, user_id: Uuid) -> Option<&Self> {
         state.accounts.get(&user_id)
     }
@@ -390,16 +404,16 @@ impl InMemoryStore {
             return replayed;
         }
         if A::find(&state, user_id).is_some() {
-            return Err(A::exists());
+            return Err(A::EXISTS);
         }
         let (aggregate, output) = factory()?;
-        if aggregate.owner() != user_id {
+        if aggregate.user_id() != user_id {
             return Err(WalletError::Internal(format!(
                 "factory made {} for another user",
                 A::KIND
             )));
         }
-        let now = aggregate.created();
+        let now = aggregate.created_at();
         aggregate.save(&mut state);
         state.remember(claim, &output, now);
         Ok(Applied {
@@ -422,13 +436,13 @@ impl InMemoryStore {
         if let Some(replayed) = state.replay(&claim) {
             return replayed;
         }
-        let mut aggregate = A::find(&state, user_id).cloned().ok_or_else(A::not_found)?;
+        let mut aggregate = A::find(&state, user_id).cloned().ok_or(A::NOT_FOUND)?;
         if let Some(named) = named {
             aggregate.load_named(&state, named);
         }
         let output = mutation(&mut aggregate)?;
         if aggregate.is_changed() {
-            let now = aggregate.updated();
+            let now = aggregate.updated_at();
             aggregate.save(&mut state);
             state.remember(claim, &output, now);
         }
@@ -447,7 +461,7 @@ impl InMemoryStore {
     fn update_set(
         &self,
         user_ids: &[Uuid],
-        hold_ids: &[Uuid],
+        (hold_ids, transaction_ids): (&[Uuid], &[Uuid]),
         claim: Option<Claim>,
         mutation: WalletsMutation,
     ) -> Result<Applied, WalletError> {
@@ -463,6 +477,15 @@ impl InMemoryStore {
             // Only the wallet the hold belongs to takes it.
             set.iter_mut()
                 .for_each(|wallet| wallet.remember_hold(hold.clone()));
+        }
+        for row in transaction_ids
+            .iter()
+            .filter_map(|id| state.stored_transaction(*id))
+        {
+            // Only the wallet the row belongs to takes it, with the total
+            // as it stands under the write lock.
+            set.iter_mut()
+                .for_each(|wallet| wallet.remember_transaction(row.clone()));
         }
         let output = mutation(&mut set)?;
         let changed: Vec<Wallet> = set
@@ -506,10 +529,37 @@ impl WalletStore for InMemoryStore {
         &self,
         user_ids: Vec<Uuid>,
         hold_ids: Vec<Uuid>,
+        transaction_ids: Vec<Uuid>,
         claim: Option<Claim>,
         mutation: WalletsMutation,
     ) -> Result<Applied, WalletError> {
-        self.update_set(&user_ids, &hold_ids, claim, mutation)
+        self.update_set(&user_ids, (&hold_ids, &transaction_ids), claim, mutation)
+    }
+
+    async fn transaction_legs(
+        &self,
+        user_id: Uuid,
+        transaction_id: Uuid,
+    ) -> Result<Vec<WalletTransaction>, WalletError> {
+        let state = self.read();
+        let Ok(wallet_id) = state.wallet_id(user_id) else {
+            return Ok(Vec::new());
+        };
+        let Some(named) = state
+            .stored_transaction(transaction_id)
+            .filter(|row| row.wallet_id == wallet_id)
+        else {
+            return Ok(Vec::new());
+        };
+        let others = named
+            .transfer_id
+            .and_then(|transfer_id| state.transfer_legs.get(&transfer_id))
+            .into_iter()
+            .flatten()
+            .filter(|id| **id != transaction_id)
+            .filter_map(|id| state.stored_transaction(*id))
+            .filter(|row| row.wallet_id != wallet_id);
+        Ok(std::iter::once(named.clone()).chain(others).collect())
     }
 
     async fn users_with_overdue_holds(
@@ -605,6 +655,41 @@ impl LedgerReader for InMemoryStore {
             },
             |t| t.sequence,
         )
+        .map(|page| Page {
+            items: page
+                .items
+                .into_iter()
+                .map(|row| state.with_total(row))
+                .collect(),
+            next_cursor: page.next_cursor,
+        })
+    }
+
+    async fn transaction(
+        &self,
+        user_id: Uuid,
+        transaction_id: Uuid,
+    ) -> Result<Option<WalletTransaction>, WalletError> {
+        let state = self.read();
+        let wallet_id = state.wallet_id(user_id)?;
+        Ok(state
+            .stored_transaction(transaction_id)
+            .filter(|row| row.wallet_id == wallet_id))
+    }
+
+    async fn balances_at(
+        &self,
+        user_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<WalletItem>, WalletError> {
+        let state = self.read();
+        let wallet_id = state.wallet_id(user_id)?;
+        let log = state
+            .transactions
+            .get(&wallet_id)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        Ok(balances_at(log, at))
     }
 
     async fn holds(

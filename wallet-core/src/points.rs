@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::aggregate::{aggregate, Changes};
 use crate::context::{bounded_text, required_text, Ctx, DESCRIPTION_LENGTH_MAX, SOURCE_LENGTH_MAX};
 use crate::error::WalletError;
 use crate::events::{DomainEvent, EventData};
@@ -108,24 +109,17 @@ pub struct PointTransaction {
     pub created_at: DateTime<Utc>,
 }
 
-/// What a successful command changed, for the store to persist.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PointChanges {
-    pub transactions: Vec<PointTransaction>,
-    pub events: Vec<DomainEvent>,
-    /// Lots created or changed, as they are now (a lot with nothing left and
-    /// no longer pending has been spent, expired or cancelled).
-    pub touched_lots: Vec<PointLot>,
-    pub expected_version: u64,
-    pub created: bool,
-}
+/// What a successful command changed in a point account: its touched
+/// parts are lot pictures.
+pub type PointChanges = Changes<PointTransaction, PointLot>;
 
-impl PointChanges {
-    /// Whether anything changed.
-    pub fn is_empty(&self) -> bool {
-        self.transactions.is_empty() && self.events.is_empty() && self.touched_lots.is_empty()
-    }
-}
+aggregate!(
+    PointAccount,
+    PointTransaction,
+    PointLot,
+    WalletError::PointAccountNotFound,
+    WalletError::PointAccountExists
+);
 
 /// A read-only picture of a point account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -316,20 +310,6 @@ impl PointAccount {
         self.available.values().chain(self.pending.values())
     }
 
-    /// The changes made since the account was loaded or opened.
-    pub fn changes(&self) -> &PointChanges {
-        &self.changes
-    }
-
-    /// Takes the changes out, leaving the account clean at its new version.
-    pub fn take_changes(&mut self) -> PointChanges {
-        let fresh = PointChanges {
-            expected_version: self.version,
-            ..PointChanges::default()
-        };
-        std::mem::replace(&mut self.changes, fresh)
-    }
-
     /// The read-only picture of this account.
     pub fn view(&self) -> PointAccountView {
         PointAccountView {
@@ -455,7 +435,7 @@ impl PointAccount {
             self.available.insert(SpendOrder::of(&lot), lot.clone());
             PointTransactionType::Earn
         };
-        self.changes.touched_lots.push(lot);
+        self.changes.touched.push(lot);
         let transaction = self.append(
             transaction_type,
             points,
@@ -536,7 +516,7 @@ impl PointAccount {
             lot_id = Some(lot.id);
             self.available_points += delta;
             self.lifetime_earned = lifetime_earned;
-            self.changes.touched_lots.push(lot.clone());
+            self.changes.touched.push(lot.clone());
             self.available.insert(SpendOrder::of(&lot), lot);
         } else {
             if self.available_points < -delta {
@@ -572,7 +552,7 @@ impl PointAccount {
         self.available_points += points;
         self.lifetime_earned = lifetime_earned;
         let (source, expires_at) = (lot.source.clone(), lot.expires_at);
-        self.changes.touched_lots.push(lot.clone());
+        self.changes.touched.push(lot.clone());
         self.available.insert(SpendOrder::of(&lot), lot);
         let transaction = self.append(
             PointTransactionType::PendingConfirmed,
@@ -596,7 +576,7 @@ impl PointAccount {
         lot.remaining = 0;
         self.pending_points -= points;
         let (source, expires_at) = (lot.source.clone(), lot.expires_at);
-        self.changes.touched_lots.push(lot);
+        self.changes.touched.push(lot);
         let transaction = self.append(
             PointTransactionType::PendingCancelled,
             -points,
@@ -626,7 +606,7 @@ impl PointAccount {
             return Ok(lot);
         }
         let known = self.available.values().any(|lot| lot.id == lot_id)
-            || self.changes.touched_lots.iter().any(|lot| lot.id == lot_id)
+            || self.changes.touched.iter().any(|lot| lot.id == lot_id)
             || self.known_lots.contains(&lot_id);
         if known {
             Err(WalletError::LotNotPending)
@@ -655,7 +635,7 @@ impl PointAccount {
             left -= lot.remaining;
             used_up += 1;
         }
-        let touched = &mut self.changes.touched_lots;
+        let touched = &mut self.changes.touched;
         touched.reserve(used_up + 1);
         let mark_used_up = |mut lot: PointLot| {
             lot.remaining = 0;
@@ -690,7 +670,7 @@ impl PointAccount {
 
     fn record_expiry(&mut self, lot: PointLot, points: i64, pending: bool, ctx: &Ctx<'_>) {
         let (lot_id, source, expires_at) = (lot.id, lot.source.clone(), lot.expires_at);
-        self.changes.touched_lots.push(lot);
+        self.changes.touched.push(lot);
         self.append(
             PointTransactionType::Expire,
             -points,
@@ -769,6 +749,7 @@ pub struct EarnRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::Aggregate;
     use crate::context::{Policy, SequentialIdGenerator};
     use chrono::{Duration, TimeZone};
 
@@ -856,7 +837,7 @@ mod tests {
         account.spend(20, "shop".into(), None, &ctx).expect("spend");
         let changes = account.take_changes();
         let touched: Vec<(u128, i64)> = changes
-            .touched_lots
+            .touched
             .iter()
             .map(|l| (l.id.as_u128(), l.remaining))
             .collect();
@@ -891,7 +872,7 @@ mod tests {
             .expect("spend");
         let changes = account.take_changes();
         let touched: Vec<(u128, i64)> = changes
-            .touched_lots
+            .touched
             .iter()
             .map(|l| (l.id.as_u128(), l.remaining))
             .collect();

@@ -174,6 +174,18 @@ pub fn events_limit(limit: Option<i64>) -> Result<u32, WalletError> {
     }
 }
 
+/// A wallet's balances at a point in time (see
+/// [`crate::store::LedgerReader::balances_at`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BalancesAt {
+    /// The time asked about (now when none was given), truncated to the
+    /// stored precision.
+    pub at: DateTime<Utc>,
+    /// Per currency with a transaction by then, ordered by code.
+    pub balances: Vec<crate::wallet::WalletItem>,
+}
+
 /// Totals of one currency over all wallets, all time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -242,14 +254,33 @@ pub fn statistics_window(
     if from > to {
         return Err(WalletError::Validation("from must not be after to".into()));
     }
-    // Times before year 1 or after 9999 have no RFC 3339 form.
-    let printable = |at: DateTime<Utc>| (1..=9999).contains(&chrono::Datelike::year(&at));
     if !printable(from) || !printable(to) {
         return Err(WalletError::Validation(
             "from and to must be between years 1 and 9999".into(),
         ));
     }
     Ok((from, to))
+}
+
+/// Whether a time has an RFC 3339 form (years 1 to 9999), as every time a
+/// query echoes must.
+fn printable(at: DateTime<Utc>) -> bool {
+    (1..=9999).contains(&chrono::Datelike::year(&at))
+}
+
+/// The time of a balances-at read: `at`, or `now` when none is given,
+/// truncated to the stored precision; years 1 to 9999.
+pub fn balances_time(
+    at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, WalletError> {
+    let at = crate::context::truncate_to_micros(at.unwrap_or(now));
+    if !printable(at) {
+        return Err(WalletError::Validation(
+            "at must be between years 1 and 9999".into(),
+        ));
+    }
+    Ok(at)
 }
 
 #[cfg(test)]
@@ -298,6 +329,11 @@ mod tests {
             .parse::<DateTime<Utc>>()
             .expect("time");
         assert!(statistics_window(None, Some(year_zero), now).is_err());
+        assert_eq!(balances_time(None, now), Ok(now));
+        assert!(balances_time(Some(year_zero), now).is_err());
+        let precise = DateTime::from_timestamp_nanos(1_800_000_000_123_456_789);
+        let stored = DateTime::from_timestamp_micros(1_800_000_000_123_456).expect("time");
+        assert_eq!(balances_time(Some(precise), now), Ok(stored));
     }
 
     #[test]

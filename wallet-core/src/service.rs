@@ -18,8 +18,10 @@ use crate::error::WalletError;
 use crate::events::StoredEvent;
 use crate::points::{PointAccount, PointAccountView, PointTransaction};
 use crate::query::{
-    events_limit, statistics_window, Page, PageRequest, Statistics, TransactionFilter,
+    balances_time, events_limit, statistics_window, BalancesAt, Page, PageRequest, Statistics,
+    TransactionFilter,
 };
+use crate::reversal::{ReversalPlan, ReversalRequest};
 use crate::store::{Applied, Mutation, Store};
 use crate::transfer::WalletSet;
 use crate::wallet::{Hold, HoldStatus, Wallet, WalletStatus, WalletTransaction, WalletView};
@@ -193,6 +195,7 @@ impl<S: Store> WalletService<S> {
             ValidCommand::Wallets(wallets_command) => {
                 self.run_over_wallets(wallets_command, unit, claim).await
             }
+            ValidCommand::Reversal(request) => self.run_reversal(request, unit, claim).await,
             ValidCommand::CreatePointAccount { .. } => {
                 let factory = Arc::new(move || {
                     unit.run(|ctx| {
@@ -233,7 +236,35 @@ impl<S: Store> WalletService<S> {
         let mutation =
             Arc::new(move |set: &mut WalletSet| unit.run(|ctx| wallets_command.apply(set, ctx)));
         self.store
-            .update_wallets(user_ids, hold_ids, claim, mutation)
+            .update_wallets(user_ids, hold_ids, Vec::new(), claim, mutation)
+            .await
+    }
+
+    /// Hands a reversal to the store as one unit of work over the wallets
+    /// of the original's legs. The legs are read first only to know which
+    /// wallets to lock and which rows to load (see [`ReversalPlan`]); the
+    /// store loads the rows again, with their totals, under the locks.
+    async fn run_reversal(
+        &self,
+        request: &ReversalRequest,
+        unit: UnitContext,
+        claim: Option<Claim>,
+    ) -> Result<Applied, WalletError> {
+        let legs = self
+            .store
+            .transaction_legs(request.user_id, request.transaction_id)
+            .await?;
+        let plan = ReversalPlan::of(request.user_id, request.transaction_id, &legs);
+        let request = request.clone();
+        let mutation = Arc::new(move |set: &mut WalletSet| unit.run(|ctx| request.apply(set, ctx)));
+        self.store
+            .update_wallets(
+                plan.user_ids,
+                Vec::new(),
+                plan.transaction_ids,
+                claim,
+                mutation,
+            )
             .await
     }
 
@@ -355,6 +386,30 @@ impl<S: Store> WalletService<S> {
             cursor.sequence()?;
         }
         self.store.transactions(user_id, filter, page).await
+    }
+
+    /// One transaction of the user's wallet, with its reversed amount, or
+    /// `wallet_not_found` / `transaction_not_found`.
+    pub async fn transaction(
+        &self,
+        user_id: Uuid,
+        transaction_id: Uuid,
+    ) -> Result<WalletTransaction, WalletError> {
+        self.store
+            .transaction(user_id, transaction_id)
+            .await?
+            .ok_or(WalletError::TransactionNotFound)
+    }
+
+    /// The wallet's balances at `at` (default: now), from its log.
+    pub async fn balances_at(
+        &self,
+        user_id: Uuid,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<BalancesAt, WalletError> {
+        let at = balances_time(at, self.now())?;
+        let balances = self.store.balances_at(user_id, at).await?;
+        Ok(BalancesAt { at, balances })
     }
 
     /// The wallet's holds, newest first.

@@ -20,7 +20,9 @@ use crate::points::{PointAccount, PointAccountView, PointTransaction};
 use crate::query::{Page, PageRequest, Statistics, TransactionFilter};
 use crate::relay::{LeaseOutcome, PositionUpdate, RelayName, RelayState};
 use crate::transfer::WalletSet;
-use crate::wallet::{Hold, HoldStatus, Wallet, WalletStatus, WalletTransaction, WalletView};
+use crate::wallet::{
+    Hold, HoldStatus, Wallet, WalletItem, WalletStatus, WalletTransaction, WalletView,
+};
 
 /// Makes a new aggregate and the command's result. May be called more than
 /// once (on retry); each call makes a fresh aggregate.
@@ -32,7 +34,8 @@ pub type Mutation<A> = Arc<dyn Fn(&mut A) -> Result<CommandOutput, WalletError> 
 pub type WalletFactory = Factory<Wallet>;
 /// Changes a wallet and returns the command's result.
 pub type WalletMutation = Mutation<Wallet>;
-/// Changes several wallets in one unit of work (a transfer, a hold payout)
+/// Changes several wallets in one unit of work (a transfer, a hold payout,
+/// a reversal)
 /// and returns the command's result.
 pub type WalletsMutation = Mutation<WalletSet>;
 /// Makes a new point account and the command's result.
@@ -98,6 +101,14 @@ pub trait WalletStore: Send + Sync + 'static {
     /// - MUST load each wallet as [`WalletStore::update_wallet`] does (its
     ///   items, its active holds) and remember each hold of `hold_ids` in
     ///   the wallet of the set it belongs to ([`Wallet::remember_hold`]).
+    /// - MUST remember each row of `transaction_ids` that is in a wallet of
+    ///   the set in that wallet ([`Wallet::remember_transaction`]), with its
+    ///   reversed amount as stored ([`WalletTransaction::with_reversed_amount`]),
+    ///   read under the locks of this unit of work, never from a copy kept
+    ///   from an earlier one; and, when the mutation succeeds, MUST store
+    ///   the running totals of [`Wallet::reversal_totals`] beside their rows in the
+    ///   same atomic step, so that two reversals of one transaction, however
+    ///   they interleave, never add up to more than its amount.
     /// - MUST leave a user without a wallet simply absent from the
     ///   [`WalletSet`], so that the mutation answers `wallet_not_found`
     ///   or `counterparty_not_found`; it is not an error of the store.
@@ -114,9 +125,22 @@ pub trait WalletStore: Send + Sync + 'static {
         &self,
         user_ids: Vec<Uuid>,
         hold_ids: Vec<Uuid>,
+        transaction_ids: Vec<Uuid>,
         claim: Option<Claim>,
         mutation: WalletsMutation,
     ) -> impl Future<Output = Result<Applied, WalletError>> + Send;
+
+    /// The row `transaction_id` of the user's wallet followed by the rows of
+    /// other wallets that share its transfer id (the other legs of its
+    /// transfer or payout), from the store's primary copy; empty when the
+    /// user has no wallet or the wallet has no such row. A reversal reads
+    /// them first to know which wallets to lock and which rows to load;
+    /// rows never change, and the totals they carry are not used.
+    fn transaction_legs(
+        &self,
+        user_id: Uuid,
+        transaction_id: Uuid,
+    ) -> impl Future<Output = Result<Vec<WalletTransaction>, WalletError>> + Send;
 
     /// Up to `limit` users whose wallet has an active hold with
     /// `expires_at <= now`. Several sweepers may call this at once; the
@@ -178,6 +202,27 @@ pub trait LedgerReader: Send + Sync + 'static {
         filter: TransactionFilter,
         page: PageRequest,
     ) -> impl Future<Output = Result<Page<WalletTransaction>, WalletError>> + Send;
+
+    /// One transaction of the user's wallet, with its reversed amount.
+    /// MUST fail with `WalletNotFound` if the user has no wallet; `Ok(None)`
+    /// if the wallet has no such transaction (another wallet's included).
+    fn transaction(
+        &self,
+        user_id: Uuid,
+        transaction_id: Uuid,
+    ) -> impl Future<Output = Result<Option<WalletTransaction>, WalletError>> + Send;
+
+    /// For each currency of the user's wallet, its balance and held amount
+    /// after the wallet's last transaction in that currency with
+    /// `created_at <= at` (the latest `created_at`, ties broken by
+    /// sequence), ordered by code; a currency with no transaction by then
+    /// is absent. Read from the log, one row per currency, not the whole
+    /// history. MUST fail with `WalletNotFound` if the user has no wallet.
+    fn balances_at(
+        &self,
+        user_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<WalletItem>, WalletError>> + Send;
 
     /// The wallet's holds, newest first (by `(created_at, id)`), optionally
     /// of one status. MUST fail with `WalletNotFound` if there is no wallet.

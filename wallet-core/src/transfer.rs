@@ -24,6 +24,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::aggregate::Aggregate;
 use crate::command::CommandOutput;
 use crate::context::{bounded_text, Ctx, DESCRIPTION_LENGTH_MAX, REFERENCE_LENGTH_MAX};
 use crate::error::WalletError;

@@ -6,13 +6,14 @@
 //! operations record their transactions, events and touched holds in
 //! [`WalletChanges`], which the store persists atomically with the new state.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::aggregate::{aggregate, Changes};
 use crate::context::{
     bounded_text, required_text, Ctx, DESCRIPTION_LENGTH_MAX, REASON_LENGTH_MAX,
     REFERENCE_LENGTH_MAX, REFERENCE_TYPE_LENGTH_MAX,
@@ -88,6 +89,64 @@ pub struct WalletTransaction {
     /// each payee's row; absent on the payer's row, which has many).
     #[serde(default)]
     pub counterparty_user_id: Option<Uuid>,
+    /// On a `Reversal`: this wallet's own leg of the transaction reversed.
+    #[serde(default)]
+    pub reverses_transaction_id: Option<Uuid>,
+    /// On a reversible transaction: the sum of its reversals so far (of
+    /// both legs of a transfer together), zero included; `None` on the
+    /// kinds that cannot be reversed. Not part of the row, which never
+    /// changes: stores keep the total beside it and fill it in on reads.
+    #[serde(default)]
+    pub reversed_amount: Option<Decimal>,
+}
+
+impl WalletTransaction {
+    /// Whether a reversal may name this transaction: deposits,
+    /// withdrawals, executions paid out of the ledger and both legs of
+    /// transfers and payouts (a payout's payer row, a `HoldExecute` with a
+    /// transfer id, is not: each payee's leg is reversed on its own).
+    pub fn is_reversible(&self) -> bool {
+        match self.transaction_type {
+            TransactionType::Deposit
+            | TransactionType::Withdraw
+            | TransactionType::TransferIn
+            | TransactionType::TransferOut => true,
+            TransactionType::HoldExecute => self.transfer_id.is_none(),
+            TransactionType::ExchangeIn
+            | TransactionType::ExchangeOut
+            | TransactionType::Hold
+            | TransactionType::HoldRelease
+            | TransactionType::Reversal => false,
+        }
+    }
+
+    /// The reversed amount as reads show it: `total` (zero when `None`, at
+    /// the scale of the transaction's amount) on a reversible transaction,
+    /// `None` on the others. Stores call it with the total they keep.
+    pub fn with_reversed_amount(mut self, total: Option<Decimal>) -> Self {
+        self.reversed_amount = if self.is_reversible() {
+            let mut total = total.unwrap_or(Decimal::ZERO);
+            total.rescale(self.amount.scale());
+            Some(total)
+        } else {
+            None
+        };
+        self
+    }
+}
+
+/// The running total of the reversals of one leg, as a reversal left it
+/// ([`Wallet::reversal_totals`]): stores keep it beside the (immutable) row
+/// of the leg.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReversalTotal {
+    /// The leg reversed (a row of this wallet).
+    pub transaction_id: Uuid,
+    /// The leg's own amount, without its sign: the most its reversals may
+    /// add up to.
+    pub original_amount: Decimal,
+    /// The sum of its reversals, this one included.
+    pub reversed_amount: Decimal,
 }
 
 /// What ties a transaction to the other legs of its transfer or payout.
@@ -98,27 +157,17 @@ pub struct TransferLink {
     pub counterparty_user_id: Option<Uuid>,
 }
 
-/// What a successful command changed, for the store to persist.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WalletChanges {
-    /// New transactions, in order.
-    pub transactions: Vec<WalletTransaction>,
-    /// New events, in order.
-    pub events: Vec<DomainEvent>,
-    /// Holds created or changed, in the order first touched.
-    pub touched_holds: Vec<Uuid>,
-    /// The version the store must find before writing (the loaded version).
-    pub expected_version: u64,
-    /// Whether the wallet is new (to be inserted, not updated).
-    pub created: bool,
-}
+/// What a successful command changed in a wallet: its touched holds are
+/// hold ids.
+pub type WalletChanges = Changes<WalletTransaction, Uuid>;
 
-impl WalletChanges {
-    /// Whether anything changed.
-    pub fn is_empty(&self) -> bool {
-        self.transactions.is_empty() && self.events.is_empty() && self.touched_holds.is_empty()
-    }
-}
+aggregate!(
+    Wallet,
+    WalletTransaction,
+    Uuid,
+    WalletError::WalletNotFound,
+    WalletError::WalletExists
+);
 
 /// A read-only picture of a wallet, as queries and command results show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,6 +199,10 @@ pub struct Wallet {
     frozen_reason: Option<String>,
     items: BTreeMap<CurrencyCode, WalletItem>,
     holds: BTreeMap<Uuid, Hold>,
+    /// Rows of the wallet's log that a command names (the original of a
+    /// reversal), with their reversed amounts as the store loaded them
+    /// under the wallet's lock and as the commands since changed them.
+    named_transactions: BTreeMap<Uuid, WalletTransaction>,
     version: u64,
     /// How many transactions the wallet's log has.
     transaction_count: u64,
@@ -174,6 +227,7 @@ impl Wallet {
             frozen_reason: None,
             items: BTreeMap::new(),
             holds: BTreeMap::new(),
+            named_transactions: BTreeMap::new(),
             version: 0,
             transaction_count: 0,
             created_at: ctx.now,
@@ -217,6 +271,7 @@ impl Wallet {
             frozen_reason,
             items: items.into_iter().map(|i| (i.currency, i)).collect(),
             holds: holds.into_iter().map(|h| (h.id, h)).collect(),
+            named_transactions: BTreeMap::new(),
             version,
             transaction_count,
             created_at,
@@ -226,20 +281,6 @@ impl Wallet {
                 ..WalletChanges::default()
             },
         }
-    }
-
-    /// The changes made since the wallet was loaded or opened.
-    pub fn changes(&self) -> &WalletChanges {
-        &self.changes
-    }
-
-    /// Takes the changes out, leaving the wallet clean at its new version.
-    pub fn take_changes(&mut self) -> WalletChanges {
-        let fresh = WalletChanges {
-            expected_version: self.version,
-            ..WalletChanges::default()
-        };
-        std::mem::replace(&mut self.changes, fresh)
     }
 
     /// The read-only picture of this wallet.
@@ -324,11 +365,64 @@ impl Wallet {
         }
     }
 
+    /// Tells the wallet about a row of its own log that a command names
+    /// (the original of a reversal), with its reversed amount as stored.
+    /// Stores call this under the wallet's lock, in the unit of work that
+    /// runs the command, so that the total the command checks and raises
+    /// is the newest; a row of another wallet, or one already remembered
+    /// (whose total the commands since may have raised), changes nothing.
+    pub fn remember_transaction(&mut self, transaction: WalletTransaction) {
+        if transaction.wallet_id == self.id {
+            self.named_transactions
+                .entry(transaction.id)
+                .or_insert(transaction);
+        }
+    }
+
+    /// A row of the log the store loaded because a command names it.
+    pub fn named_transaction(&self, transaction_id: Uuid) -> Option<&WalletTransaction> {
+        self.named_transactions.get(&transaction_id)
+    }
+
+    /// The rows of the log the store loaded because a command names them.
+    pub fn named_transactions(&self) -> impl Iterator<Item = &WalletTransaction> {
+        self.named_transactions.values()
+    }
+
+    /// The running totals to store for the legs that `transactions` (rows
+    /// appended to this wallet since it was loaded) reverse, as the wallet
+    /// now remembers them: one per leg, with the newest total, in leg id
+    /// order. A leg without a total of its own (a payout's payer row, whose
+    /// cap is its payees') has none.
+    pub fn reversal_totals(&self, transactions: &[WalletTransaction]) -> Vec<ReversalTotal> {
+        let legs: BTreeSet<Uuid> = transactions
+            .iter()
+            .filter_map(|row| row.reverses_transaction_id)
+            .collect();
+        legs.into_iter()
+            .filter_map(|leg| self.named_transaction(leg))
+            .filter_map(|leg| {
+                Some(ReversalTotal {
+                    transaction_id: leg.id,
+                    original_amount: leg.amount.abs(),
+                    reversed_amount: leg.reversed_amount?,
+                })
+            })
+            .collect()
+    }
+
+    /// Drops the remembered rows once the changes are persisted: between
+    /// units of work a wallet keeps no total, so a kept copy can never
+    /// answer a reversal from a total read outside its unit of work.
+    pub fn forget_named_transactions(&mut self) {
+        self.named_transactions.clear();
+    }
+
     /// Drops the ended holds from the aggregate once their changes are
     /// persisted, so that it keeps only the active ones between commands.
     pub fn forget_ended_holds(&mut self) {
         debug_assert!(
-            self.changes.touched_holds.is_empty(),
+            self.changes.touched.is_empty(),
             "ended holds are forgotten only after their changes are taken"
         );
         self.holds
@@ -433,23 +527,12 @@ impl Wallet {
         ctx: &Ctx<'_>,
     ) -> Result<WalletTransaction, WalletError> {
         self.ensure_not_closed()?;
-        let description = bounded_text("description", description, DESCRIPTION_LENGTH_MAX)?;
-        let reference = bounded_text("reference", reference, REFERENCE_LENGTH_MAX)?;
-        let currency = money.currency();
-        let (balance, held) = self.balance_and_held(currency, ctx);
-        let balance_after = add_within_limit(balance, money.amount())?;
-        let transaction = self.append(
+        self.move_available(
             TransactionType::Deposit,
-            currency,
-            money.amount(),
-            Decimal::ZERO,
-            (balance_after, held),
-            (description, reference, None),
-            None,
+            money,
+            (description, reference),
             ctx,
-        );
-        self.raise_balance_changed(&transaction, ctx);
-        Ok(transaction)
+        )
     }
 
     /// Takes money out of the available balance. Active wallets only.
@@ -461,19 +544,42 @@ impl Wallet {
         ctx: &Ctx<'_>,
     ) -> Result<WalletTransaction, WalletError> {
         self.ensure_active()?;
+        self.move_available(
+            TransactionType::Withdraw,
+            money,
+            (description, reference),
+            ctx,
+        )
+    }
+
+    /// The balance change of a deposit (credit, within the balance limit)
+    /// or a withdrawal (debit, at most the available amount), after the
+    /// caller checked the status: one transaction and its event.
+    fn move_available(
+        &mut self,
+        kind: TransactionType,
+        money: Money,
+        (description, reference): (Option<String>, Option<String>),
+        ctx: &Ctx<'_>,
+    ) -> Result<WalletTransaction, WalletError> {
         let description = bounded_text("description", description, DESCRIPTION_LENGTH_MAX)?;
         let reference = bounded_text("reference", reference, REFERENCE_LENGTH_MAX)?;
         let currency = money.currency();
         let (balance, held) = self.balance_and_held(currency, ctx);
-        if balance - held < money.amount() {
-            return Err(WalletError::InsufficientFunds);
-        }
+        let (amount, balance_after) = if kind == TransactionType::Withdraw {
+            if balance - held < money.amount() {
+                return Err(WalletError::InsufficientFunds);
+            }
+            (-money.amount(), balance - money.amount())
+        } else {
+            (money.amount(), add_within_limit(balance, money.amount())?)
+        };
         let transaction = self.append(
-            TransactionType::Withdraw,
+            kind,
             currency,
-            -money.amount(),
+            amount,
             Decimal::ZERO,
-            (balance - money.amount(), held),
+            (balance_after, held),
             (description, reference, None),
             None,
             ctx,
@@ -804,6 +910,106 @@ impl Wallet {
         Ok(())
     }
 
+    /// One wallet's side of a reversal of its leg `leg_id` (a remembered
+    /// row): `amount` is the signed change of the balance (`-x` takes the
+    /// money back, `+x` gives it back). A debit needs `x` available
+    /// (`insufficient_funds`), a credit room under the balance limit. The
+    /// caller has checked the statuses (with the codes of the side this
+    /// wallet is on), the reason and the cap. Appends one `Reversal` row
+    /// naming the leg, raises `TransactionReversed`, and raises the leg's
+    /// running total by `x`.
+    pub(crate) fn reverse_leg(
+        &mut self,
+        leg_id: Uuid,
+        amount: Decimal,
+        link: Option<TransferLink>,
+        reason: &str,
+        ctx: &Ctx<'_>,
+    ) -> Result<WalletTransaction, WalletError> {
+        let leg = self
+            .named_transactions
+            .get(&leg_id)
+            .ok_or(WalletError::TransactionNotFound)?;
+        let (currency, original_amount) = (leg.currency, leg.amount.abs());
+        // Only reversible rows keep a total: a payout's payer row is the
+        // other leg of each payee's reversal, capped by the payee's own leg.
+        let capped = leg.is_reversible();
+        let reversed_before = leg.reversed_amount.unwrap_or(Decimal::ZERO);
+        let reversed_amount = reversed_before
+            .checked_add(amount.abs())
+            .filter(|total| !capped || *total <= original_amount)
+            .ok_or(WalletError::ReversalExceedsOriginal)?;
+        self.ensure_movable(currency, amount, ctx)?;
+        let (balance, held) = self.balance_and_held(currency, ctx);
+        // Within the limits just checked: a balance of at most 10^15 units.
+        let balance_after = balance
+            .checked_add(amount)
+            .ok_or_else(|| WalletError::Internal("reversal balance overflow".into()))?;
+        let mut transaction = self.append(
+            TransactionType::Reversal,
+            currency,
+            amount,
+            Decimal::ZERO,
+            (balance_after, held),
+            (Some(reason.to_owned()), None, None),
+            link,
+            ctx,
+        );
+        transaction.reverses_transaction_id = Some(leg_id);
+        if let Some(last) = self.changes.transactions.last_mut() {
+            last.reverses_transaction_id = Some(leg_id);
+        }
+        if capped {
+            if let Some(leg) = self.named_transactions.get_mut(&leg_id) {
+                leg.reversed_amount = Some(reversed_amount);
+            }
+        }
+        self.raise(
+            ctx,
+            EventData::TransactionReversed {
+                transaction_id: transaction.id,
+                reverses_transaction_id: leg_id,
+                transfer_id: transaction.transfer_id,
+                counterparty_user_id: transaction.counterparty_user_id,
+                currency,
+                amount,
+                balance_after,
+                reason: reason.to_owned(),
+            },
+        );
+        Ok(transaction)
+    }
+
+    /// A wallet that is to give money back in a reversal, or receive it:
+    /// Active or Frozen; Closed answers `wallet_closed` for the wallet of
+    /// the request and `counterparty_closed` for the other one.
+    pub(crate) fn ensure_may_reverse(&self, counterparty: bool) -> Result<(), WalletError> {
+        match (self.status, counterparty) {
+            (WalletStatus::Active | WalletStatus::Frozen, _) => Ok(()),
+            (WalletStatus::Closed, false) => Err(WalletError::WalletClosed),
+            (WalletStatus::Closed, true) => Err(WalletError::CounterpartyClosed),
+        }
+    }
+
+    /// Whether `amount` (signed, as [`Wallet::reverse_leg`] takes it) can
+    /// move on this wallet: a debit needs it available, a credit room
+    /// under the balance limit.
+    pub(crate) fn ensure_movable(
+        &self,
+        currency: CurrencyCode,
+        amount: Decimal,
+        ctx: &Ctx<'_>,
+    ) -> Result<(), WalletError> {
+        let (balance, held) = self.balance_and_held(currency, ctx);
+        if amount.is_sign_negative() {
+            if balance - held < amount.abs() {
+                return Err(WalletError::InsufficientFunds);
+            }
+            return Ok(());
+        }
+        add_within_limit(balance, amount).map(|_| ())
+    }
+
     // ---- helpers ---------------------------------------------------------
 
     /// Validates the amount of an execute or release: the hold exists and is
@@ -1000,14 +1206,17 @@ impl Wallet {
             created_at: ctx.now,
             transfer_id: link.map(|l| l.transfer_id),
             counterparty_user_id: link.and_then(|l| l.counterparty_user_id),
-        };
+            reverses_transaction_id: None,
+            reversed_amount: None,
+        }
+        .with_reversed_amount(None);
         self.changes.transactions.push(transaction.clone());
         transaction
     }
 
     fn touch_hold(&mut self, hold_id: Uuid) {
-        if !self.changes.touched_holds.contains(&hold_id) {
-            self.changes.touched_holds.push(hold_id);
+        if !self.changes.touched.contains(&hold_id) {
+            self.changes.touched.push(hold_id);
         }
     }
 
@@ -1070,6 +1279,7 @@ pub struct Exchange {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::Aggregate;
     use crate::context::{Policy, SequentialIdGenerator};
     use chrono::{Duration, TimeZone};
 
@@ -1208,7 +1418,7 @@ mod tests {
         assert_eq!(wallet.version, 4);
         let versions: Vec<u64> = changes.events.iter().map(|e| e.aggregate_version).collect();
         assert_eq!(versions, [4, 4]);
-        assert_eq!(changes.touched_holds, [hold.id]);
+        assert_eq!(changes.touched, [hold.id]);
         assert_eq!(changes.transactions[0].sequence, 3);
         assert!(wallet.take_changes().is_empty());
     }

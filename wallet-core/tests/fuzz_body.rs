@@ -107,6 +107,10 @@ fn random_inputs_reach_every_kind_of_outcome() {
         "Transfer insufficient_funds",
         "PayOut ok",
         "PayOut validation_error",
+        "ReverseTransaction ok",
+        "ReverseTransaction reversal_exceeds_original",
+        "ReverseTransaction not_reversible",
+        "ReverseTransaction transaction_not_found",
     ];
     assert_reached(&seen, &wanted);
     let replayed: usize = seen

@@ -1,6 +1,7 @@
 //! State-machine property test: random sequences of every wallet and point
 //! command (valid and invalid), transfers both ways between the user and
-//! two peers and hold payouts to them, idempotency keys repeated with the same and
+//! two peers and hold payouts to them, reversals of every kind (from
+//! either side of a transfer, past the cap), idempotency keys repeated with the same and
 //! with other parameters, and clock jumps that expire holds and lots, run
 //! through `WalletService` over `InMemoryStore` and through a reference
 //! model side by side (see `common::model`).
@@ -114,6 +115,24 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(from, amount, currency)| Op::Between(Between::TransferFrom { from, amount, currency })),
         4 => (index, payees(), proptest::option::weighted(0.3, amount()))
             .prop_map(|(hold, payees, total)| Op::Between(Between::PayOut { hold, payees, total })),
+        6 => (any::<u8>(), proptest::option::weighted(0.7, reversal_amount()),
+              proptest::option::weighted(0.1, party()), proptest::bool::weighted(0.05))
+            .prop_map(|(target, amount, caller, blank_reason)| {
+                Op::Between(Between::Reverse { target, amount, caller, blank_reason })
+            }),
+    ]
+}
+
+/// A reversal's amount, relative to what is left to reverse: mostly a
+/// part, sometimes all of it, one unit more, or an invalid amount.
+fn reversal_amount() -> impl Strategy<Value = Amount> {
+    prop_oneof![
+        6 => (1u8..100).prop_map(Amount::Minor),
+        3 => (1u16..50).prop_map(Amount::Units),
+        3 => Just(Amount::Available),
+        2 => Just(Amount::AvailablePlusOne),
+        1 => Just(Amount::Zero),
+        1 => Just(Amount::TooPrecise),
     ]
 }
 
@@ -214,15 +233,16 @@ proptest! {
     }
 }
 
-/// Generated runs reach deep states of the steps between wallets: transfers
-/// and payouts succeed, and each of their interesting failures happens.
+/// Generated runs reach deep states of the steps between wallets: transfers,
+/// payouts and reversals succeed, and each of their interesting failures
+/// happens.
 /// Without this the test above could pass by never getting past
 /// `counterparty_not_found`.
 #[test]
 fn generated_runs_reach_every_outcome_between_wallets() {
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let mut seen = std::collections::BTreeMap::new();
-    for _ in 0..300 {
+    for _ in 0..400 {
         let steps = run()
             .new_tree(&mut runner)
             .map(|tree| tree.current())
@@ -249,6 +269,13 @@ fn generated_runs_reach_every_outcome_between_wallets() {
         "PayOut counterparty_closed",
         "PayOut amount_exceeds_hold",
         "PayOut invalid_amount",
+        "ReverseTransaction ok",
+        "ReverseTransaction replayed",
+        "ReverseTransaction reversal_exceeds_original",
+        "ReverseTransaction not_reversible",
+        "ReverseTransaction transaction_not_found",
+        "ReverseTransaction insufficient_funds",
+        "ReverseTransaction invalid_amount",
     ];
     assert_reached(&seen, &wanted);
 }

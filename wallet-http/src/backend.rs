@@ -1,7 +1,10 @@
 //! The stores the service can run on, and what it needs of them beyond the
 //! ports of the core.
 
-use wallet_core::{InMemoryStore, RelayStore, Store};
+use std::future::Future;
+
+use wallet_core::{InMemoryStore, RelayStore, Store, WalletError};
+use wallet_pg::ReplicaLag;
 
 /// A store the service can run on; it keeps the event relay's position
 /// and lease too.
@@ -13,6 +16,12 @@ pub trait Backend: Store + RelayStore {
     /// for a store that does not batch.
     fn batch_stats(&self) -> Option<wallet_pg::BatchStats> {
         None
+    }
+
+    /// How far the read replica is behind, measured now, for `/health` and
+    /// `/metrics`; `None` for a store without one.
+    fn replica_lag(&self) -> impl Future<Output = Option<Result<ReplicaLag, WalletError>>> + Send {
+        std::future::ready(None)
     }
 }
 

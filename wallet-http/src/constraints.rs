@@ -338,12 +338,19 @@ pub fn price_by_currency(schemas: &mut Map<String, Value>, currencies: &Currency
 /// The decimal strings of responses, by schema: exact, as
 /// `rust_decimal` writes them (a minus on a negative change, never an
 /// exponent).
-const RESPONSE_DECIMALS: [(&str, &[&str]); 6] = [
+const RESPONSE_DECIMALS: [(&str, &[&str]); 7] = [
     ("Balance", &["balance", "held", "available"]),
     (
         "Transaction",
-        &["amount", "heldChange", "balanceAfter", "heldAfter"],
+        &[
+            "amount",
+            "heldChange",
+            "balanceAfter",
+            "heldAfter",
+            "reversedAmount",
+        ],
     ),
+    ("Reversal", &["reversedAmount"]),
     (
         "Hold",
         &[
@@ -638,8 +645,9 @@ mod tests {
     }
 
     /// The response schemas: every field is always there but `lotId` of a
-    /// points result (which only some commands have) and `lagEvents` of a
-    /// health check (which only the relay's has).
+    /// points result (which only some commands have) and the lags of a
+    /// health check (`lagEvents` only the relay's has, `lagSeconds` and
+    /// `lagBytes` only the replica's).
     #[test]
     fn every_field_a_response_always_has_is_required() {
         let document = crate::openapi::document(&[], &CurrencyTable::default());
@@ -675,12 +683,12 @@ mod tests {
                 .map(|r| r.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
             for property in properties.keys() {
-                // Two fields are there only for some answers: the lot of
-                // a point command that made one, and the lag of the relay
-                // check.
+                // Some fields are there only for some answers: the lot of
+                // a point command that made one, and the lags of the relay
+                // and replica checks.
                 let optional = matches!(
                     (name, property.as_str()),
-                    ("PointsResult", "lotId") | ("Check", "lagEvents")
+                    ("PointsResult", "lotId") | ("Check", "lagEvents" | "lagSeconds" | "lagBytes")
                 );
                 assert_eq!(
                     required.contains(&property.as_str()),

@@ -11,9 +11,10 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::ToSchema;
 use uuid::Uuid;
 use wallet_core::events::{FeedEvent, StoredEvent};
-use wallet_core::query::Statistics;
+use wallet_core::query::{BalancesAt, Statistics};
 use wallet_core::{
-    Exchange, Hold, Page, PointAccountView, PointTransaction, WalletTransaction, WalletView,
+    Exchange, Hold, Page, PointAccountView, PointTransaction, WalletItem, WalletTransaction,
+    WalletView,
 };
 
 // ---- constrained fields ------------------------------------------------------
@@ -100,6 +101,17 @@ pub struct BalanceDto {
     pub available: String,
 }
 
+impl From<&WalletItem> for BalanceDto {
+    fn from(item: &WalletItem) -> Self {
+        BalanceDto {
+            currency: item.currency.to_string(),
+            balance: item.balance.to_string(),
+            held: item.held.to_string(),
+            available: item.available().to_string(),
+        }
+    }
+}
+
 /// A wallet.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -120,16 +132,7 @@ pub struct WalletDto {
 
 impl From<&WalletView> for WalletDto {
     fn from(view: &WalletView) -> Self {
-        let mut balances: Vec<BalanceDto> = view
-            .balances
-            .iter()
-            .map(|item| BalanceDto {
-                currency: item.currency.to_string(),
-                balance: item.balance.to_string(),
-                held: item.held.to_string(),
-                available: item.available().to_string(),
-            })
-            .collect();
+        let mut balances: Vec<BalanceDto> = view.balances.iter().map(BalanceDto::from).collect();
         balances.sort_by(|a, b| a.currency.cmp(&b.currency));
         WalletDto {
             id: view.id,
@@ -178,6 +181,15 @@ pub struct TransactionDto {
     /// on a payout's `HoldExecute`, which may pay many).
     #[schema(required = true)]
     pub counterparty_user_id: Option<Uuid>,
+    /// On a `Reversal`: this wallet's own leg of the transaction reversed
+    /// (null otherwise).
+    #[schema(required = true)]
+    pub reverses_transaction_id: Option<Uuid>,
+    /// On a reversible transaction (`Deposit`, `Withdraw`, `HoldExecute`
+    /// without payees, `TransferIn`, `TransferOut`): the sum of its
+    /// reversals so far, `"0"` included; null on the other types.
+    #[schema(required = true, example = "0.00")]
+    pub reversed_amount: Option<String>,
 }
 
 /// `value` with at least `scale` decimals (`0` in USD is `0.00`).
@@ -209,6 +221,8 @@ impl From<&WalletTransaction> for TransactionDto {
             created_at: t.created_at,
             transfer_id: t.transfer_id,
             counterparty_user_id: t.counterparty_user_id,
+            reverses_transaction_id: t.reverses_transaction_id,
+            reversed_amount: t.reversed_amount.map(|total| at_scale(total, scale)),
         }
     }
 }
@@ -277,6 +291,57 @@ pub struct TransferDto {
     pub transaction: TransactionDto,
     /// Shared by both legs of the transfer.
     pub transfer_id: Uuid,
+}
+
+/// A reversal, as the wallet of the request sees it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Reversal)]
+pub struct ReversalDto {
+    /// The wallet of the request, after the reversal.
+    pub wallet: WalletDto,
+    /// The `Reversal` rows: this wallet's first, then the other wallet's
+    /// when the money moved between two.
+    #[schema(min_items = 1, max_items = 2)]
+    pub transactions: Vec<TransactionDto>,
+    /// The original's reversed amount after this reversal (both legs of a
+    /// transfer share it).
+    #[schema(example = "10.00")]
+    pub reversed_amount: String,
+}
+
+impl ReversalDto {
+    pub fn new(
+        wallet: &WalletView,
+        transactions: &[WalletTransaction],
+        reversed_amount: rust_decimal::Decimal,
+    ) -> Self {
+        ReversalDto {
+            wallet: wallet.into(),
+            transactions: transactions.iter().map(Into::into).collect(),
+            reversed_amount: reversed_amount.to_string(),
+        }
+    }
+}
+
+/// A wallet's balances at a point in time.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = BalancesAt)]
+pub struct BalancesAtDto {
+    /// The time asked about (now when none was given).
+    pub at: DateTime<Utc>,
+    /// Per currency with a transaction by then, ordered by code.
+    pub balances: Vec<BalanceDto>,
+}
+
+impl From<&BalancesAt> for BalancesAtDto {
+    fn from(at: &BalancesAt) -> Self {
+        BalancesAtDto {
+            at: at.at,
+            balances: at.balances.iter().map(BalanceDto::from).collect(),
+        }
+    }
 }
 
 /// An exchange between two currencies of one wallet.
@@ -591,6 +656,16 @@ pub struct CheckDto {
     /// The `relay` check only: events in the outbox past its position.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lag_events: Option<u64>,
+    /// The `replica` check only: at most how old the read replica's data
+    /// is, in seconds (0 when it has replayed everything the primary
+    /// wrote); absent when it cannot be told.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = 0.25)]
+    pub lag_seconds: Option<f64>,
+    /// The `replica` check only: bytes of write-ahead log the primary has
+    /// written that the read replica has not replayed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag_bytes: Option<u64>,
 }
 
 /// `GET /health`.
@@ -719,6 +794,20 @@ pub struct ReleaseHoldRequest {
     /// Default: all that remains.
     #[schema(schema_with = amount_or_null)]
     pub amount: Option<Box<RawValue>>,
+}
+
+/// Reverse a transaction, in whole or in part.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReverseRequest {
+    /// In the transaction's currency; default: all that is left to
+    /// reverse.
+    #[schema(schema_with = amount_or_null)]
+    pub amount: Option<Box<RawValue>>,
+    /// Why (a refund, a charge-back, a correction): the description of
+    /// the `Reversal` rows.
+    #[schema(schema_with = reason)]
+    pub reason: String,
 }
 
 /// Freeze a wallet.

@@ -142,12 +142,14 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, Pr
     IdempotencyKey::parse(text).map(Some).map_err(Problem::from)
 }
 
-/// The ids in a route's path (`userId`, `holdId`, `lotId`), each a UUID.
+/// The ids in a route's path (`userId`, `holdId`, `lotId`,
+/// `transactionId`), each a UUID.
 #[derive(Debug, Clone, Copy)]
 pub struct PathIds {
     pub user_id: Uuid,
     pub hold_id: Uuid,
     pub lot_id: Uuid,
+    pub transaction_id: Uuid,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for PathIds {
@@ -161,12 +163,14 @@ impl<S: Send + Sync> FromRequestParts<S> for PathIds {
             user_id: Uuid::nil(),
             hold_id: Uuid::nil(),
             lot_id: Uuid::nil(),
+            transaction_id: Uuid::nil(),
         };
         for (name, value) in &params {
             let slot = match name {
                 "userId" => &mut ids.user_id,
                 "holdId" => &mut ids.hold_id,
                 "lotId" => &mut ids.lot_id,
+                "transactionId" => &mut ids.transaction_id,
                 _ => continue,
             };
             *slot = Uuid::try_parse(value).map_err(|_| {

@@ -18,10 +18,11 @@
 //! - [`dto`] and [`input`]: what goes out and what comes in;
 //! - [`constraints`]: what the OpenAPI document says of both, from the
 //!   core's limits and the running currency table;
-//! - [`config`], [`server`], [`dev`]: running it;
+//! - [`config`], [`server`], [`dev`]: running it; [`audit`]: `wallet-http audit`;
 //! - [`relay`]: the event relay to NATS, when `WALLET_NATS_URL` is set.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod backend;
 pub mod config;
@@ -36,6 +37,7 @@ pub mod openapi;
 pub mod pg;
 pub mod problem;
 pub mod relay;
+pub mod replica;
 pub mod routes;
 pub mod server;
 pub mod spec;

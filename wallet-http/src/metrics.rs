@@ -159,6 +159,8 @@ impl Metrics {
         };
         match output {
             CommandOutput::Transaction { transaction, .. } => wallet(transaction),
+            // One `Reversal` on each wallet the reversal changed.
+            CommandOutput::Reversal { transactions, .. } => transactions.iter().for_each(wallet),
             CommandOutput::Exchange { exchange, .. } => {
                 exchange.transactions.iter().for_each(wallet)
             }
@@ -322,6 +324,7 @@ fn hold_transaction_type(command: &Command) -> Option<&'static str> {
         | Command::UnfreezeWallet { .. }
         | Command::CloseWallet { .. }
         | Command::Transfer { .. }
+        | Command::ReverseTransaction { .. }
         | Command::CreatePointAccount { .. }
         | Command::EarnPoints { .. }
         | Command::SpendPoints { .. }

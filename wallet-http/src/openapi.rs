@@ -19,6 +19,8 @@ use crate::spec::{RouteSpec, Success};
     HoldDto,
     MoneyMovementDto,
     TransferDto,
+    ReversalDto,
+    BalancesAtDto,
     ExchangeDto,
     PointAccountDto,
     PointTransactionDto,
@@ -41,6 +43,7 @@ use crate::spec::{RouteSpec, Success};
     ExecuteHoldRequest,
     PayeeRequest,
     TransferRequest,
+    ReverseRequest,
     ReleaseHoldRequest,
     FreezeRequest,
     EarnRequest,
@@ -151,7 +154,7 @@ fn operation(spec: &RouteSpec) -> Value {
             responses.insert(
                 "404".into(),
                 problem_response(
-                    "wallet_not_found, hold_not_found, point_account_not_found, lot_not_found.",
+                    "wallet_not_found, hold_not_found, point_account_not_found, lot_not_found, transaction_not_found.",
                 ),
             );
         }

@@ -1,7 +1,7 @@
 //! The PostgreSQL store, as the service uses it.
 
 use wallet_core::WalletError;
-use wallet_pg::{BatchConfig, PgConfig, PgStore};
+use wallet_pg::{BatchConfig, PgConfig, PgStore, ReplicaLag};
 
 use crate::backend::Backend;
 use crate::config::DatabaseSettings;
@@ -14,12 +14,17 @@ impl Backend for PgStore {
     fn batch_stats(&self) -> Option<wallet_pg::BatchStats> {
         PgStore::batch_stats(self)
     }
+
+    async fn replica_lag(&self) -> Option<Result<ReplicaLag, WalletError>> {
+        PgStore::replica_lag(self).await
+    }
 }
 
 /// Connects to the database, saying clearly what failed.
 pub async fn connect(settings: &DatabaseSettings) -> Result<PgStore, String> {
     let mut config = PgConfig::new(settings.url.clone());
     config.read_url = settings.read_url.clone();
+    config.replica_lag_max = settings.replica_lag_max;
     config.max_connections = settings.max_connections;
     config.application_name = "wallet-http".to_owned();
     config.batching = settings.batch_writers.map(|writers| BatchConfig {

@@ -169,9 +169,11 @@ pub fn status_of(error: &WalletError) -> StatusCode {
         | E::SameCurrency
         | E::SameWallet => StatusCode::BAD_REQUEST,
         E::Forbidden => StatusCode::FORBIDDEN,
-        E::WalletNotFound | E::HoldNotFound | E::PointAccountNotFound | E::LotNotFound => {
-            StatusCode::NOT_FOUND
-        }
+        E::WalletNotFound
+        | E::HoldNotFound
+        | E::PointAccountNotFound
+        | E::LotNotFound
+        | E::TransactionNotFound => StatusCode::NOT_FOUND,
         E::WalletExists
         | E::PointAccountExists
         | E::ConcurrencyConflict
@@ -191,7 +193,9 @@ pub fn status_of(error: &WalletError) -> StatusCode {
         // The contract answers a missing payee with 422, not 404: the
         // route's own wallet exists, the request names a wrong other one.
         | E::CounterpartyNotFound
-        | E::CounterpartyClosed => StatusCode::UNPROCESSABLE_ENTITY,
+        | E::CounterpartyClosed
+        | E::NotReversible
+        | E::ReversalExceedsOriginal => StatusCode::UNPROCESSABLE_ENTITY,
         E::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -213,6 +217,9 @@ pub fn title_of(code: &str) -> &'static str {
         "hold_not_found" => "Hold not found",
         "point_account_not_found" => "Point account not found",
         "lot_not_found" => "Point lot not found",
+        "transaction_not_found" => "Transaction not found",
+        "not_reversible" => "Not reversible",
+        "reversal_exceeds_original" => "Reversal exceeds original",
         "not_found" => "Not found",
         "method_not_allowed" => "Method not allowed",
         "wallet_exists" => "Wallet exists",
@@ -250,6 +257,7 @@ pub const PROBLEM_CODES: &[(u16, &str)] = &[
     (404, "hold_not_found"),
     (404, "point_account_not_found"),
     (404, "lot_not_found"),
+    (404, "transaction_not_found"),
     (404, "not_found"),
     (405, "method_not_allowed"),
     (409, "wallet_exists"),
@@ -271,6 +279,8 @@ pub const PROBLEM_CODES: &[(u16, &str)] = &[
     (422, "idempotency_key_reused"),
     (422, "counterparty_not_found"),
     (422, "counterparty_closed"),
+    (422, "not_reversible"),
+    (422, "reversal_exceeds_original"),
     (500, "internal_error"),
     (503, "unavailable"),
 ];

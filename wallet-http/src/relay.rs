@@ -17,9 +17,7 @@ use prometheus::{IntCounter, IntGauge};
 use tokio::sync::watch;
 use wallet_core::RelayName;
 use wallet_relay::nats::{NatsConfig, NatsSink, DUPLICATE_WINDOW_MIN, STREAM_DEFAULT};
-use wallet_relay::{
-    RelayConfig, RelayHandle, RelayHealth, RelayStatus, SubjectPrefix, SUBJECT_PREFIX_DEFAULT,
-};
+use wallet_relay::{RelayConfig, RelayHandle, RelayStatus, SubjectPrefix, SUBJECT_PREFIX_DEFAULT};
 
 use crate::app::AppState;
 use crate::backend::Backend;
@@ -27,8 +25,6 @@ use crate::dto::CheckDto;
 
 /// The name of the check in `GET /health`.
 pub const RELAY_CHECK: &str = "relay";
-/// The overall status of `GET /health` while the relay is degraded.
-pub const DEGRADED: &str = "Degraded";
 /// The default of `WALLET_NATS_SUBJECT_PREFIX`.
 pub const SUBJECT_PREFIX_SETTING_DEFAULT: &str = SUBJECT_PREFIX_DEFAULT;
 /// The default of `WALLET_NATS_STREAM`.
@@ -125,18 +121,9 @@ pub fn health_check<S: Backend>(state: &AppState<S>) -> Option<CheckDto> {
         status: status.health.as_str().to_owned(),
         detail: status.detail,
         lag_events: Some(status.lag_events),
+        lag_seconds: None,
+        lag_bytes: None,
     })
-}
-
-/// The overall status given the store's and the relay's: a degraded relay
-/// makes a healthy service `Degraded` (still HTTP 200).
-pub fn overall<'a>(store_status: &'a str, healthy: &str, relay: Option<&CheckDto>) -> &'a str {
-    let degraded = relay.is_some_and(|check| check.status == RelayHealth::Degraded.as_str());
-    if store_status == healthy && degraded {
-        DEGRADED
-    } else {
-        store_status
-    }
 }
 
 /// `wallet_relay_published_total` and `wallet_relay_lag_events`, read from

@@ -137,6 +137,9 @@ pub fn table<S: Backend>() -> Vec<Route<S>> {
         command(r::exchange(), exchange),
         command(r::transfer(), transfer),
         route(r::transactions(), transactions::<S>),
+        route(r::get_transaction(), get_transaction::<S>),
+        command(r::reverse_transaction(), reverse_transaction),
+        route(r::balances_at(), balances_at::<S>),
         command(r::create_hold(), create_hold),
         route(r::list_holds(), list_holds::<S>),
         route(r::get_hold(), get_hold::<S>),
@@ -259,6 +262,15 @@ fn render(status: StatusCode, output: &CommandOutput) -> Response {
                 transaction: transaction.into(),
                 transfer_id: *transfer_id,
             }),
+        )
+            .into_response(),
+        CommandOutput::Reversal {
+            wallet,
+            transactions,
+            reversed_amount,
+        } => (
+            status,
+            Json(ReversalDto::new(wallet, transactions, *reversed_amount)),
         )
             .into_response(),
         CommandOutput::PointAccount { account } => {
@@ -401,6 +413,16 @@ fn transfer(input: &CommandInput<'_>) -> Result<Command, Problem> {
     })
 }
 
+fn reverse_transaction(input: &CommandInput<'_>) -> Result<Command, Problem> {
+    let request: ReverseRequest = json_body(input.body)?;
+    Ok(Command::ReverseTransaction {
+        user_id: input.ids.user_id,
+        transaction_id: input.ids.transaction_id,
+        amount: input::optional_amount("amount", request.amount.as_deref())?,
+        reason: request.reason,
+    })
+}
+
 fn release_hold(input: &CommandInput<'_>) -> Result<Command, Problem> {
     let request: ReleaseHoldRequest = json_body(input.body)?;
     Ok(Command::ReleaseHold {
@@ -510,6 +532,7 @@ struct PageQuery {
     from: Option<String>,
     to: Option<String>,
     after: Option<String>,
+    at: Option<String>,
 }
 
 impl PageQuery {
@@ -554,6 +577,28 @@ async fn transactions<S: Backend>(
         .transactions(ids.user_id, filter, query.page()?)
         .await?;
     Ok(Json(PageDto::map(&page, Into::into)))
+}
+
+async fn get_transaction<S: Backend>(
+    State(state): State<AppState<S>>,
+    ids: PathIds,
+) -> Result<Json<TransactionDto>, Problem> {
+    let transaction = state
+        .service()
+        .transaction(ids.user_id, ids.transaction_id)
+        .await?;
+    Ok(Json((&transaction).into()))
+}
+
+async fn balances_at<S: Backend>(
+    State(state): State<AppState<S>>,
+    ids: PathIds,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<BalancesAtDto>, Problem> {
+    let query = PageQuery::parse(raw)?;
+    let at = input::time("at", query.at.as_deref())?;
+    let balances = state.service().balances_at(ids.user_id, at).await?;
+    Ok(Json((&balances).into()))
 }
 
 async fn list_holds<S: Backend>(
@@ -645,6 +690,9 @@ async fn events<S: Backend>(
 
 const HEALTHY: &str = "Healthy";
 const UNHEALTHY: &str = "Unhealthy";
+const DEGRADED: &str = "Degraded";
+/// The name of the store's check in `GET /health`.
+const STORE_CHECK: &str = "store";
 
 async fn live() -> Json<StatusDto> {
     Json(StatusDto {
@@ -685,17 +733,23 @@ async fn health<S: Backend>(State(state): State<AppState<S>>) -> Response {
     };
     let mut checks = std::collections::BTreeMap::new();
     checks.insert(
-        "store".to_owned(),
+        STORE_CHECK.to_owned(),
         CheckDto {
             status: status.to_owned(),
             detail,
             lag_events: None,
+            lag_seconds: None,
+            lag_bytes: None,
         },
     );
-    let relay = crate::relay::health_check(&state);
-    let overall = crate::relay::overall(status, HEALTHY, relay.as_ref());
-    if let Some(check) = relay {
+    if let Some(check) = crate::relay::health_check(&state) {
         checks.insert(crate::relay::RELAY_CHECK.to_owned(), check);
+    }
+    if let Some(measured) = store.replica_lag().await {
+        checks.insert(
+            crate::replica::REPLICA_CHECK.to_owned(),
+            crate::replica::check(&measured),
+        );
     }
     let code = if status == HEALTHY {
         StatusCode::OK
@@ -703,22 +757,43 @@ async fn health<S: Backend>(State(state): State<AppState<S>>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let body = HealthDto {
-        status: overall.to_owned(),
+        status: overall(status, &checks).to_owned(),
         checks,
         version: crate::VERSION.to_owned(),
     };
     (code, Json(body)).into_response()
 }
 
+/// The overall status: the store's when it is not healthy (the only one
+/// that makes `/health` 503), else `Degraded` when any other check is
+/// degraded or unhealthy (the relay, the replica: commands still work),
+/// else healthy. A relay on standby is fine.
+fn overall<'a>(
+    store_status: &'a str,
+    checks: &std::collections::BTreeMap<String, CheckDto>,
+) -> &'a str {
+    let impaired = checks.iter().any(|(name, check)| {
+        name != STORE_CHECK && [DEGRADED, UNHEALTHY].contains(&check.status.as_str())
+    });
+    if store_status == HEALTHY && impaired {
+        DEGRADED
+    } else {
+        store_status
+    }
+}
+
 async fn metrics<S: Backend>(State(state): State<AppState<S>>) -> Response {
+    let store = state.service().store();
+    let mut text = state.metrics().render_with(store.batch_stats());
+    if let Some(measured) = store.replica_lag().await {
+        text.push_str(&crate::replica::render(&measured));
+    }
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        state
-            .metrics()
-            .render_with(state.service().store().batch_stats()),
+        text,
     )
         .into_response()
 }
@@ -758,7 +833,7 @@ mod tests {
                 "amount": "1", "currency": "USD",
                 "referenceType": "Order", "referenceId": Uuid::from_u128(9)
             }),
-            "freezeWallet" => json!({"reason": "review"}),
+            "freezeWallet" | "reverseTransaction" => json!({"reason": "review"}),
             "transfer" => json!({"toUserId": Uuid::from_u128(5), "amount": "1", "currency": "USD"}),
             "earnPoints" | "spendPoints" | "adjustPoints" => points,
             _ => json!({}),
@@ -782,6 +857,7 @@ mod tests {
             user_id: Uuid::from_u128(2),
             hold_id: Uuid::from_u128(3),
             lot_id: Uuid::from_u128(4),
+            transaction_id: Uuid::from_u128(6),
         };
         let mut built = std::collections::HashSet::new();
         let commands = commands();
@@ -812,8 +888,8 @@ mod tests {
             assert_eq!(command.user_id(), expected_user, "{}", spec.operation_id);
             built.insert(std::mem::discriminant(&command));
         }
-        // The core has 18 commands, and each has exactly one route.
-        assert_eq!((routes, built.len()), (18, 18));
+        // The core has 19 commands, and each has exactly one route.
+        assert_eq!((routes, built.len()), (19, 19));
     }
 
     #[test]

@@ -201,6 +201,7 @@ pub async fn run(config: Config) -> Result<(), String> {
             Ok(())
         }
         (None, CliCommand::Migrate) => Err("`migrate` needs DATABASE_URL".into()),
+        (_, CliCommand::Audit { .. }) => Err("`audit` runs through `audit::run`".into()),
         (Some(database), CliCommand::Serve) => {
             let store = crate::pg::connect(database).await?;
             if config.migrate {

@@ -216,6 +216,11 @@ const TO: QueryParam = QueryParam {
     schema: QuerySchema::DateTime,
     description: "End of the window (RFC 3339); default now.",
 };
+const AT: QueryParam = QueryParam {
+    name: "at",
+    schema: QuerySchema::DateTime,
+    description: "The point in time (RFC 3339); default now.",
+};
 const AFTER: QueryParam = QueryParam {
     name: "after",
     schema: QuerySchema::Sequence,
@@ -364,6 +369,41 @@ pub mod routes {
         .access(Access::Read)
         .query(&[LIMIT, SEQUENCE_CURSOR, CURRENCY, TRANSACTION_TYPE])
         .ok(Success::Page("Transaction"))
+    }
+    pub fn get_transaction() -> RouteSpec {
+        RouteSpec::new(
+            Method::GET,
+            "/api/v1/wallets/{userId}/transactions/{transactionId}",
+            "getTransaction",
+            "Get one transaction of a wallet",
+            WALLETS,
+        )
+        .access(Access::Read)
+        .ok(Success::Schema(StatusCode::OK, "Transaction"))
+    }
+    pub fn reverse_transaction() -> RouteSpec {
+        RouteSpec::new(
+            Method::POST,
+            "/api/v1/wallets/{userId}/transactions/{transactionId}/reverse",
+            "reverseTransaction",
+            "Reverse a transaction (refund, charge-back, correction)",
+            WALLETS,
+        )
+        .access(Access::Settle)
+        .body("ReverseRequest")
+        .ok(Success::Schema(StatusCode::OK, "Reversal"))
+    }
+    pub fn balances_at() -> RouteSpec {
+        RouteSpec::new(
+            Method::GET,
+            "/api/v1/wallets/{userId}/balances",
+            "balancesAt",
+            "A wallet's balances at a point in time",
+            WALLETS,
+        )
+        .access(Access::Read)
+        .query(&[AT])
+        .ok(Success::Schema(StatusCode::OK, "BalancesAt"))
     }
     pub fn create_hold() -> RouteSpec {
         RouteSpec::new(

@@ -3,11 +3,9 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use sqlx::postgres::PgRow;
 use sqlx::Row;
-use uuid::Uuid;
 use wallet_core::{
     CurrencyCode, Decimal, Hold, PointTransaction, PointTransactionType, TransactionType, Wallet,
     WalletError, WalletItem, WalletStatus, WalletTransaction, WalletView,
@@ -136,40 +134,49 @@ pub(crate) const HOLD_COLUMNS: &str = "h.id, h.wallet_id, h.currency, \
      h.status, h.reference_type, h.reference_id, h.description, h.expires_at, h.created_at, \
      h.updated_at";
 
+/// A struct literal of `$ty` whose plain fields are read from the row's
+/// columns of the same names, and whose other fields are given, so that
+/// each column a decoder reads is named once.
+macro_rules! read_row {
+    ($row:expr, $($ty:ident)::+ { $($field:ident),* ; $($other:ident: $value:expr),* $(,)? }) => {
+        $($ty)::+ { $($field: column($row, stringify!($field))?,)* $($other: $value,)* }
+    };
+}
+
 pub(crate) fn hold_from_row(row: &PgRow) -> Result<Hold, WalletError> {
     let code: String = column(row, "currency")?;
     let status: String = column(row, "status")?;
-    Ok(Hold {
-        id: column(row, "id")?,
-        wallet_id: column(row, "wallet_id")?,
+    Ok(read_row!(row, Hold {
+        id, wallet_id, reference_type, reference_id, description, expires_at, created_at,
+        updated_at;
         currency: currency(&code)?,
         original_amount: amount(row, "original_amount")?,
         remaining_amount: amount(row, "remaining_amount")?,
         executed_amount: amount(row, "executed_amount")?,
         released_amount: amount(row, "released_amount")?,
         status: parse(&status, "hold status")?,
-        reference_type: column(row, "reference_type")?,
-        reference_id: column(row, "reference_id")?,
-        description: column(row, "description")?,
-        expires_at: column(row, "expires_at")?,
-        created_at: column(row, "created_at")?,
-        updated_at: column(row, "updated_at")?,
-    })
+    }))
 }
 
-/// The columns of a wallet transaction row.
+/// The columns of a wallet transaction row, with the running total of its
+/// reversals (`reversed_amount`, null before the first) kept beside it.
 pub(crate) const TRANSACTION_COLUMNS: &str = "t.id, t.wallet_id, t.sequence, \
      t.transaction_type, t.currency, t.amount::text AS amount, \
      t.held_change::text AS held_change, t.balance_after::text AS balance_after, \
      t.held_after::text AS held_after, t.description, t.reference, t.hold_id, \
-     t.idempotency_key, t.created_at, t.transfer_id, t.counterparty_user_id";
+     t.idempotency_key, t.created_at, t.transfer_id, t.counterparty_user_id, \
+     t.reverses_transaction_id, (SELECT r.reversed_amount::text \
+         FROM wallet_transaction_reversals r WHERE r.transaction_id = t.id) AS reversed_amount";
 
 pub(crate) fn transaction_from_row(row: &PgRow) -> Result<WalletTransaction, WalletError> {
     let code: String = column(row, "currency")?;
     let kind: String = column(row, "transaction_type")?;
-    Ok(WalletTransaction {
-        id: column(row, "id")?,
-        wallet_id: column(row, "wallet_id")?,
+    let reversed = column::<Option<String>>(row, "reversed_amount")?
+        .map(|text| decimal(&text))
+        .transpose()?;
+    let transaction = read_row!(row, WalletTransaction {
+        id, wallet_id, description, reference, hold_id, idempotency_key, created_at,
+        transfer_id, counterparty_user_id, reverses_transaction_id;
         sequence: unsigned(column(row, "sequence")?, "transaction sequence")?,
         transaction_type: parse::<TransactionType>(&kind, "transaction type")?,
         currency: currency(&code)?,
@@ -177,14 +184,9 @@ pub(crate) fn transaction_from_row(row: &PgRow) -> Result<WalletTransaction, Wal
         held_change: amount(row, "held_change")?,
         balance_after: amount(row, "balance_after")?,
         held_after: amount(row, "held_after")?,
-        description: column(row, "description")?,
-        reference: column(row, "reference")?,
-        hold_id: column::<Option<Uuid>>(row, "hold_id")?,
-        idempotency_key: column(row, "idempotency_key")?,
-        created_at: column::<DateTime<Utc>>(row, "created_at")?,
-        transfer_id: column::<Option<Uuid>>(row, "transfer_id")?,
-        counterparty_user_id: column::<Option<Uuid>>(row, "counterparty_user_id")?,
-    })
+        reversed_amount: None,
+    });
+    Ok(transaction.with_reversed_amount(reversed))
 }
 
 /// The columns of a point transaction row.
@@ -194,20 +196,12 @@ pub(crate) const POINT_TRANSACTION_COLUMNS: &str = "t.id, t.account_id, t.sequen
 
 pub(crate) fn point_transaction_from_row(row: &PgRow) -> Result<PointTransaction, WalletError> {
     let kind: String = column(row, "transaction_type")?;
-    Ok(PointTransaction {
-        id: column(row, "id")?,
-        account_id: column(row, "account_id")?,
+    Ok(read_row!(row, PointTransaction {
+        id, account_id, points, balance_after, source, description, lot_id, expires_at,
+        idempotency_key, created_at;
         sequence: unsigned(column(row, "sequence")?, "point transaction sequence")?,
         transaction_type: parse::<PointTransactionType>(&kind, "point transaction type")?,
-        points: column(row, "points")?,
-        balance_after: column(row, "balance_after")?,
-        source: column(row, "source")?,
-        description: column(row, "description")?,
-        lot_id: column(row, "lot_id")?,
-        expires_at: column(row, "expires_at")?,
-        idempotency_key: column(row, "idempotency_key")?,
-        created_at: column(row, "created_at")?,
-    })
+    }))
 }
 
 /// The columns of a point account row.
@@ -220,17 +214,13 @@ pub(crate) fn point_account_view_from_row(
 ) -> Result<wallet_core::PointAccountView, WalletError> {
     let available: i64 = column(row, "available_points")?;
     let pending: i64 = column(row, "pending_points")?;
-    Ok(wallet_core::PointAccountView {
-        id: column(row, "id")?,
-        user_id: column(row, "user_id")?,
+    Ok(read_row!(row, wallet_core::PointAccountView {
+        id, user_id, lifetime_earned, created_at, updated_at;
         total_points: available
             .checked_add(pending)
             .ok_or_else(|| corrupt("point totals"))?,
         available_points: available,
         pending_points: pending,
-        lifetime_earned: column(row, "lifetime_earned")?,
         version: unsigned(column(row, "version")?, "point account version")?,
-        created_at: column(row, "created_at")?,
-        updated_at: column(row, "updated_at")?,
-    })
+    }))
 }

@@ -52,6 +52,9 @@ pub(crate) const CONSTRAINT_ERRORS: &[(&str, ErrorOf)] = &[
     ("wallet_transactions_held_after_within_balance", || {
         WalletError::InsufficientFunds
     }),
+    ("wallet_transaction_reversals_within_original", || {
+        WalletError::ReversalExceedsOriginal
+    }),
     ("holds_original_positive", || {
         WalletError::InvalidAmount("a hold must be of a positive amount".into())
     }),
@@ -163,7 +166,8 @@ mod tests {
     /// declared again) by any of them.
     const SCHEMA: &str = concat!(
         include_str!("../migrations/0001_ledger.sql"),
-        include_str!("../migrations/0003_transfers.sql")
+        include_str!("../migrations/0003_transfers.sql"),
+        include_str!("../migrations/0004_reversals.sql")
     );
 
     #[test]

@@ -9,7 +9,7 @@ use wallet_core::{Applied, Claim, CommandOutput, IdempotencyRecord, WalletError}
 
 use crate::codec::{column, from_json};
 use crate::error::map_error;
-use crate::write::{parameters, PgQuery};
+use crate::write::{unnest_columns, UnnestColumns};
 
 /// A record as a JSON object in the shape of [`IdempotencyRecord`].
 pub(crate) const RECORD_JSON: &str = "json_build_object('user_id', r.user_id, 'key', r.key, \
@@ -80,52 +80,30 @@ pub async fn find_records(
     from_json(column(&row, "records")?, "idempotency records")
 }
 
-/// Records as parallel arrays, for one `INSERT ... SELECT FROM UNNEST`.
-#[derive(Default)]
-pub(crate) struct RecordColumns<'a> {
-    user_ids: Vec<Uuid>,
-    keys: Vec<&'a str>,
-    fingerprints: Vec<&'a str>,
-    outputs: Vec<Json<&'a CommandOutput>>,
-    created_at: Vec<DateTime<Utc>>,
+unnest_columns! {
+    /// Idempotency records as parallel arrays, for the write statement.
+    pub(crate) struct RecordColumns<'a> {
+        user_id: Uuid => "uuid",
+        key: &'a str => "text",
+        fingerprint: &'a str => "text",
+        output: Json<&'a CommandOutput> => "jsonb",
+        created_at: DateTime<Utc> => "timestamptz",
+    }
 }
 
 impl<'a> RecordColumns<'a> {
-    /// How many parameters [`RecordColumns::bind`] binds (checked by the
-    /// tests of the write statement).
-    #[cfg(test)]
-    pub const PARAMETERS: usize = 5;
-
     pub fn push(&mut self, record: &'a IdempotencyRecord) {
-        self.user_ids.push(record.user_id);
-        self.keys.push(record.key.as_str());
-        self.fingerprints.push(record.fingerprint.as_str());
-        self.outputs.push(Json(&record.output));
+        self.user_id.push(record.user_id);
+        self.key.push(record.key.as_str());
+        self.fingerprint.push(record.fingerprint.as_str());
+        self.output.push(Json(&record.output));
         self.created_at.push(record.created_at);
-    }
-
-    /// Binds the [`RecordColumns::PARAMETERS`] arrays, in the order of
-    /// [`insert_records_sql`].
-    pub fn bind<'q>(self, query: PgQuery<'q>) -> PgQuery<'q>
-    where
-        'a: 'q,
-    {
-        query
-            .bind(self.user_ids)
-            .bind(self.keys)
-            .bind(self.fingerprints)
-            .bind(self.outputs)
-            .bind(self.created_at)
     }
 }
 
-/// The insert of records, with its five array parameters from `$first`.
+/// The insert of records, with its array parameters from `$first`.
 pub(crate) fn insert_records_sql(first: usize) -> String {
-    format!(
-        "INSERT INTO idempotency_records (user_id, key, fingerprint, output, created_at) \
-         SELECT * FROM UNNEST({})",
-        parameters(first, &["uuid", "text", "text", "jsonb", "timestamptz"])
-    )
+    RecordColumns::insert("idempotency_records", first, &[])
 }
 
 /// Deletes the records created before `older_than`, in bounded batches so

@@ -49,8 +49,13 @@
 //!   the sequence never misses one.
 //! - **Read replica**: with [`PgConfig::read_url`], queries go to the
 //!   replica; commands, the sweep candidates and the outbox use the primary.
+//!   [`PgStore::replica_lag`] measures how far behind it is ([`replica`]).
+//! - **Audit** ([`audit`]): every invariant the stored data can show,
+//!   checked over the whole ledger on the primary in one read-only
+//!   snapshot that no writer waits for.
 
 mod aggregate;
+pub mod audit;
 pub mod batch;
 pub mod codec;
 pub mod error;
@@ -60,6 +65,8 @@ pub mod outbox;
 pub mod points;
 mod reader;
 mod relay;
+pub mod replica;
+mod reversals;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod unit;
@@ -80,13 +87,14 @@ use wallet_core::store::{
 use wallet_core::{
     Applied, Claim, Hold, HoldStatus, IdempotencyStore, LedgerReader, Page, PageRequest,
     PointAccount, PointAccountView, PointStore, PointTransaction, Statistics, StoredEvent,
-    TransactionFilter, Wallet, WalletError, WalletStatus, WalletStore, WalletTransaction,
-    WalletView,
+    TransactionFilter, Wallet, WalletError, WalletItem, WalletStatus, WalletStore,
+    WalletTransaction, WalletView,
 };
 
 use crate::batch::{run_alone, Batcher, Command, Counters, Work};
 pub use crate::batch::{BatchConfig, BatchStats};
 use crate::error::{map_error, map_migrate_error};
+pub use crate::replica::{ReplicaLag, REPLICA_LAG_MAX_DEFAULT};
 
 /// The default size of each connection pool.
 pub const MAX_CONNECTIONS_DEFAULT: u32 = 10;
@@ -105,6 +113,9 @@ pub struct PgConfig {
     /// points, listings, statistics). Replicas lag: a query may not yet
     /// show a command that just returned.
     pub read_url: Option<String>,
+    /// The delay above which [`PgStore::replica_lag`] reports the replica
+    /// as lagging ([`REPLICA_LAG_MAX_DEFAULT`]).
+    pub replica_lag_max: Duration,
     /// Connections per pool.
     pub max_connections: u32,
     /// Connections each pool keeps open when idle.
@@ -136,6 +147,7 @@ impl PgConfig {
         PgConfig {
             database_url: database_url.into(),
             read_url: None,
+            replica_lag_max: REPLICA_LAG_MAX_DEFAULT,
             max_connections: MAX_CONNECTIONS_DEFAULT,
             min_connections: 0,
             acquire_timeout: ACQUIRE_TIMEOUT_DEFAULT,
@@ -205,6 +217,8 @@ impl PgConfig {
 pub struct PgStore {
     primary: PgPool,
     replica: Option<PgPool>,
+    /// [`PgConfig::replica_lag_max`].
+    replica_lag_max: Duration,
     batcher: Option<Arc<Batcher>>,
     /// The counters the batch steps update when commands run as batches
     /// of one in the caller's task (batching off). Not reported:
@@ -247,17 +261,19 @@ impl PgStore {
         Ok(PgStore {
             primary,
             replica,
+            replica_lag_max: config.replica_lag_max,
             batcher,
             alone: Arc::default(),
         })
     }
 
     /// A store over existing pools (the replica optional), one transaction
-    /// per command.
+    /// per command (and [`REPLICA_LAG_MAX_DEFAULT`]).
     pub fn from_pools(primary: PgPool, replica: Option<PgPool>) -> Self {
         PgStore {
             primary,
             replica,
+            replica_lag_max: REPLICA_LAG_MAX_DEFAULT,
             batcher: None,
             alone: Arc::default(),
         }
@@ -284,6 +300,12 @@ impl PgStore {
         MIGRATOR.run(&self.primary).await.map_err(map_migrate_error)
     }
 
+    /// Audits the whole ledger on the primary in one snapshot, without
+    /// blocking writers (see [`audit`](crate::audit)).
+    pub async fn audit(&self) -> Result<audit::AuditReport, WalletError> {
+        audit::audit(&self.primary).await
+    }
+
     /// The primary pool (commands, sweeps, the outbox).
     pub fn pool(&self) -> &PgPool {
         &self.primary
@@ -292,6 +314,14 @@ impl PgStore {
     /// The pool queries use: the replica when configured, else the primary.
     pub fn read_pool(&self) -> &PgPool {
         self.replica.as_ref().unwrap_or(&self.primary)
+    }
+
+    /// How far the read replica is behind the primary, measured now (one
+    /// query on each; see [`replica`]); `None` without a replica.
+    /// `Unavailable` when either does not answer.
+    pub async fn replica_lag(&self) -> Option<Result<ReplicaLag, WalletError>> {
+        let replica = self.replica.as_ref()?;
+        Some(replica::measure(&self.primary, replica, self.replica_lag_max).await)
     }
 
     /// Closes the pools, waiting for connections in use to come back.
@@ -357,6 +387,7 @@ impl WalletStore for PgStore {
         &self,
         user_ids: Vec<Uuid>,
         hold_ids: Vec<Uuid>,
+        transaction_ids: Vec<Uuid>,
         claim: Option<Claim>,
         mutation: WalletsMutation,
     ) -> Result<Applied, WalletError> {
@@ -371,10 +402,20 @@ impl WalletStore for PgStore {
             work: Work::Wallets {
                 user_ids,
                 hold_ids,
+                transaction_ids,
                 mutation,
             },
         })
         .await
+    }
+
+    /// From the primary, so that a reversal of a row just written finds it.
+    async fn transaction_legs(
+        &self,
+        user_id: Uuid,
+        transaction_id: Uuid,
+    ) -> Result<Vec<WalletTransaction>, WalletError> {
+        reversals::transaction_legs(&self.primary, user_id, transaction_id).await
     }
 
     /// Candidates come from the primary. Several sweepers may get the same
@@ -444,6 +485,24 @@ impl LedgerReader for PgStore {
         page: PageRequest,
     ) -> Result<Page<Hold>, WalletError> {
         reader::holds(self.read_pool(), user_id, status, page).await
+    }
+
+    async fn transaction(
+        &self,
+        user_id: Uuid,
+        transaction_id: Uuid,
+    ) -> Result<Option<WalletTransaction>, WalletError> {
+        let wallet_id = reader::wallet_id(self.read_pool(), user_id).await?;
+        reversals::transaction(self.read_pool(), wallet_id, transaction_id).await
+    }
+
+    async fn balances_at(
+        &self,
+        user_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<WalletItem>, WalletError> {
+        let wallet_id = reader::wallet_id(self.read_pool(), user_id).await?;
+        reversals::balances_at(self.read_pool(), wallet_id, at).await
     }
 
     async fn hold(&self, user_id: Uuid, hold_id: Uuid) -> Result<Option<Hold>, WalletError> {

@@ -47,74 +47,55 @@ use wallet_core::{DomainEvent, EventData, StoredEvent, WalletError};
 
 use crate::codec::{column, saturate, signed, unsigned};
 use crate::error::map_error;
-use crate::write::{parameters, PgQuery};
+use crate::write::{parameters, unnest_columns, UnnestColumns};
 
 /// Key of the advisory lock that serialises sequencers ("OUTBOX" in ASCII).
 pub(crate) const SEQUENCER_LOCK_KEY: i64 = 0x4f55_5442_4f58;
 /// The most events one sequencer run numbers.
 pub(crate) const SEQUENCER_BATCH: i64 = 10_000;
 
-/// Events as parallel arrays, for one `INSERT ... SELECT FROM UNNEST`.
-#[derive(Default)]
-pub(crate) struct EventColumns<'a> {
-    ids: Vec<Uuid>,
-    types: Vec<&'static str>,
-    aggregate_ids: Vec<Uuid>,
-    aggregate_versions: Vec<i64>,
-    user_ids: Vec<Uuid>,
-    occurred_at: Vec<chrono::DateTime<chrono::Utc>>,
-    data: Vec<Json<&'a EventData>>,
+unnest_columns! {
+    /// The outbox part of the write statement: one array per column.
+    pub(crate) struct EventColumns<'a> {
+        id: Uuid => "uuid",
+        event_type: &'static str => "text",
+        aggregate_id: Uuid => "uuid",
+        aggregate_version: i64 => "bigint",
+        user_id: Uuid => "uuid",
+        occurred_at: chrono::DateTime<chrono::Utc> => "timestamptz",
+        data: Json<&'a EventData> => "jsonb",
+    }
 }
 
 impl<'a> EventColumns<'a> {
-    /// How many parameters [`EventColumns::bind`] binds.
-    pub const PARAMETERS: usize = 7;
-
     /// Appends one event (a batch gathers many aggregates').
     pub fn push(&mut self, event: &'a DomainEvent) -> Result<(), WalletError> {
-        self.ids.push(event.id);
-        self.types.push(event.event_type());
-        self.aggregate_ids.push(event.aggregate_id);
-        self.aggregate_versions
+        self.id.push(event.id);
+        self.event_type.push(event.event_type());
+        self.aggregate_id.push(event.aggregate_id);
+        self.aggregate_version
             .push(signed(event.aggregate_version, "event version")?);
-        self.user_ids.push(event.user_id);
+        self.user_id.push(event.user_id);
         self.occurred_at.push(event.occurred_at);
         self.data.push(Json(&event.data));
         Ok(())
     }
-
-    /// Binds the [`EventColumns::PARAMETERS`] arrays, in the order of
-    /// [`insert_events_sql`].
-    pub fn bind<'q>(self, query: PgQuery<'q>) -> PgQuery<'q>
-    where
-        'a: 'q,
-    {
-        query
-            .bind(self.ids)
-            .bind(self.types)
-            .bind(self.aggregate_ids)
-            .bind(self.aggregate_versions)
-            .bind(self.user_ids)
-            .bind(self.occurred_at)
-            .bind(self.data)
-    }
 }
 
-/// The insert of events, with its seven array parameters from `$first`,
-/// keeping their order in `insert_order`.
+/// The insert of events, with its array parameters from `$first`, keeping
+/// their order in `insert_order`.
 pub(crate) fn insert_events_sql(first: usize) -> String {
+    let names = EventColumns::NAMES.join(", ");
     format!(
-        "INSERT INTO outbox_events \
-         (id, event_type, aggregate_id, aggregate_version, user_id, occurred_at, data) \
-         SELECT u.id, u.event_type, u.aggregate_id, u.aggregate_version, u.user_id, \
-         u.occurred_at, u.data \
-         FROM UNNEST({}) WITH ORDINALITY \
-         AS u(id, event_type, aggregate_id, aggregate_version, user_id, occurred_at, data, position) \
-         ORDER BY u.position",
-        parameters(
-            first,
-            &["uuid", "text", "uuid", "bigint", "uuid", "timestamptz", "jsonb"]
-        )
+        "INSERT INTO outbox_events ({names}) \
+         SELECT {selected} FROM UNNEST({parameters}) WITH ORDINALITY \
+         AS u({names}, position) ORDER BY u.position",
+        selected = EventColumns::NAMES
+            .iter()
+            .map(|name| format!("u.{name}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        parameters = parameters(first, EventColumns::TYPES),
     )
 }
 

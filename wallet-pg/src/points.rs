@@ -14,7 +14,7 @@ use wallet_core::{LotState, PointAccount, PointLot, PointTransaction, WalletErro
 
 use crate::codec::{column, from_json, signed, unsigned};
 use crate::lock::{lock_many, LockStatements};
-use crate::write::{parameters, PgQuery, RowWrite};
+use crate::write::{aggregate_columns, unnest_columns, RowWrite, UnnestColumns};
 
 /// Locks the point accounts of `user_ids` (in user id order) and loads each
 /// with its live lots (pending, or available with points left), up to date
@@ -101,20 +101,21 @@ fn load_many_sql() -> &'static str {
     SQL.get_or_init(|| format!("SELECT a.id, {LOTS_OF_ACCOUNT} FROM UNNEST($1::uuid[]) AS a(id)"))
 }
 
-/// The point account part of the write statement as parallel arrays: the
-/// account rows, the touched lots and the new transactions.
-#[derive(Default)]
-pub(crate) struct PointAccountColumns<'a> {
-    rows: AccountRowColumns,
-    lots: LotColumns<'a>,
-    transactions: PointTransactionColumns<'a>,
+aggregate_columns! {
+    /// The point account part of the write statement as parallel arrays:
+    /// the account rows, the touched lots and the new transactions, as the
+    /// expressions `account_rows` (one row per account written),
+    /// `point_lots_written` and `point_transactions_written`. As for
+    /// wallets, lots and transactions are written only for the accounts
+    /// `account_rows` wrote.
+    struct PointAccountColumns<'a> {
+        rows: AccountRowColumns => account_rows_cte,
+        lots: LotColumns => lots_cte,
+        transactions: PointTransactionColumns => point_transactions_cte,
+    }
 }
 
 impl<'a> PointAccountColumns<'a> {
-    /// How many parameters [`PointAccountColumns::bind`] binds.
-    pub const PARAMETERS: usize =
-        ACCOUNT_ROW_TYPES.len() + LOT_TYPES.len() + POINT_TRANSACTION_TYPES.len();
-
     /// Adds one account: as it is now, loaded at `expected_version`, with
     /// the transactions and the touched lots (pictures in the order taken:
     /// the last picture of a lot is its state now) of every command
@@ -138,142 +139,75 @@ impl<'a> PointAccountColumns<'a> {
         for lot in order.iter().filter_map(|id| latest.get(id)) {
             self.lots.push(account.id(), lot);
         }
-        for transaction in transactions {
-            self.transactions.push(transaction)?;
-        }
-        Ok(())
-    }
-
-    /// How many account rows the statement must write.
-    pub fn len(&self) -> usize {
-        self.rows.ids.len()
-    }
-
-    /// The statement's common table expressions for point accounts, with
-    /// their parameters numbered from `$first`: `account_rows` (one row
-    /// per account written), `point_lots_written`,
-    /// `point_transactions_written`.
-    pub fn ctes(first: usize, rows: RowWrite) -> String {
-        let lots = first + ACCOUNT_ROW_TYPES.len();
-        let transactions = lots + LOT_TYPES.len();
-        format!(
-            "{rows}, {lots}, {transactions}",
-            rows = account_rows_cte(first, rows),
-            lots = lots_cte(lots),
-            transactions = point_transactions_cte(transactions),
-        )
-    }
-
-    /// Binds the [`PointAccountColumns::PARAMETERS`] arrays, in the order of
-    /// [`PointAccountColumns::ctes`].
-    pub fn bind<'q>(self, query: PgQuery<'q>) -> PgQuery<'q>
-    where
-        'a: 'q,
-    {
-        let query = self.rows.bind(query);
-        let query = self.lots.bind(query);
-        self.transactions.bind(query)
+        transactions
+            .iter()
+            .try_for_each(|transaction| self.transactions.push(transaction))
     }
 }
 
-#[rustfmt::skip]
-const ACCOUNT_ROW_TYPES: [&str; 10] = [
-    "uuid", "uuid", "bigint", "bigint", "bigint",
-    "bigint", "bigint", "timestamptz", "timestamptz", "bigint",
-];
-const ACCOUNT_ROW_FIELDS: &str = "id, user_id, available_points, pending_points, \
-     lifetime_earned, version, transaction_count, created_at, updated_at, expected_version";
+/// Only the accounts whose rows were written get the rest.
+const OF_WRITTEN_ACCOUNTS: &str = "WHERE u.account_id IN (SELECT id FROM account_rows)";
 
 fn account_rows_cte(first: usize, rows: RowWrite) -> String {
-    let unnest = format!(
-        "FROM UNNEST({}) AS u({ACCOUNT_ROW_FIELDS})",
-        parameters(first, &ACCOUNT_ROW_TYPES)
-    );
     match rows {
         RowWrite::Insert => format!(
-            "account_rows AS (INSERT INTO point_accounts (id, user_id, available_points, \
-             pending_points, lifetime_earned, version, transaction_count, created_at, \
-             updated_at) \
-             SELECT u.id, u.user_id, u.available_points, u.pending_points, u.lifetime_earned, \
-             u.version, u.transaction_count, u.created_at, u.updated_at {unnest} \
-             WHERE u.expected_version = 0 RETURNING id)"
+            "account_rows AS ({insert} WHERE u.expected_version = 0 RETURNING id)",
+            insert = AccountRowColumns::insert("point_accounts", first, &["expected_version"])
         ),
         RowWrite::Update => format!(
             "account_rows AS (UPDATE point_accounts a SET \
              available_points = u.available_points, pending_points = u.pending_points, \
              lifetime_earned = u.lifetime_earned, version = u.version, \
-             transaction_count = u.transaction_count, updated_at = u.updated_at {unnest} \
-             WHERE a.id = u.id AND a.version = u.expected_version RETURNING a.id)"
+             transaction_count = u.transaction_count, updated_at = u.updated_at \
+             FROM {source} WHERE a.id = u.id AND a.version = u.expected_version \
+             RETURNING a.id)",
+            source = AccountRowColumns::source(first)
         ),
     }
 }
 
-#[derive(Default)]
-struct AccountRowColumns {
-    ids: Vec<Uuid>,
-    user_ids: Vec<Uuid>,
-    available: Vec<i64>,
-    pending: Vec<i64>,
-    lifetime_earned: Vec<i64>,
-    versions: Vec<i64>,
-    transaction_counts: Vec<i64>,
-    created_at: Vec<DateTime<Utc>>,
-    updated_at: Vec<DateTime<Utc>>,
-    expected_versions: Vec<i64>,
+unnest_columns! {
+    struct AccountRowColumns<'a> {
+        id: Uuid => "uuid",
+        user_id: Uuid => "uuid",
+        available_points: i64 => "bigint",
+        pending_points: i64 => "bigint",
+        lifetime_earned: i64 => "bigint",
+        version: i64 => "bigint",
+        transaction_count: i64 => "bigint",
+        created_at: DateTime<Utc> => "timestamptz",
+        updated_at: DateTime<Utc> => "timestamptz",
+        expected_version: i64 => "bigint",
+    }
 }
 
-impl AccountRowColumns {
+impl AccountRowColumns<'_> {
     fn push(&mut self, account: &PointAccount, expected_version: u64) -> Result<(), WalletError> {
-        self.ids.push(account.id());
-        self.user_ids.push(account.user_id());
-        self.available.push(account.available_points());
-        self.pending.push(account.pending_points());
+        self.id.push(account.id());
+        self.user_id.push(account.user_id());
+        self.available_points.push(account.available_points());
+        self.pending_points.push(account.pending_points());
         self.lifetime_earned.push(account.lifetime_earned());
-        self.versions
+        self.version
             .push(signed(account.version(), "point account version")?);
-        self.transaction_counts.push(signed(
+        self.transaction_count.push(signed(
             account.transaction_count(),
             "point transaction count",
         )?);
         self.created_at.push(account.created_at());
         self.updated_at.push(account.updated_at());
-        self.expected_versions
+        self.expected_version
             .push(signed(expected_version, "point account version")?);
         Ok(())
     }
-
-    fn bind(self, query: PgQuery<'_>) -> PgQuery<'_> {
-        query
-            .bind(self.ids)
-            .bind(self.user_ids)
-            .bind(self.available)
-            .bind(self.pending)
-            .bind(self.lifetime_earned)
-            .bind(self.versions)
-            .bind(self.transaction_counts)
-            .bind(self.created_at)
-            .bind(self.updated_at)
-            .bind(self.expected_versions)
-    }
 }
-
-#[rustfmt::skip]
-const LOT_TYPES: [&str; 8] = [
-    "uuid", "uuid", "bigint", "bigint", "text",
-    "text", "timestamptz", "timestamptz",
-];
 
 fn lots_cte(first: usize) -> String {
     format!(
-        "point_lots_written AS (INSERT INTO point_lots (id, account_id, points, remaining, \
-         state, source, earned_at, expires_at) \
-         SELECT u.id, u.account_id, u.points, u.remaining, u.state, u.source, \
-         u.earned_at, u.expires_at \
-         FROM UNNEST({}) \
-         AS u(id, account_id, points, remaining, state, source, earned_at, expires_at) \
+        "point_lots_written AS ({insert} {OF_WRITTEN_ACCOUNTS} \
          ON CONFLICT (id) DO UPDATE SET remaining = EXCLUDED.remaining, \
          state = EXCLUDED.state WHERE point_lots.account_id = EXCLUDED.account_id)",
-        parameters(first, &LOT_TYPES)
+        insert = LotColumns::insert("point_lots", first, &[])
     )
 }
 
@@ -284,118 +218,73 @@ fn lot_state(state: LotState) -> &'static str {
     }
 }
 
-#[rustfmt::skip]
-const POINT_TRANSACTION_TYPES: [&str; 12] = [
-    "uuid", "uuid", "bigint", "text", "bigint",
-    "bigint", "text", "text", "uuid", "timestamptz",
-    "text", "timestamptz",
-];
-
-fn point_transactions_cte(first: usize) -> String {
-    format!(
-        "point_transactions_written AS (INSERT INTO point_transactions (account_id, \
-         sequence, id, transaction_type, points, balance_after, source, description, \
-         lot_id, expires_at, idempotency_key, created_at) \
-         SELECT u.account_id, u.sequence, u.id, u.transaction_type, u.points, \
-         u.balance_after, u.source, u.description, u.lot_id, u.expires_at, \
-         u.idempotency_key, u.created_at \
-         FROM UNNEST({}) \
-         AS u(account_id, id, sequence, transaction_type, points, balance_after, \
-         source, description, lot_id, expires_at, idempotency_key, created_at))",
-        parameters(first, &POINT_TRANSACTION_TYPES)
-    )
-}
-
-#[derive(Default)]
-struct LotColumns<'a> {
-    ids: Vec<Uuid>,
-    account_ids: Vec<Uuid>,
-    points: Vec<i64>,
-    remaining: Vec<i64>,
-    states: Vec<&'static str>,
-    sources: Vec<&'a str>,
-    earned_at: Vec<DateTime<Utc>>,
-    expires_at: Vec<Option<DateTime<Utc>>>,
+unnest_columns! {
+    struct LotColumns<'a> {
+        id: Uuid => "uuid",
+        account_id: Uuid => "uuid",
+        points: i64 => "bigint",
+        remaining: i64 => "bigint",
+        state: &'static str => "text",
+        source: &'a str => "text",
+        earned_at: DateTime<Utc> => "timestamptz",
+        expires_at: Option<DateTime<Utc>> => "timestamptz",
+    }
 }
 
 impl<'a> LotColumns<'a> {
     fn push(&mut self, account_id: Uuid, lot: &'a PointLot) {
-        self.ids.push(lot.id);
-        self.account_ids.push(account_id);
+        self.id.push(lot.id);
+        self.account_id.push(account_id);
         self.points.push(lot.points);
         self.remaining.push(lot.remaining);
-        self.states.push(lot_state(lot.state));
-        self.sources.push(lot.source.as_str());
+        self.state.push(lot_state(lot.state));
+        self.source.push(lot.source.as_str());
         self.earned_at.push(lot.earned_at);
         self.expires_at.push(lot.expires_at);
     }
-
-    fn bind<'q>(self, query: PgQuery<'q>) -> PgQuery<'q>
-    where
-        'a: 'q,
-    {
-        query
-            .bind(self.ids)
-            .bind(self.account_ids)
-            .bind(self.points)
-            .bind(self.remaining)
-            .bind(self.states)
-            .bind(self.sources)
-            .bind(self.earned_at)
-            .bind(self.expires_at)
-    }
 }
 
-#[derive(Default)]
-struct PointTransactionColumns<'a> {
-    account_ids: Vec<Uuid>,
-    ids: Vec<Uuid>,
-    sequences: Vec<i64>,
-    types: Vec<&'static str>,
-    points: Vec<i64>,
-    balances_after: Vec<i64>,
-    sources: Vec<&'a str>,
-    descriptions: Vec<Option<&'a str>>,
-    lot_ids: Vec<Option<Uuid>>,
-    expires_at: Vec<Option<DateTime<Utc>>>,
-    keys: Vec<Option<&'a str>>,
-    created_at: Vec<DateTime<Utc>>,
+fn point_transactions_cte(first: usize) -> String {
+    format!(
+        "point_transactions_written AS ({insert} {OF_WRITTEN_ACCOUNTS})",
+        insert = PointTransactionColumns::insert("point_transactions", first, &[])
+    )
+}
+
+unnest_columns! {
+    struct PointTransactionColumns<'a> {
+        account_id: Uuid => "uuid",
+        id: Uuid => "uuid",
+        sequence: i64 => "bigint",
+        transaction_type: &'static str => "text",
+        points: i64 => "bigint",
+        balance_after: i64 => "bigint",
+        source: &'a str => "text",
+        description: Option<&'a str> => "text",
+        lot_id: Option<Uuid> => "uuid",
+        expires_at: Option<DateTime<Utc>> => "timestamptz",
+        idempotency_key: Option<&'a str> => "text",
+        created_at: DateTime<Utc> => "timestamptz",
+    }
 }
 
 impl<'a> PointTransactionColumns<'a> {
     fn push(&mut self, transaction: &'a PointTransaction) -> Result<(), WalletError> {
-        self.account_ids.push(transaction.account_id);
-        self.ids.push(transaction.id);
-        self.sequences
+        self.account_id.push(transaction.account_id);
+        self.id.push(transaction.id);
+        self.sequence
             .push(signed(transaction.sequence, "point transaction sequence")?);
-        self.types.push(transaction.transaction_type.as_str());
+        self.transaction_type
+            .push(transaction.transaction_type.as_str());
         self.points.push(transaction.points);
-        self.balances_after.push(transaction.balance_after);
-        self.sources.push(transaction.source.as_str());
-        self.descriptions.push(transaction.description.as_deref());
-        self.lot_ids.push(transaction.lot_id);
+        self.balance_after.push(transaction.balance_after);
+        self.source.push(transaction.source.as_str());
+        self.description.push(transaction.description.as_deref());
+        self.lot_id.push(transaction.lot_id);
         self.expires_at.push(transaction.expires_at);
-        self.keys.push(transaction.idempotency_key.as_deref());
+        self.idempotency_key
+            .push(transaction.idempotency_key.as_deref());
         self.created_at.push(transaction.created_at);
         Ok(())
-    }
-
-    fn bind<'q>(self, query: PgQuery<'q>) -> PgQuery<'q>
-    where
-        'a: 'q,
-    {
-        query
-            .bind(self.account_ids)
-            .bind(self.ids)
-            .bind(self.sequences)
-            .bind(self.types)
-            .bind(self.points)
-            .bind(self.balances_after)
-            .bind(self.sources)
-            .bind(self.descriptions)
-            .bind(self.lot_ids)
-            .bind(self.expires_at)
-            .bind(self.keys)
-            .bind(self.created_at)
     }
 }

@@ -68,7 +68,7 @@ fn before_position(page: &PageRequest) -> Result<Option<(DateTime<Utc>, Uuid)>, 
 }
 
 /// The id of the user's wallet; `WalletNotFound` when there is none.
-async fn wallet_id(pool: &PgPool, user_id: Uuid) -> Result<Uuid, WalletError> {
+pub(crate) async fn wallet_id(pool: &PgPool, user_id: Uuid) -> Result<Uuid, WalletError> {
     let sql = "SELECT id FROM wallets WHERE user_id = $1";
     id_of_user(pool, sql, user_id, WalletError::WalletNotFound).await
 }

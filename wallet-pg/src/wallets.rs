@@ -15,7 +15,8 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 use wallet_core::wallet::WalletChanges;
 use wallet_core::{
-    CurrencyCode, Hold, IdempotencyRecord, Wallet, WalletError, WalletItem, WalletTransaction,
+    CurrencyCode, Hold, IdempotencyRecord, ReversalTotal, Wallet, WalletError, WalletItem,
+    WalletTransaction,
 };
 
 use crate::codec::{
@@ -24,7 +25,9 @@ use crate::codec::{
 };
 use crate::idempotency::find_records;
 use crate::lock::{lock_knowing, lock_many, Known, LockStatements};
-use crate::write::{parameters, PgQuery, RowWrite, WriteColumns, NUMERIC};
+use crate::write::{
+    aggregate_columns, unnest_columns, RowWrite, UnnestColumns, WriteColumns, NUMERIC,
+};
 
 /// A wallet loaded under its row lock, with the idempotency records found
 /// for the keys asked about.
@@ -78,7 +81,7 @@ pub async fn write_wallet(
         wallet,
         changes.expected_version,
         &changes.transactions,
-        &changes.touched_holds,
+        &changes.touched,
     )?;
     columns.push_events(&changes.events)?;
     columns.push_records(records);
@@ -240,22 +243,29 @@ fn load_many_sql() -> &'static str {
     })
 }
 
-/// The wallet part of the write statement as parallel arrays: the wallet
-/// rows (inserted, or updated from the loaded version, which each row must
-/// still have), the touched items and holds and the new transactions.
-#[derive(Default)]
-pub(crate) struct WalletColumns<'a> {
-    rows: WalletRowColumns<'a>,
-    items: ItemColumns<'a>,
-    holds: HoldColumns<'a>,
-    transactions: TransactionColumns<'a>,
+aggregate_columns! {
+    /// The wallet part of the write statement as parallel arrays: the
+    /// wallet rows (inserted, or updated from the loaded version, which
+    /// each row must still have), the touched items and holds and the new
+    /// transactions and the running totals of the legs they reverse, as
+    /// the expressions `wallet_rows` (the id of each wallet written),
+    /// `wallet_items_written`, `holds_written`,
+    /// `wallet_transactions_written` and
+    /// `wallet_transaction_reversals_written`. Items, holds, transactions
+    /// and totals are written only for the wallets `wallet_rows` wrote:
+    /// so the wallet's
+    /// row lock comes first, and a wallet whose version no longer matches
+    /// writes nothing (the caller sees it missing from the count).
+    struct WalletColumns<'a> {
+        rows: WalletRowColumns => wallet_rows_cte,
+        items: ItemColumns => items_cte,
+        holds: HoldColumns => holds_cte,
+        transactions: TransactionColumns => transactions_cte,
+        reversals: ReversalColumns => reversals_cte,
+    }
 }
 
 impl<'a> WalletColumns<'a> {
-    /// How many parameters [`WalletColumns::bind`] binds.
-    pub const PARAMETERS: usize =
-        WALLET_ROW_TYPES.len() + ITEM_TYPES.len() + HOLD_TYPES.len() + TRANSACTION_TYPES.len();
-
     /// Adds one wallet: as it is now, with the transactions and touched
     /// holds of every command applied to it since it was loaded at
     /// `expected_version`.
@@ -279,352 +289,238 @@ impl<'a> WalletColumns<'a> {
         for hold in touched.into_iter().filter_map(|id| wallet.holds().get(id)) {
             self.holds.push(hold);
         }
-        for transaction in transactions {
-            self.transactions.push(transaction)?;
+        for total in wallet.reversal_totals(transactions) {
+            self.reversals.push(wallet.id(), &total);
         }
-        Ok(())
-    }
-
-    /// How many wallet rows the statement must write.
-    pub fn len(&self) -> usize {
-        self.rows.ids.len()
-    }
-
-    /// The statement's common table expressions for wallets, with their
-    /// parameters numbered from `$first`: `wallet_rows` (the id of each
-    /// wallet written), `wallet_items_written`, `holds_written`,
-    /// `wallet_transactions_written`. Items, holds and transactions are
-    /// written only for the wallets `wallet_rows` wrote: so the wallet's
-    /// row lock comes first, and a wallet whose version no longer matches
-    /// writes nothing (the caller sees it missing from the count).
-    pub fn ctes(first: usize, rows: RowWrite) -> String {
-        let items = first + WALLET_ROW_TYPES.len();
-        let holds = items + ITEM_TYPES.len();
-        let transactions = holds + HOLD_TYPES.len();
-        format!(
-            "{rows}, {items}, {holds}, {transactions}",
-            rows = wallet_rows_cte(first, rows),
-            items = items_cte(items),
-            holds = holds_cte(holds),
-            transactions = transactions_cte(transactions),
-        )
-    }
-
-    /// Binds the [`WalletColumns::PARAMETERS`] arrays, in the order of
-    /// [`WalletColumns::ctes`].
-    pub fn bind<'q>(self, query: PgQuery<'q>) -> PgQuery<'q>
-    where
-        'a: 'q,
-    {
-        let query = self.rows.bind(query);
-        let query = self.items.bind(query);
-        let query = self.holds.bind(query);
-        self.transactions.bind(query)
+        transactions
+            .iter()
+            .try_for_each(|transaction| self.transactions.push(transaction))
     }
 }
 
 /// Only the wallets whose rows were written get the rest.
 const OF_WRITTEN_WALLETS: &str = "WHERE u.wallet_id IN (SELECT id FROM wallet_rows)";
 
-#[rustfmt::skip]
-const WALLET_ROW_TYPES: [&str; 10] = [
-    "uuid", "uuid", "text", "text", "text",
-    "bigint", "bigint", "timestamptz", "timestamptz", "bigint",
-];
-const WALLET_ROW_FIELDS: &str = "id, user_id, status, default_currency, frozen_reason, \
-     version, transaction_count, created_at, updated_at, expected_version";
-
 fn wallet_rows_cte(first: usize, rows: RowWrite) -> String {
-    let unnest = format!(
-        "FROM UNNEST({}) AS u({WALLET_ROW_FIELDS})",
-        parameters(first, &WALLET_ROW_TYPES)
-    );
     match rows {
         RowWrite::Insert => format!(
-            "wallet_rows AS (INSERT INTO wallets (id, user_id, status, default_currency, \
-             frozen_reason, version, transaction_count, created_at, updated_at) \
-             SELECT u.id, u.user_id, u.status, u.default_currency, u.frozen_reason, u.version, \
-             u.transaction_count, u.created_at, u.updated_at {unnest} \
-             WHERE u.expected_version = 0 RETURNING id)"
+            "wallet_rows AS ({insert} WHERE u.expected_version = 0 RETURNING id)",
+            insert = WalletRowColumns::insert("wallets", first, &["expected_version"])
         ),
         RowWrite::Update => format!(
             "wallet_rows AS (UPDATE wallets w SET status = u.status, \
              frozen_reason = u.frozen_reason, version = u.version, \
-             transaction_count = u.transaction_count, updated_at = u.updated_at {unnest} \
-             WHERE w.id = u.id AND w.version = u.expected_version RETURNING w.id)"
+             transaction_count = u.transaction_count, updated_at = u.updated_at \
+             FROM {source} WHERE w.id = u.id AND w.version = u.expected_version \
+             RETURNING w.id)",
+            source = WalletRowColumns::source(first)
         ),
     }
 }
 
-#[derive(Default)]
-struct WalletRowColumns<'a> {
-    ids: Vec<Uuid>,
-    user_ids: Vec<Uuid>,
-    statuses: Vec<&'static str>,
-    /// Owned: a currency code is a small value whose text lives in it.
-    default_currencies: Vec<String>,
-    frozen_reasons: Vec<Option<&'a str>>,
-    versions: Vec<i64>,
-    transaction_counts: Vec<i64>,
-    created_at: Vec<DateTime<Utc>>,
-    updated_at: Vec<DateTime<Utc>>,
-    expected_versions: Vec<i64>,
+unnest_columns! {
+    struct WalletRowColumns<'a> {
+        id: Uuid => "uuid",
+        user_id: Uuid => "uuid",
+        status: &'static str => "text",
+        /// Owned: a currency code is a small value whose text lives in it.
+        default_currency: String => "text",
+        frozen_reason: Option<&'a str> => "text",
+        version: i64 => "bigint",
+        transaction_count: i64 => "bigint",
+        created_at: DateTime<Utc> => "timestamptz",
+        updated_at: DateTime<Utc> => "timestamptz",
+        expected_version: i64 => "bigint",
+    }
 }
 
 impl<'a> WalletRowColumns<'a> {
     fn push(&mut self, wallet: &'a Wallet, expected_version: u64) -> Result<(), WalletError> {
-        self.ids.push(wallet.id());
-        self.user_ids.push(wallet.user_id());
-        self.statuses.push(wallet.status().as_str());
-        self.default_currencies
+        self.id.push(wallet.id());
+        self.user_id.push(wallet.user_id());
+        self.status.push(wallet.status().as_str());
+        self.default_currency
             .push(wallet.default_currency().as_str().to_owned());
-        self.frozen_reasons.push(wallet.frozen_reason());
-        self.versions
+        self.frozen_reason.push(wallet.frozen_reason());
+        self.version
             .push(signed(wallet.version(), "wallet version")?);
-        self.transaction_counts
+        self.transaction_count
             .push(signed(wallet.transaction_count(), "transaction count")?);
         self.created_at.push(wallet.created_at());
         self.updated_at.push(wallet.updated_at());
-        self.expected_versions
+        self.expected_version
             .push(signed(expected_version, "wallet version")?);
         Ok(())
     }
-
-    fn bind<'q>(self, query: PgQuery<'q>) -> PgQuery<'q>
-    where
-        'a: 'q,
-    {
-        query
-            .bind(self.ids)
-            .bind(self.user_ids)
-            .bind(self.statuses)
-            .bind(self.default_currencies)
-            .bind(self.frozen_reasons)
-            .bind(self.versions)
-            .bind(self.transaction_counts)
-            .bind(self.created_at)
-            .bind(self.updated_at)
-            .bind(self.expected_versions)
-    }
 }
-
-const ITEM_TYPES: [&str; 4] = ["uuid", "text", NUMERIC, NUMERIC];
 
 fn items_cte(first: usize) -> String {
     format!(
-        "wallet_items_written AS (INSERT INTO wallet_items (wallet_id, currency, balance, held) \
-         SELECT u.wallet_id, u.currency, u.balance, u.held \
-         FROM UNNEST({}) AS u(wallet_id, currency, balance, held) {OF_WRITTEN_WALLETS} \
+        "wallet_items_written AS ({insert} {OF_WRITTEN_WALLETS} \
          ON CONFLICT (wallet_id, currency) \
          DO UPDATE SET balance = EXCLUDED.balance, held = EXCLUDED.held)",
-        parameters(first, &ITEM_TYPES)
+        insert = ItemColumns::insert("wallet_items", first, &[])
     )
 }
 
-#[derive(Default)]
-struct ItemColumns<'a> {
-    wallet_ids: Vec<Uuid>,
-    currencies: Vec<&'a str>,
-    balances: Vec<String>,
-    held: Vec<String>,
+unnest_columns! {
+    struct ItemColumns<'a> {
+        wallet_id: Uuid => "uuid",
+        currency: &'a str => "text",
+        balance: String => NUMERIC,
+        held: String => NUMERIC,
+    }
 }
 
 impl<'a> ItemColumns<'a> {
     fn push(&mut self, wallet_id: Uuid, item: &'a WalletItem) {
-        self.wallet_ids.push(wallet_id);
-        self.currencies.push(item.currency.as_str());
-        self.balances.push(amount_text(&item.balance));
+        self.wallet_id.push(wallet_id);
+        self.currency.push(item.currency.as_str());
+        self.balance.push(amount_text(&item.balance));
         self.held.push(amount_text(&item.held));
-    }
-
-    fn bind<'q>(self, query: PgQuery<'q>) -> PgQuery<'q>
-    where
-        'a: 'q,
-    {
-        query
-            .bind(self.wallet_ids)
-            .bind(self.currencies)
-            .bind(self.balances)
-            .bind(self.held)
     }
 }
 
-#[rustfmt::skip]
-const HOLD_TYPES: [&str; 14] = [
-    "uuid", "uuid", "text", NUMERIC, NUMERIC,
-    NUMERIC, NUMERIC, "text", "text", "uuid",
-    "text", "timestamptz", "timestamptz", "timestamptz",
-];
-
 fn holds_cte(first: usize) -> String {
     format!(
-        "holds_written AS (INSERT INTO holds (id, wallet_id, currency, original_amount, \
-         remaining_amount, executed_amount, released_amount, status, reference_type, \
-         reference_id, description, expires_at, created_at, updated_at) \
-         SELECT u.id, u.wallet_id, u.currency, u.original_amount, u.remaining_amount, \
-         u.executed_amount, u.released_amount, u.status, u.reference_type, \
-         u.reference_id, u.description, u.expires_at, u.created_at, u.updated_at \
-         FROM UNNEST({}) \
-         AS u(id, wallet_id, currency, original_amount, remaining_amount, \
-         executed_amount, released_amount, status, reference_type, reference_id, \
-         description, expires_at, created_at, updated_at) {OF_WRITTEN_WALLETS} \
+        "holds_written AS ({insert} {OF_WRITTEN_WALLETS} \
          ON CONFLICT (id) DO UPDATE SET remaining_amount = EXCLUDED.remaining_amount, \
          executed_amount = EXCLUDED.executed_amount, \
          released_amount = EXCLUDED.released_amount, status = EXCLUDED.status, \
          updated_at = EXCLUDED.updated_at \
          WHERE holds.wallet_id = EXCLUDED.wallet_id)",
-        parameters(first, &HOLD_TYPES)
+        insert = HoldColumns::insert("holds", first, &[])
     )
 }
 
-#[derive(Default)]
-struct HoldColumns<'a> {
-    ids: Vec<Uuid>,
-    wallet_ids: Vec<Uuid>,
-    currencies: Vec<&'a str>,
-    original: Vec<String>,
-    remaining: Vec<String>,
-    executed: Vec<String>,
-    released: Vec<String>,
-    statuses: Vec<&'static str>,
-    reference_types: Vec<&'a str>,
-    reference_ids: Vec<Uuid>,
-    descriptions: Vec<Option<&'a str>>,
-    expires_at: Vec<DateTime<Utc>>,
-    created_at: Vec<DateTime<Utc>>,
-    updated_at: Vec<DateTime<Utc>>,
+unnest_columns! {
+    struct HoldColumns<'a> {
+        id: Uuid => "uuid",
+        wallet_id: Uuid => "uuid",
+        currency: &'a str => "text",
+        original_amount: String => NUMERIC,
+        remaining_amount: String => NUMERIC,
+        executed_amount: String => NUMERIC,
+        released_amount: String => NUMERIC,
+        status: &'static str => "text",
+        reference_type: &'a str => "text",
+        reference_id: Uuid => "uuid",
+        description: Option<&'a str> => "text",
+        expires_at: DateTime<Utc> => "timestamptz",
+        created_at: DateTime<Utc> => "timestamptz",
+        updated_at: DateTime<Utc> => "timestamptz",
+    }
 }
 
 impl<'a> HoldColumns<'a> {
     fn push(&mut self, hold: &'a Hold) {
-        self.ids.push(hold.id);
-        self.wallet_ids.push(hold.wallet_id);
-        self.currencies.push(hold.currency.as_str());
-        self.original.push(amount_text(&hold.original_amount));
-        self.remaining.push(amount_text(&hold.remaining_amount));
-        self.executed.push(amount_text(&hold.executed_amount));
-        self.released.push(amount_text(&hold.released_amount));
-        self.statuses.push(hold.status.as_str());
-        self.reference_types.push(hold.reference_type.as_str());
-        self.reference_ids.push(hold.reference_id);
-        self.descriptions.push(hold.description.as_deref());
+        self.id.push(hold.id);
+        self.wallet_id.push(hold.wallet_id);
+        self.currency.push(hold.currency.as_str());
+        self.original_amount
+            .push(amount_text(&hold.original_amount));
+        self.remaining_amount
+            .push(amount_text(&hold.remaining_amount));
+        self.executed_amount
+            .push(amount_text(&hold.executed_amount));
+        self.released_amount
+            .push(amount_text(&hold.released_amount));
+        self.status.push(hold.status.as_str());
+        self.reference_type.push(hold.reference_type.as_str());
+        self.reference_id.push(hold.reference_id);
+        self.description.push(hold.description.as_deref());
         self.expires_at.push(hold.expires_at);
         self.created_at.push(hold.created_at);
         self.updated_at.push(hold.updated_at);
     }
-
-    fn bind<'q>(self, query: PgQuery<'q>) -> PgQuery<'q>
-    where
-        'a: 'q,
-    {
-        query
-            .bind(self.ids)
-            .bind(self.wallet_ids)
-            .bind(self.currencies)
-            .bind(self.original)
-            .bind(self.remaining)
-            .bind(self.executed)
-            .bind(self.released)
-            .bind(self.statuses)
-            .bind(self.reference_types)
-            .bind(self.reference_ids)
-            .bind(self.descriptions)
-            .bind(self.expires_at)
-            .bind(self.created_at)
-            .bind(self.updated_at)
-    }
 }
-
-#[rustfmt::skip]
-const TRANSACTION_TYPES: [&str; 16] = [
-    "uuid", "uuid", "bigint", "text", "text",
-    NUMERIC, NUMERIC, NUMERIC, NUMERIC, "text",
-    "text", "uuid", "text", "timestamptz", "uuid",
-    "uuid",
-];
 
 fn transactions_cte(first: usize) -> String {
     format!(
-        "wallet_transactions_written AS (INSERT INTO wallet_transactions (wallet_id, \
-         sequence, id, transaction_type, currency, amount, held_change, balance_after, \
-         held_after, description, reference, hold_id, idempotency_key, created_at, \
-         transfer_id, counterparty_user_id) \
-         SELECT u.wallet_id, u.sequence, u.id, u.transaction_type, u.currency, \
-         u.amount, u.held_change, u.balance_after, u.held_after, u.description, \
-         u.reference, u.hold_id, u.idempotency_key, u.created_at, u.transfer_id, \
-         u.counterparty_user_id \
-         FROM UNNEST({}) \
-         AS u(wallet_id, id, sequence, transaction_type, currency, amount, held_change, \
-         balance_after, held_after, description, reference, hold_id, idempotency_key, \
-         created_at, transfer_id, counterparty_user_id) {OF_WRITTEN_WALLETS})",
-        parameters(first, &TRANSACTION_TYPES)
+        "wallet_transactions_written AS ({insert} {OF_WRITTEN_WALLETS})",
+        insert = TransactionColumns::insert("wallet_transactions", first, &[])
     )
 }
 
-#[derive(Default)]
-struct TransactionColumns<'a> {
-    wallet_ids: Vec<Uuid>,
-    ids: Vec<Uuid>,
-    sequences: Vec<i64>,
-    types: Vec<&'static str>,
-    currencies: Vec<&'a str>,
-    amounts: Vec<String>,
-    held_changes: Vec<String>,
-    balances_after: Vec<String>,
-    held_after: Vec<String>,
-    descriptions: Vec<Option<&'a str>>,
-    references: Vec<Option<&'a str>>,
-    hold_ids: Vec<Option<Uuid>>,
-    keys: Vec<Option<&'a str>>,
-    created_at: Vec<DateTime<Utc>>,
-    transfer_ids: Vec<Option<Uuid>>,
-    counterparties: Vec<Option<Uuid>>,
+unnest_columns! {
+    struct TransactionColumns<'a> {
+        wallet_id: Uuid => "uuid",
+        id: Uuid => "uuid",
+        sequence: i64 => "bigint",
+        transaction_type: &'static str => "text",
+        currency: &'a str => "text",
+        amount: String => NUMERIC,
+        held_change: String => NUMERIC,
+        balance_after: String => NUMERIC,
+        held_after: String => NUMERIC,
+        description: Option<&'a str> => "text",
+        reference: Option<&'a str> => "text",
+        hold_id: Option<Uuid> => "uuid",
+        idempotency_key: Option<&'a str> => "text",
+        created_at: DateTime<Utc> => "timestamptz",
+        transfer_id: Option<Uuid> => "uuid",
+        counterparty_user_id: Option<Uuid> => "uuid",
+        reverses_transaction_id: Option<Uuid> => "uuid",
+    }
 }
 
 impl<'a> TransactionColumns<'a> {
     fn push(&mut self, transaction: &'a WalletTransaction) -> Result<(), WalletError> {
-        self.wallet_ids.push(transaction.wallet_id);
-        self.ids.push(transaction.id);
-        self.sequences
+        self.wallet_id.push(transaction.wallet_id);
+        self.id.push(transaction.id);
+        self.sequence
             .push(signed(transaction.sequence, "transaction sequence")?);
-        self.types.push(transaction.transaction_type.as_str());
-        self.currencies.push(transaction.currency.as_str());
-        self.amounts.push(amount_text(&transaction.amount));
-        self.held_changes
-            .push(amount_text(&transaction.held_change));
-        self.balances_after
+        self.transaction_type
+            .push(transaction.transaction_type.as_str());
+        self.currency.push(transaction.currency.as_str());
+        self.amount.push(amount_text(&transaction.amount));
+        self.held_change.push(amount_text(&transaction.held_change));
+        self.balance_after
             .push(amount_text(&transaction.balance_after));
         self.held_after.push(amount_text(&transaction.held_after));
-        self.descriptions.push(transaction.description.as_deref());
-        self.references.push(transaction.reference.as_deref());
-        self.hold_ids.push(transaction.hold_id);
-        self.keys.push(transaction.idempotency_key.as_deref());
+        self.description.push(transaction.description.as_deref());
+        self.reference.push(transaction.reference.as_deref());
+        self.hold_id.push(transaction.hold_id);
+        self.idempotency_key
+            .push(transaction.idempotency_key.as_deref());
         self.created_at.push(transaction.created_at);
-        self.transfer_ids.push(transaction.transfer_id);
-        self.counterparties.push(transaction.counterparty_user_id);
+        self.transfer_id.push(transaction.transfer_id);
+        self.counterparty_user_id
+            .push(transaction.counterparty_user_id);
+        self.reverses_transaction_id
+            .push(transaction.reverses_transaction_id);
         Ok(())
     }
+}
 
-    fn bind<'q>(self, query: PgQuery<'q>) -> PgQuery<'q>
-    where
-        'a: 'q,
-    {
-        query
-            .bind(self.wallet_ids)
-            .bind(self.ids)
-            .bind(self.sequences)
-            .bind(self.types)
-            .bind(self.currencies)
-            .bind(self.amounts)
-            .bind(self.held_changes)
-            .bind(self.balances_after)
-            .bind(self.held_after)
-            .bind(self.descriptions)
-            .bind(self.references)
-            .bind(self.hold_ids)
-            .bind(self.keys)
-            .bind(self.created_at)
-            .bind(self.transfer_ids)
-            .bind(self.counterparties)
+/// The running totals of the reversed legs (see `reversals.rs`): upserted
+/// with the newest total; the table's check refuses a total above the
+/// leg's amount.
+fn reversals_cte(first: usize) -> String {
+    format!(
+        "wallet_transaction_reversals_written AS ({insert} {OF_WRITTEN_WALLETS} \
+         ON CONFLICT (transaction_id) DO UPDATE SET reversed_amount = EXCLUDED.reversed_amount \
+         WHERE wallet_transaction_reversals.wallet_id = EXCLUDED.wallet_id)",
+        insert = ReversalColumns::insert("wallet_transaction_reversals", first, &[])
+    )
+}
+
+unnest_columns! {
+    struct ReversalColumns<'a> {
+        transaction_id: Uuid => "uuid",
+        wallet_id: Uuid => "uuid",
+        original_amount: String => NUMERIC,
+        reversed_amount: String => NUMERIC,
+    }
+}
+
+impl ReversalColumns<'_> {
+    fn push(&mut self, wallet_id: Uuid, total: &ReversalTotal) {
+        self.transaction_id.push(total.transaction_id);
+        self.wallet_id.push(wallet_id);
+        self.original_amount
+            .push(amount_text(&total.original_amount));
+        self.reversed_amount
+            .push(amount_text(&total.reversed_amount));
     }
 }

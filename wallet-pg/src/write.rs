@@ -55,8 +55,8 @@ impl<'a> WriteColumns<'a> {
     #[cfg(test)]
     pub const PARAMETERS: usize = WalletColumns::PARAMETERS
         + PointAccountColumns::PARAMETERS
-        + EventColumns::PARAMETERS
-        + RecordColumns::PARAMETERS;
+        + EventColumns::TYPES.len()
+        + RecordColumns::TYPES.len();
 
     /// Adds events, after those added before (the outbox keeps the order).
     pub fn push_events(&mut self, events: &'a [DomainEvent]) -> Result<(), WalletError> {
@@ -116,17 +116,26 @@ fn write_sql(rows: RowWrite) -> &'static str {
 }
 
 fn build_write_sql(rows: RowWrite) -> String {
-    let accounts_first = 1 + WalletColumns::PARAMETERS;
-    let events_first = accounts_first + PointAccountColumns::PARAMETERS;
-    let records_first = events_first + EventColumns::PARAMETERS;
+    let ctes = chain_ctes(
+        1,
+        &[
+            (WalletColumns::PARAMETERS, &|first| {
+                WalletColumns::ctes(first, rows)
+            }),
+            (PointAccountColumns::PARAMETERS, &|first| {
+                PointAccountColumns::ctes(first, rows)
+            }),
+            (EventColumns::TYPES.len(), &|first| {
+                format!("events AS ({})", insert_events_sql(first))
+            }),
+            (RecordColumns::TYPES.len(), &|first| {
+                format!("records AS ({})", insert_records_sql(first))
+            }),
+        ],
+    );
     format!(
-        "WITH {wallets}, {accounts}, events AS ({events}), records AS ({records}) \
-         SELECT (SELECT count(*) FROM wallet_rows) AS wallets, \
-         (SELECT count(*) FROM account_rows) AS accounts",
-        wallets = WalletColumns::ctes(1, rows),
-        accounts = PointAccountColumns::ctes(accounts_first, rows),
-        events = insert_events_sql(events_first),
-        records = insert_records_sql(records_first),
+        "WITH {ctes} SELECT (SELECT count(*) FROM wallet_rows) AS wallets, \
+         (SELECT count(*) FROM account_rows) AS accounts"
     )
 }
 
@@ -147,6 +156,144 @@ pub(crate) fn parameters(first: usize, types: &[&str]) -> String {
         .join(", ")
 }
 
+/// One table's part of the write statement: one array per column, bound
+/// as the parameters of one `UNNEST` whose output columns are named after
+/// the table's. Declared with [`unnest_columns!`], so that each column's
+/// name, SQL type and binding are written once.
+pub(crate) trait UnnestColumns<'a>: Default {
+    /// The SQL type of each array, in binding order.
+    const TYPES: &'static [&'static str];
+    /// The column name of each array, in binding order.
+    const NAMES: &'static [&'static str];
+
+    /// Binds the arrays, in the order of [`UnnestColumns::TYPES`].
+    fn bind<'q>(self, query: PgQuery<'q>) -> PgQuery<'q>
+    where
+        'a: 'q;
+
+    /// `UNNEST($first::type[], ...) AS u(name, ...)`.
+    fn source(first: usize) -> String {
+        format!(
+            "UNNEST({}) AS u({})",
+            parameters(first, Self::TYPES),
+            Self::NAMES.join(", ")
+        )
+    }
+
+    /// `INSERT INTO table (name, ...) SELECT u.name, ... FROM` the
+    /// [`UnnestColumns::source`], leaving out the `unstored` columns (those
+    /// only the statement's conditions read).
+    fn insert(table: &str, first: usize, unstored: &[&str]) -> String {
+        let stored: Vec<&str> = Self::NAMES
+            .iter()
+            .copied()
+            .filter(|name| !unstored.contains(name))
+            .collect();
+        let selected: Vec<String> = stored.iter().map(|name| format!("u.{name}")).collect();
+        format!(
+            "INSERT INTO {table} ({}) SELECT {} FROM {}",
+            stored.join(", "),
+            selected.join(", "),
+            Self::source(first)
+        )
+    }
+}
+
+/// Declares a struct of one `Vec` per column (named as the column) and
+/// its [`UnnestColumns`] implementation, from one list of
+/// `column: RustType => "sql type"`.
+macro_rules! unnest_columns {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident<$life:lifetime> {
+        $($(#[$field_meta:meta])* $column:ident: $rust:ty => $sql:expr),+ $(,)?
+    }) => {
+        $(#[$meta])*
+        #[derive(Default)]
+        $vis struct $name<$life> {
+            $($(#[$field_meta])* $column: Vec<$rust>,)+
+            _borrowed: std::marker::PhantomData<&$life ()>,
+        }
+
+        impl<$life> $crate::write::UnnestColumns<$life> for $name<$life> {
+            const TYPES: &'static [&'static str] = &[$($sql),+];
+            const NAMES: &'static [&'static str] = &[$(stringify!($column)),+];
+
+            fn bind<'q>(self, query: $crate::write::PgQuery<'q>) -> $crate::write::PgQuery<'q>
+            where
+                $life: 'q,
+            {
+                query$(.bind(self.$column))+
+            }
+        }
+    };
+}
+pub(crate) use unnest_columns;
+
+/// Declares an aggregate's part of the write statement: its row columns
+/// (inserted or updated as the statement's [`RowWrite`] says; the rows'
+/// `id` column counts them) followed by the columns of its other tables,
+/// each with the function that makes its common table expression from the
+/// number of its first parameter; the expressions come in that order and
+/// bind their arrays in that order.
+macro_rules! aggregate_columns {
+    ($(#[$meta:meta])* struct $name:ident<$life:lifetime> {
+        $rows:ident: $rows_ty:ident => $rows_cte:ident,
+        $($part:ident: $part_ty:ident => $part_cte:ident),+ $(,)?
+    }) => {
+        $(#[$meta])*
+        #[derive(Default)]
+        pub(crate) struct $name<$life> {
+            $rows: $rows_ty<$life>,
+            $($part: $part_ty<$life>,)+
+        }
+
+        impl<$life> $name<$life> {
+            /// How many parameters the part binds.
+            pub const PARAMETERS: usize = $rows_ty::TYPES.len() $(+ $part_ty::TYPES.len())+;
+
+            /// How many aggregate rows the statement must write.
+            pub fn len(&self) -> usize {
+                self.$rows.id.len()
+            }
+
+            /// The part's common table expressions, with their parameters
+            /// numbered from `$first`.
+            pub fn ctes(first: usize, rows: $crate::write::RowWrite) -> String {
+                $crate::write::chain_ctes(
+                    first,
+                    &[
+                        ($rows_ty::TYPES.len(), &|first| $rows_cte(first, rows)),
+                        $(($part_ty::TYPES.len(), &$part_cte),)+
+                    ],
+                )
+            }
+
+            /// Binds the part's arrays, in the order of its expressions.
+            pub fn bind<'q>(self, query: $crate::write::PgQuery<'q>) -> $crate::write::PgQuery<'q>
+            where
+                $life: 'q,
+            {
+                let query = self.$rows.bind(query);
+                $(let query = self.$part.bind(query);)+
+                query
+            }
+        }
+    };
+}
+pub(crate) use aggregate_columns;
+
+/// Joins common table expressions whose parameters follow one another:
+/// each part is its parameter count and its text given its first
+/// parameter's number.
+pub(crate) fn chain_ctes(first: usize, parts: &[(usize, &dyn Fn(usize) -> String)]) -> String {
+    let mut next = first;
+    let mut ctes = Vec::with_capacity(parts.len());
+    for (count, cte) in parts {
+        ctes.push(cte(next));
+        next += count;
+    }
+    ctes.join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,9 +312,9 @@ mod tests {
 
     #[test]
     fn the_parameter_count_is_the_sum_of_the_tables() {
-        // The wallet tables take 44 (the transactions 16, with the transfer id
-        // and the counterparty), the point tables 30, the outbox 7, the
-        // idempotency records 5.
-        assert_eq!(WriteColumns::PARAMETERS, 44 + 30 + 7 + 5);
+        // The wallet tables take 49 (the transactions 17, with the transfer
+        // id, the counterparty and the row reversed; the reversal totals 4),
+        // the point tables 30, the outbox 7, the idempotency records 5.
+        assert_eq!(WriteColumns::PARAMETERS, 49 + 30 + 7 + 5);
     }
 }

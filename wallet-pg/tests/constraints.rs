@@ -8,7 +8,7 @@ use sqlx::Connection;
 use uuid::Uuid;
 use wallet_core::testing::contract::{code, create_wallet, dec, deposit};
 use wallet_core::{
-    Ctx, CurrencyCode, Policy, SequentialIdGenerator, Wallet, WalletError, WalletItem,
+    Aggregate, Ctx, CurrencyCode, Policy, SequentialIdGenerator, Wallet, WalletError, WalletItem,
     WalletService,
 };
 

@@ -4,6 +4,10 @@
 //! id generator started identically, must give identical results, states,
 //! histories and events.
 //!
+//! Reversals are in the mix: of any row of the case's wallets (both legs
+//! of transfers and payouts, rows that cannot be reversed, reversals
+//! themselves), by either user, in full or in part.
+//!
 //! 64 cases by default; set `PROPTEST_CASES` for more.
 //!
 //! Three runs: the unbatched store; the batching store, one command at a
@@ -146,6 +150,20 @@ enum Kind {
     CancelPending {
         lot: usize,
     },
+    /// Reverses a transaction the case has seen (or an unknown id), all
+    /// that is left or an amount of [`AMOUNTS`].
+    Reverse {
+        transaction: usize,
+        amount: Option<usize>,
+    },
+}
+
+/// The ids the case's commands made, for later steps to name.
+#[derive(Debug, Default)]
+struct Seen {
+    holds: Vec<Uuid>,
+    lots: Vec<Uuid>,
+    transactions: Vec<Uuid>,
 }
 
 #[derive(Debug, Clone)]
@@ -196,6 +214,8 @@ fn kind_strategy() -> impl Strategy<Value = Kind> {
         2 => (0..DELTAS.len()).prop_map(|delta| Kind::Adjust { delta }),
         2 => any::<usize>().prop_map(|lot| Kind::Confirm { lot }),
         1 => any::<usize>().prop_map(|lot| Kind::CancelPending { lot }),
+        5 => (any::<usize>(), proptest::option::weighted(0.7, amount))
+            .prop_map(|(transaction, amount)| Kind::Reverse { transaction, amount }),
     ]
 }
 
@@ -256,14 +276,8 @@ fn currency(index: usize) -> CurrencyCode {
 
 /// The command of a step, naming holds and lots the case has seen (or an
 /// unknown id when there are none).
-fn command(
-    users: &[Uuid],
-    user: usize,
-    kind: &Kind,
-    now: DateTime<Utc>,
-    holds: &[Uuid],
-    lots: &[Uuid],
-) -> Command {
+fn command(users: &[Uuid], user: usize, kind: &Kind, now: DateTime<Utc>, seen: &Seen) -> Command {
+    let (holds, lots) = (seen.holds.as_slice(), seen.lots.as_slice());
     let user_id = users[user];
     let target = |index: usize| users.get(index).copied().unwrap_or(Uuid::from_u128(0xfeed));
     let pick = |ids: &[Uuid], index: usize| {
@@ -404,6 +418,15 @@ fn command(
             user_id,
             lot_id: pick(lots, lot),
         },
+        Kind::Reverse {
+            transaction,
+            amount,
+        } => Command::ReverseTransaction {
+            user_id,
+            transaction_id: pick(&seen.transactions, transaction),
+            amount: amount.map(|a| dec(AMOUNTS[a])),
+            reason: "refund".into(),
+        },
     }
 }
 
@@ -461,8 +484,7 @@ async fn run_case(
         Uuid::from_u128(((salt as u128) << 64) | 1),
         Uuid::from_u128(((salt as u128) << 64) | 2),
     ];
-    let mut holds: Vec<Uuid> = Vec::new();
-    let mut lots: Vec<Uuid> = Vec::new();
+    let mut seen = Seen::default();
     let mut index = 0;
     while index < steps.len() {
         let run = match mode {
@@ -472,7 +494,7 @@ async fn run_case(
         if run > 1 {
             let chunk = &steps[index..index + run];
             run_batch(
-                &memory, &database, postgres, &users, chunk, index, &mut holds, &mut lots,
+                &memory, &database, postgres, &users, chunk, index, &mut seen,
             )
             .await?;
             index += run;
@@ -491,7 +513,7 @@ async fn run_case(
                 check(&format!("step {index}: sweep"), left, right)?;
             }
             Step::Command { user, kind, key } => {
-                let command = command(&users, *user, kind, memory.harness.now(), &holds, &lots);
+                let command = command(&users, *user, kind, memory.harness.now(), &seen);
                 let key = key.map(|k| IdempotencyKey::parse(KEYS[k]).expect("test keys parse"));
                 let left = memory
                     .harness
@@ -500,7 +522,8 @@ async fn run_case(
                     .await;
                 let right = database.harness.service.execute(command.clone(), key).await;
                 check(&format!("step {index}: {command:?}"), &left, &right)?;
-                learn(&left, index, &mut holds, &mut lots)?;
+                learn(&left, index, &mut seen)?;
+                learn_rows(&memory, &users, &mut seen).await;
             }
         }
         index += 1;
@@ -567,7 +590,9 @@ async fn run_case(
 
 /// How many steps from the start of `steps` can go in one batch: commands
 /// that are not creates (a create is a single statement of its own, outside
-/// the batching writer), at most [`BATCH_STEPS_MAX`].
+/// the batching writer) nor reversals (which read their legs before they
+/// queue, so they would not join the batch at once), at most
+/// [`BATCH_STEPS_MAX`].
 fn batchable_run(steps: &[Step]) -> usize {
     steps
         .iter()
@@ -576,7 +601,10 @@ fn batchable_run(steps: &[Step]) -> usize {
             matches!(
                 step,
                 Step::Command { kind, .. }
-                    if !matches!(kind, Kind::CreateWallet { .. } | Kind::CreatePoints)
+                    if !matches!(
+                        kind,
+                        Kind::CreateWallet { .. } | Kind::CreatePoints | Kind::Reverse { .. }
+                    )
             )
         })
         .count()
@@ -587,16 +615,17 @@ fn batchable_run(steps: &[Step]) -> usize {
 fn learn(
     result: &Result<wallet_core::Applied, wallet_core::WalletError>,
     index: usize,
-    holds: &mut Vec<Uuid>,
-    lots: &mut Vec<Uuid>,
+    seen: &mut Seen,
 ) -> Result<(), TestCaseError> {
     match result {
         Ok(applied) => match &applied.output {
-            CommandOutput::Hold { hold } if !holds.contains(&hold.id) => holds.push(hold.id),
+            CommandOutput::Hold { hold } if !seen.holds.contains(&hold.id) => {
+                seen.holds.push(hold.id)
+            }
             CommandOutput::Points {
                 lot_id: Some(lot_id),
                 ..
-            } if !lots.contains(lot_id) => lots.push(*lot_id),
+            } if !seen.lots.contains(lot_id) => seen.lots.push(*lot_id),
             _ => {}
         },
         Err(error) => prop_assert!(
@@ -610,10 +639,24 @@ fn learn(
     Ok(())
 }
 
+/// Notes every row of the case's wallets (as the in-memory side has them),
+/// so that reversals name rows of every kind, of either user.
+async fn learn_rows(memory: &Side<InMemoryStore>, users: &[Uuid], seen: &mut Seen) {
+    for user in users {
+        if memory.harness.service.wallet(*user).await.is_err() {
+            continue;
+        }
+        for row in memory.harness.all_transactions(*user).await {
+            if !seen.transactions.contains(&row.id) {
+                seen.transactions.push(row.id);
+            }
+        }
+    }
+}
+
 /// A run of commands: one after another in memory; all at once on
 /// PostgreSQL, where they form one batch. The results must be the same,
 /// command by command.
-#[allow(clippy::too_many_arguments)]
 async fn run_batch(
     memory: &Side<InMemoryStore>,
     database: &Side<PgStore>,
@@ -621,14 +664,13 @@ async fn run_batch(
     users: &[Uuid],
     chunk: &[Step],
     first: usize,
-    holds: &mut Vec<Uuid>,
-    lots: &mut Vec<Uuid>,
+    seen: &mut Seen,
 ) -> Result<(), TestCaseError> {
     let now = memory.harness.now();
     let mut commands = Vec::with_capacity(chunk.len());
     for step in chunk {
         if let Step::Command { user, kind, key } = step {
-            let command = command(users, *user, kind, now, holds, lots);
+            let command = command(users, *user, kind, now, seen);
             let key = key.map(|k| IdempotencyKey::parse(KEYS[k]).expect("test keys parse"));
             commands.push((command, key));
         }
@@ -675,8 +717,9 @@ async fn run_batch(
             left,
             right,
         )?;
-        learn(left, index, holds, lots)?;
+        learn(left, index, seen)?;
     }
+    learn_rows(memory, users, seen).await;
     Ok(())
 }
 

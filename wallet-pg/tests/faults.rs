@@ -4,9 +4,6 @@
 //! runs twice: on the store with one transaction per command, and with the
 //! batching writer on.
 
-use std::path::PathBuf;
-use std::process::Command as Process;
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +18,7 @@ use wallet_core::{
     Claim, Ctx, IdempotencyKey, Policy, UuidV7Generator, Wallet, WalletError, WalletService,
     WalletStore,
 };
+use wallet_pg::testing::cluster::Cluster;
 use wallet_pg::{PgConfig, PgStore};
 
 fn key(text: &str) -> IdempotencyKey {
@@ -247,143 +245,10 @@ async fn a_command_cut_inside_its_transaction_is_not_applied_and_its_retry_is(pa
     assert_eq!(after.balances[0].balance, dec("107"));
 }
 
-/// A PostgreSQL cluster of the test's own under `target/`, stopped and
-/// removed when dropped.
-struct ThrowawayCluster {
-    bin: PathBuf,
-    data: PathBuf,
-    root: PathBuf,
-    port: u16,
-    as_postgres: bool,
-}
-
-impl ThrowawayCluster {
-    fn start() -> Self {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .ok()
-            .and_then(|entries| {
-                entries
-                    .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-                    .filter(|p| p.join("pg_ctl").exists())
-                    .max()
-            })
-            .expect(
-                "PostgreSQL server binaries under /usr/lib/postgresql/<version>/bin \
-                 (install the postgresql package)",
-            );
-        // Each cluster of this process gets its own directory: the test
-        // runs on both write paths at once.
-        static CLUSTERS: AtomicU16 = AtomicU16::new(0);
-        let slot = CLUSTERS.fetch_add(1, Ordering::SeqCst);
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../target")
-            .join(format!("pg-restart-{}-{slot}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).expect("a directory for the cluster");
-        let data = root.join("data");
-        let uid = Process::new("id").arg("-u").output().expect("id -u");
-        // PostgreSQL refuses to run as root: run it as the postgres user then.
-        let as_postgres = String::from_utf8_lossy(&uid.stdout).trim() == "0";
-        if as_postgres {
-            let status = Process::new("chown")
-                .args(["-R", "postgres"])
-                .arg(&root)
-                .status()
-                .expect("chown");
-            assert!(status.success(), "chown the cluster directory");
-        }
-        // A port nobody listens on now: ask the kernel for one.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .map(|address| address.port())
-            .expect("a free port for the cluster");
-        let cluster = ThrowawayCluster {
-            bin,
-            data,
-            root,
-            port,
-            as_postgres,
-        };
-        cluster.run(
-            "initdb",
-            &[
-                "-D".into(),
-                cluster.data.display().to_string(),
-                "-U".into(),
-                "postgres".into(),
-                "--auth=trust".into(),
-            ],
-        );
-        cluster.pg_ctl(&[
-            "-o",
-            &format!(
-                "-p {} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off",
-                cluster.port
-            ),
-            "-w",
-            "start",
-        ]);
-        cluster
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-
-    fn run(&self, tool: &str, args: &[String]) {
-        let program = self.bin.join(tool);
-        let output = if self.as_postgres {
-            Process::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&program)
-                .args(args)
-                .output()
-        } else {
-            Process::new(&program).args(args).output()
-        }
-        .unwrap_or_else(|error| panic!("cannot run {tool}: {error}"));
-        assert!(
-            output.status.success(),
-            "{tool} failed: {}\nserver log:\n{}",
-            String::from_utf8_lossy(&output.stderr),
-            std::fs::read_to_string(self.root.join("log")).unwrap_or_default()
-        );
-    }
-
-    fn pg_ctl(&self, args: &[&str]) {
-        let mut all = vec![
-            "-D".to_owned(),
-            self.data.display().to_string(),
-            "-l".to_owned(),
-            self.root.join("log").display().to_string(),
-        ];
-        all.extend(args.iter().map(|a| a.to_string()));
-        self.run("pg_ctl", &all);
-    }
-}
-
-impl Drop for ThrowawayCluster {
-    fn drop(&mut self) {
-        let program = self.bin.join("pg_ctl");
-        let data = self.data.display().to_string();
-        let args = ["-D", data.as_str(), "-m", "immediate", "-w", "stop"];
-        let _ = if self.as_postgres {
-            Process::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&program)
-                .args(args)
-                .output()
-        } else {
-            Process::new(&program).args(args).output()
-        };
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
-
 async fn a_server_restart_in_the_middle_of_a_load_loses_and_doubles_nothing(path: Path) {
     const COMMANDS: usize = 60;
     let cluster = Arc::new(
-        tokio::task::spawn_blocking(ThrowawayCluster::start)
+        tokio::task::spawn_blocking(|| Cluster::primary("restart"))
             .await
             .expect("the cluster started"),
     );
@@ -431,7 +296,7 @@ async fn a_server_restart_in_the_middle_of_a_load_loses_and_doubles_nothing(path
     };
     tokio::time::sleep(Duration::from_millis(400)).await;
     let restarting = Arc::clone(&cluster);
-    tokio::task::spawn_blocking(move || restarting.pg_ctl(&["-m", "fast", "-w", "restart"]))
+    tokio::task::spawn_blocking(move || restarting.restart())
         .await
         .expect("the cluster restarted");
     let unavailable = load.await.expect("the load finished");

@@ -14,6 +14,7 @@ const TABLES: &[&str] = &[
     "idempotency_records",
     "outbox_events",
     "relay_positions",
+    "wallet_transaction_reversals",
 ];
 
 async fn tables(store: &PgStore) -> Vec<String> {

@@ -37,6 +37,15 @@ async fn queries_go_to_the_replica_and_commands_to_the_primary() {
     );
     let (events, _) = service.events(None, Some(10)).await.expect("events");
     assert_eq!(events.len(), 2, "the outbox is read from the primary");
+    // A database of its own is no standby: it never follows the primary,
+    // and its lag says so.
+    let lag = store
+        .replica_lag()
+        .await
+        .expect("a replica is configured")
+        .expect("both answer");
+    assert!(!lag.standby && lag.lagging(), "{lag:?}");
+    assert!(lag.describe().contains("not a standby"));
     store.close().await;
     wallet_pg::testing::drop_database(&primary.name).await;
     wallet_pg::testing::drop_database(&replica.name).await;
@@ -45,6 +54,10 @@ async fn queries_go_to_the_replica_and_commands_to_the_primary() {
 #[tokio::test]
 async fn purged_keys_are_forgotten_and_kept_ones_replay() {
     let store = wallet_pg::testing::fresh_store().await;
+    assert!(
+        store.replica_lag().await.is_none(),
+        "no replica, no lag to measure"
+    );
     let service = WalletService::new(store.clone(), Policy::default());
     let user = Uuid::now_v7();
     let key = |k: &str| Some(IdempotencyKey::parse(k).expect("key"));

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use wallet_core::testing::contract::{code, create_wallet, dec, deposit, hold, withdraw};
 use wallet_core::testing::invariants;
 use wallet_core::{
-    Applied, Command, CommandOutput, IdempotencyKey, Payee, Policy, TransactionType, WalletError,
+    Applied, Command, CommandOutput, IdempotencyKey, Payee, TransactionType, WalletError,
     WalletService,
 };
 use wallet_pg::testing::ScratchDatabase;
@@ -23,7 +23,7 @@ use wallet_pg::PgStore;
 
 #[macro_use]
 mod common;
-use common::{all_holds, all_transactions, Path};
+use common::{all_holds, all_transactions, services, Path};
 
 /// Wallets the money moves among.
 const WALLETS: usize = 4;
@@ -34,26 +34,6 @@ const ROUNDS: usize = 4;
 /// What each wallet starts with: little enough that some commands must be
 /// refused for want of money.
 const OPENING: i64 = 300;
-
-/// One or two services on one scratch database (two for the batched path:
-/// two processes, each with its own writers and kept wallets).
-async fn services(path: Path) -> (Vec<WalletService<PgStore>>, ScratchDatabase) {
-    let (first, database) = match path {
-        Path::Unbatched => wallet_pg::testing::fresh_store_in().await,
-        Path::Batched => wallet_pg::testing::fresh_batched_store_in().await,
-    };
-    let mut stores = vec![first];
-    if matches!(path, Path::Batched) {
-        let config = wallet_pg::testing::batched_test_config(&database.url);
-        let second = PgStore::connect(&config).await.expect("a second process");
-        stores.push(second);
-    }
-    let services = stores
-        .into_iter()
-        .map(|store| WalletService::new(store, Policy::default()))
-        .collect();
-    (services, database)
-}
 
 on_both_paths!(
     transfers_and_payouts_among_four_wallets_conserve_money_without_deadlocks,

@@ -43,6 +43,10 @@ use crate::wallet::{
     Hold, HoldStatus, ReleaseCause, TransactionType, WalletStatus, WalletTransaction, WalletView,
 };
 
+pub use super::reversal_contract::{
+    balances_at_a_time, reversal_idempotency, reversal_rules, reversals_between_wallets,
+    reversals_on_one_wallet, single_transaction_reads,
+};
 pub use super::transfer_contract::{
     hold_payouts, payout, payout_rules, payout_to_sixteen_payees, transfer, transfer_idempotency,
     transfer_of, transfer_rules, transfers, transfers_expire_overdue_holds_first,
@@ -82,6 +86,12 @@ pub const SCENARIOS: &[&str] = &[
     "transfers_expire_overdue_holds_first",
     "transfer_idempotency",
     "wallets_unit_of_work",
+    "reversals_on_one_wallet",
+    "reversals_between_wallets",
+    "reversal_rules",
+    "reversal_idempotency",
+    "single_transaction_reads",
+    "balances_at_a_time",
 ];
 
 /// Runs every scenario, each on a fresh store from `make_store`.
@@ -119,6 +129,12 @@ where
     transfers_expire_overdue_holds_first(make_store().await).await;
     transfer_idempotency(make_store().await).await;
     wallets_unit_of_work(make_store().await).await;
+    reversals_on_one_wallet(make_store().await).await;
+    reversals_between_wallets(make_store().await).await;
+    reversal_rules(make_store().await).await;
+    reversal_idempotency(make_store().await).await;
+    single_transaction_reads(make_store().await).await;
+    balances_at_a_time(make_store().await).await;
 }
 
 /// One `#[tokio::test]` per scenario, each on a fresh store made by the
@@ -155,7 +171,13 @@ macro_rules! store_contract_tests {
             payout_rules,
             transfers_expire_overdue_holds_first,
             transfer_idempotency,
-            wallets_unit_of_work
+            wallets_unit_of_work,
+            reversals_on_one_wallet,
+            reversals_between_wallets,
+            reversal_rules,
+            reversal_idempotency,
+            single_transaction_reads,
+            balances_at_a_time
         );
     };
     (@each $make_store:expr; $($scenario:ident),* $(,)?) => {

@@ -53,6 +53,56 @@ pub fn check_wallet(
     check_transaction_log(view, transactions)?;
     check_holds_match_log(holds, transactions)?;
     check_money_conserved(view, holds, transactions)?;
+    check_reversals_capped(transactions)?;
+    Ok(())
+}
+
+/// The cap of the domain rules, on one wallet's log: each `Reversal` names
+/// an earlier row of the same log of a kind that a reversal may name (a
+/// reversible row, or a payout's payer row as the other leg of a payee's
+/// reversal), moves money the opposite way, and the reversals of one row
+/// add up to at most its amount. [`check_ledger_conserved`] checks that
+/// the two legs of a transfer share one total.
+pub fn check_reversals_capped(transactions: &[WalletTransaction]) -> Result<(), String> {
+    let by_id: HashMap<Uuid, &WalletTransaction> = transactions.iter().map(|t| (t.id, t)).collect();
+    let mut reversed: HashMap<Uuid, Decimal> = HashMap::new();
+    for reversal in transactions {
+        let named = reversal.reverses_transaction_id;
+        if (reversal.transaction_type == TransactionType::Reversal) != named.is_some() {
+            return Err(format!(
+                "transaction {}: a reversed transaction id on a {} row, or a reversal without one",
+                reversal.sequence, reversal.transaction_type
+            ));
+        }
+        let Some(named) = named else { continue };
+        let Some(original) = by_id.get(&named) else {
+            return Err(format!(
+                "reversal {}: names {named}, which is not a row of this wallet",
+                reversal.sequence
+            ));
+        };
+        let payout_payer = original.transaction_type == TransactionType::HoldExecute
+            && original.transfer_id.is_some();
+        let opposite = original.amount.is_sign_negative() != reversal.amount.is_sign_negative();
+        if original.sequence >= reversal.sequence
+            || !(original.is_reversible() || payout_payer)
+            || !opposite
+            || original.currency != reversal.currency
+        {
+            return Err(format!(
+                "reversal {}: does not undo row {} ({})",
+                reversal.sequence, original.sequence, original.transaction_type
+            ));
+        }
+        let total = reversed.entry(named).or_default();
+        *total += reversal.amount.abs();
+        if *total > original.amount.abs() {
+            return Err(format!(
+                "row {} ({} {}): reversed {total}, more than its amount",
+                original.sequence, original.transaction_type, original.amount
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -294,6 +344,9 @@ fn links_of(kind: TransactionType) -> (Link, Link, Link) {
         TransactionType::HoldExecute => (Link::Always, Link::Maybe, Link::Never),
         TransactionType::TransferIn => (Link::Maybe, Link::Always, Link::Always),
         TransactionType::TransferOut => (Link::Never, Link::Always, Link::Always),
+        // Between two wallets with both; on one wallet with neither (the
+        // pairing is checked by `check_transaction_signs`).
+        TransactionType::Reversal => (Link::Never, Link::Maybe, Link::Maybe),
     }
 }
 
@@ -316,6 +369,11 @@ pub fn check_transaction_signs(transaction: &WalletTransaction) -> Result<(), St
         TransactionType::Hold => amount.is_zero() && held_change > zero,
         TransactionType::HoldExecute => amount < zero && held_change == amount,
         TransactionType::HoldRelease => amount.is_zero() && held_change < zero,
+        TransactionType::Reversal => {
+            !amount.is_zero()
+                && held_change.is_zero()
+                && transaction.transfer_id.is_some() == transaction.counterparty_user_id.is_some()
+        }
     };
     let (hold, transfer, counterparty) = links_of(kind);
     if !signs_ok {
@@ -393,7 +451,8 @@ pub fn check_holds_match_log(
             | TransactionType::ExchangeIn
             | TransactionType::ExchangeOut
             | TransactionType::TransferIn
-            | TransactionType::TransferOut) => {
+            | TransactionType::TransferOut
+            | TransactionType::Reversal) => {
                 return Err(format!("a {other} transaction names hold {hold_id}"))
             }
         }
@@ -434,8 +493,8 @@ pub fn check_holds_match_log(
 }
 
 /// Invariant 5, per wallet: per currency, deposits - withdrawals - executed
-/// holds + exchange-in - exchange-out + transfers-in - transfers-out ==
-/// balance, where the executed amounts come from the holds (not from the
+/// holds + exchange-in - exchange-out + transfers-in - transfers-out +-
+/// reversals == balance, where the executed amounts come from the holds (not from the
 /// log), so the two records are cross-checked. [`check_ledger_conserved`]
 /// checks the same across wallets.
 pub fn check_money_conserved(
@@ -454,6 +513,7 @@ pub fn check_money_conserved(
             TransactionType::Withdraw
             | TransactionType::ExchangeOut
             | TransactionType::TransferOut => *flow -= size,
+            TransactionType::Reversal => *flow += transaction.amount,
             TransactionType::Hold | TransactionType::HoldExecute | TransactionType::HoldRelease => {
             }
         }
@@ -489,10 +549,15 @@ pub fn check_money_conserved(
 ///   currency, adding up to zero;
 /// - each leg names the other side as its counterparty: a `TransferOut`
 ///   the payee, each `TransferIn` the payer, and a payout's `TransferIn`
-///   the payer's hold.
+///   the payer's hold;
+/// - a reversal between two wallets is two mirrored `Reversal` rows, and
+///   the two legs of each transfer share one reversed total
+///   ([`check_transfer_totals_shared`]).
 pub fn check_ledger_conserved<'a>(
     wallets: impl IntoIterator<Item = (&'a WalletView, &'a [WalletTransaction])>,
 ) -> Result<(), String> {
+    let wallets: Vec<(&WalletView, &[WalletTransaction])> = wallets.into_iter().collect();
+    check_transfer_totals_shared(wallets.iter().map(|(_, log)| *log))?;
     let mut balances: BTreeMap<CurrencyCode, Decimal> = BTreeMap::new();
     let mut edge: BTreeMap<CurrencyCode, Decimal> = BTreeMap::new();
     let mut legs: BTreeMap<Uuid, Vec<(Uuid, &WalletTransaction)>> = BTreeMap::new();
@@ -526,6 +591,12 @@ fn check_transfer_legs(
     transfer_id: Uuid,
     legs: &[(Uuid, &WalletTransaction)],
 ) -> Result<(), String> {
+    if legs
+        .iter()
+        .any(|(_, t)| t.transaction_type == TransactionType::Reversal)
+    {
+        return check_reversal_legs(transfer_id, legs);
+    }
     let is_debit = |t: &WalletTransaction| {
         matches!(
             t.transaction_type,
@@ -561,6 +632,74 @@ fn check_transfer_legs(
         }
     }
     Ok(())
+}
+
+/// A reversal between two wallets: two `Reversal` rows, one giving back
+/// and one getting, in one currency, adding up to zero, each naming the
+/// other's user.
+fn check_reversal_legs(
+    transfer_id: Uuid,
+    legs: &[(Uuid, &WalletTransaction)],
+) -> Result<(), String> {
+    let [(first, a), (second, b)] = legs else {
+        return Err(format!(
+            "reversal {transfer_id}: {} legs where two were due",
+            legs.len()
+        ));
+    };
+    let paired = a.transaction_type == TransactionType::Reversal
+        && b.transaction_type == TransactionType::Reversal
+        && a.currency == b.currency
+        && (a.amount + b.amount).is_zero()
+        && a.counterparty_user_id == Some(*second)
+        && b.counterparty_user_id == Some(*first)
+        && first != second;
+    if !paired {
+        return Err(format!(
+            "reversal {transfer_id}: its legs do not mirror each other"
+        ));
+    }
+    Ok(())
+}
+
+/// The two legs of every transfer share one total: for each transfer, the
+/// reversals naming its payer's leg add up to those naming its payee's
+/// (a payout's payer row, to those naming its payees' legs), across the
+/// logs of every wallet of the ledger.
+pub fn check_transfer_totals_shared<'a>(
+    logs: impl IntoIterator<Item = &'a [WalletTransaction]>,
+) -> Result<(), String> {
+    let logs: Vec<&[WalletTransaction]> = logs.into_iter().collect();
+    let rows = || logs.iter().flat_map(|log| log.iter());
+    let mut reversed: HashMap<Uuid, Decimal> = HashMap::new();
+    for reversal in rows() {
+        if let Some(named) = reversal.reverses_transaction_id {
+            *reversed.entry(named).or_default() += reversal.amount.abs();
+        }
+    }
+    // Per transfer: (debit side's total, credit sides' total).
+    let mut totals: BTreeMap<Uuid, (Decimal, Decimal)> = BTreeMap::new();
+    for leg in rows() {
+        let (Some(transfer_id), false) = (
+            leg.transfer_id,
+            leg.transaction_type == TransactionType::Reversal,
+        ) else {
+            continue;
+        };
+        let total = reversed.get(&leg.id).copied().unwrap_or_default();
+        let entry = totals.entry(transfer_id).or_default();
+        if leg.amount.is_sign_negative() {
+            entry.0 += total;
+        } else {
+            entry.1 += total;
+        }
+    }
+    match totals.iter().find(|(_, (debit, credit))| debit != credit) {
+        Some((transfer_id, (debit, credit))) => Err(format!(
+            "transfer {transfer_id}: its payer's leg was reversed by {debit}, its payees' by {credit}"
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Runs every point-account check: the view's sums, the lots, the running
@@ -901,6 +1040,7 @@ fn checked_sum(left: i64, right: i64) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::Aggregate;
     use crate::context::{Ctx, Policy, SequentialIdGenerator};
     use crate::money::Money;
     use crate::points::EarnRequest;

@@ -6,4 +6,5 @@
 
 pub mod contract;
 pub mod invariants;
+mod reversal_contract;
 mod transfer_contract;

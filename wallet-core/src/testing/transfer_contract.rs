@@ -92,7 +92,7 @@ impl<S: Store> Harness<S> {
     }
 
     /// The last transaction of a wallet.
-    async fn last_transaction(&self, user: Uuid) -> WalletTransaction {
+    pub async fn last_transaction(&self, user: Uuid) -> WalletTransaction {
         self.all_transactions(user)
             .await
             .into_iter()
@@ -103,7 +103,7 @@ impl<S: Store> Harness<S> {
     /// Runs each command with a key of its own, expects its code, and checks
     /// that no wallet of `users` and no event changed; then that the first
     /// key was not recorded.
-    async fn assert_all_fail(&self, users: &[Uuid], failing: Vec<(Command, &str)>) {
+    pub async fn assert_all_fail(&self, users: &[Uuid], failing: Vec<(Command, &str)>) {
         let before = self.snapshots(users).await;
         for (index, (command, expected)) in failing.into_iter().enumerate() {
             let name = format!("{command:?}");
@@ -641,8 +641,8 @@ pub async fn transfer_idempotency<S: Store>(store: S) {
 
 /// The port itself ([`crate::store::WalletStore::update_wallets`]): the
 /// set holds every wallet asked for that exists, whatever order they are
-/// asked in, and no other; a named hold is remembered by the wallet it
-/// belongs to; a mutation that changes nothing writes nothing; a failed one
+/// asked in, and no other; a named hold and a named row are remembered by
+/// the wallet they belong to (the row with its reversed amount); a mutation that changes nothing writes nothing; a failed one
 /// writes nothing on any wallet; a successful one writes exactly the
 /// wallets it changed.
 pub async fn wallets_unit_of_work<S: Store>(store: S) {
@@ -650,7 +650,13 @@ pub async fn wallets_unit_of_work<S: Store>(store: S) {
     let first = h.new_wallet(1).await;
     let second = h.new_wallet(2).await;
     let missing = Uuid::from_u128(99);
-    h.ok(deposit(second, "10", "USD")).await;
+    let CommandOutput::Transaction {
+        transaction: deposited,
+        ..
+    } = h.ok(deposit(second, "10", "USD")).await
+    else {
+        panic!("a deposit answers with its transaction");
+    };
     let ended = hold_of(h.ok(hold(second, "1", "USD", None)).await).id;
     h.ok(execute(second, ended, None)).await;
     let users = [first, second];
@@ -658,9 +664,13 @@ pub async fn wallets_unit_of_work<S: Store>(store: S) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = Arc::clone(&seen);
     let look: WalletsMutation = Arc::new(move |set: &mut WalletSet| {
-        let loaded: Vec<(Uuid, bool)> = set
+        let loaded: Vec<(Uuid, bool, Option<_>)> = set
             .iter()
-            .map(|w| (w.user_id(), w.find_hold(ended).is_some()))
+            .map(|w| {
+                let named = w.named_transaction(deposited.id);
+                let named = named.map(|t| (t.amount, t.reversed_amount));
+                (w.user_id(), w.find_hold(ended).is_some(), named)
+            })
             .collect();
         if let Ok(mut record) = record.lock() {
             record.push(loaded);
@@ -670,11 +680,21 @@ pub async fn wallets_unit_of_work<S: Store>(store: S) {
     });
     let store = h.service.store();
     store
-        .update_wallets(vec![missing, second, first], vec![ended], None, look)
+        .update_wallets(
+            vec![missing, second, first],
+            vec![ended],
+            vec![deposited.id, Uuid::from_u128(98)],
+            None,
+            look,
+        )
         .await
         .unwrap_or_else(|error| panic!("a unit of work that changes nothing: {error:?}"));
     let loaded = seen.lock().map(|s| s.clone()).unwrap_or_default();
-    assert_eq!(loaded.last(), Some(&vec![(first, false), (second, true)]));
+    let remembered = Some((dec("10.00"), Some(dec("0.00"))));
+    assert_eq!(
+        loaded.last(),
+        Some(&vec![(first, false, None), (second, true, remembered)])
+    );
     assert_eq!(
         h.snapshots(&users).await,
         before,
@@ -710,6 +730,7 @@ pub async fn wallets_unit_of_work<S: Store>(store: S) {
             .update_wallets(
                 users.to_vec(),
                 Vec::new(),
+                Vec::new(),
                 None,
                 change(true, users.to_vec()),
             )
@@ -724,6 +745,7 @@ pub async fn wallets_unit_of_work<S: Store>(store: S) {
     store
         .update_wallets(
             users.to_vec(),
+            Vec::new(),
             Vec::new(),
             None,
             change(false, vec![second]),

@@ -13,6 +13,11 @@
 //! it with the model, and for a failed command or an idempotent replay
 //! checks that nothing at all changed, on any wallet.
 //!
+//! Reversals name the legs the model learnt from the rows each successful
+//! command appended; the model keeps one reversed total per reversible
+//! transaction, shared by both legs of a transfer, so a store that capped
+//! each side on its own, or lost a total, disagrees with it.
+//!
 //! Steps derive `Arbitrary`, so the fuzz target decodes raw bytes into the
 //! same steps and runs the same driver.
 
@@ -26,7 +31,7 @@ use wallet_core::{
 };
 
 use wallet_core::testing::invariants;
-use wallet_core::{StoredWallet, WalletView};
+use wallet_core::{StoredWallet, WalletTransaction, WalletView};
 
 use super::{code, Harness, Snapshot};
 
@@ -279,6 +284,16 @@ pub enum Between {
         payees: Vec<(u8, Amount)>,
         total: Option<Amount>,
     },
+    /// Reverses a transaction: `target` picks a leg of a reversible
+    /// transaction, a row that is not reversible, or an unknown id past
+    /// the end; the caller is the leg's owner unless `caller` picks a
+    /// party; the amount is relative to what is left to reverse.
+    Reverse {
+        target: u8,
+        amount: Option<Amount>,
+        caller: Option<u8>,
+        blank_reason: bool,
+    },
 }
 
 /// What a peer's wallet may be told.
@@ -415,6 +430,32 @@ pub struct ModelWallet {
     pub holds: BTreeMap<Uuid, ModelHold>,
 }
 
+/// Who a reversal of a transaction changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReversalShape {
+    /// Takes the money back from the wallet (a deposit).
+    Debit(Uuid),
+    /// Gives the money back to the wallet (a withdrawal, an execution
+    /// paid out of the ledger).
+    Credit(Uuid),
+    /// Moves the money back from the payee to the payer (a transfer, a
+    /// payee's share of a payout).
+    Between { payer: Uuid, payee: Uuid },
+}
+
+/// A reversible transaction: the legs a reversal may name (the two sides
+/// of a transfer share it, and its one total), and what is reversed so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelReversible {
+    pub currency: CurrencyCode,
+    /// In minor units, without its sign.
+    pub amount: i128,
+    pub reversed: i128,
+    /// `(owner, transaction id)` of each leg that names it.
+    pub legs: Vec<(Uuid, Uuid)>,
+    pub shape: ReversalShape,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelLot {
     pub id: Uuid,
@@ -523,6 +564,10 @@ pub struct Model {
     pub hold_ids: Vec<Uuid>,
     /// Every lot ever made, in creation order.
     pub lot_ids: Vec<Uuid>,
+    /// Every reversible transaction, in creation order.
+    pub reversibles: Vec<ModelReversible>,
+    /// `(owner, transaction id)` of rows that cannot be reversed.
+    pub fixed_rows: Vec<(Uuid, Uuid)>,
 }
 
 impl Model {
@@ -535,6 +580,8 @@ impl Model {
             keys: HashMap::new(),
             hold_ids: Vec::new(),
             lot_ids: Vec::new(),
+            reversibles: Vec::new(),
+            fixed_rows: Vec::new(),
         }
     }
 
@@ -606,6 +653,7 @@ impl Model {
             | Command::UnfreezeWallet { .. }
             | Command::CloseWallet { .. }
             | Command::CreatePointAccount { .. }
+            | Command::ReverseTransaction { .. }
             | Command::ConfirmPendingPoints { .. }
             | Command::CancelPendingPoints { .. } => Ok(()),
         }
@@ -673,6 +721,7 @@ impl Model {
                 apply_points(points, command, now, outcome)
             }
             Command::Transfer { .. } => self.transfer(command, outcome),
+            Command::ReverseTransaction { .. } => self.reverse(command, outcome),
             Command::ExecuteHold {
                 payees: Some(_), ..
             } => self.pay_out(command, outcome),
@@ -846,6 +895,167 @@ impl Model {
             outcome.record(user, TransactionType::TransferIn);
         }
         Ok(())
+    }
+
+    /// A reversal, in the order of the domain rules: the wallet, the
+    /// transaction (the caller's own), its kind, the amount's shape, each
+    /// wallet's overdue holds expired, the statuses (debited side first),
+    /// the reason, the cap shared by every leg, then the money.
+    fn reverse(&mut self, command: &Command, outcome: &mut Outcome) -> Expected<()> {
+        let Command::ReverseTransaction {
+            user_id,
+            transaction_id,
+            amount,
+            reason,
+        } = command
+        else {
+            return Err("internal_error");
+        };
+        let user = *user_id;
+        self.wallet_ref(user).ok_or("wallet_not_found")?;
+        let named = (user, *transaction_id);
+        let Some(index) = self
+            .reversibles
+            .iter()
+            .position(|r| r.legs.contains(&named))
+        else {
+            return Err(if self.fixed_rows.contains(&named) {
+                "not_reversible"
+            } else {
+                "transaction_not_found"
+            });
+        };
+        let unit = self.reversibles[index].clone();
+        let asked = amount
+            .map(|amount| minor_units(amount, unit.currency))
+            .transpose()?;
+        let (debited, credited) = match unit.shape {
+            ReversalShape::Debit(owner) => (Some(owner), None),
+            ReversalShape::Credit(owner) => (None, Some(owner)),
+            ReversalShape::Between { payer, payee } => (Some(payee), Some(payer)),
+        };
+        let now = self.now;
+        for side in debited.iter().chain(credited.iter()) {
+            let wallet = self.wallet_mut(*side).ok_or("counterparty_not_found")?;
+            expire_holds(wallet, now, outcome);
+        }
+        for side in debited.iter().chain(credited.iter()) {
+            let wallet = self.wallet_ref(*side).ok_or("counterparty_not_found")?;
+            if wallet.status == WalletStatus::Closed {
+                return Err(if *side == user {
+                    "wallet_closed"
+                } else {
+                    "counterparty_closed"
+                });
+            }
+        }
+        if reason.chars().count() > TEXT_MAX || reason.trim().is_empty() {
+            return Err("validation_error");
+        }
+        let left = unit.amount - unit.reversed;
+        let minor = match asked {
+            Some(minor) if minor <= left => minor,
+            None if left > 0 => left,
+            _ => return Err("reversal_exceeds_original"),
+        };
+        let currency = unit.currency;
+        if let Some(side) = debited {
+            let (balance, held) = self.item_of(side, currency);
+            if balance - held < minor {
+                return Err("insufficient_funds");
+            }
+        }
+        if let Some(side) = credited {
+            if self.item_of(side, currency).0 + minor > limit_minor(currency) {
+                return Err("balance_limit_exceeded");
+            }
+        }
+        for (side, change) in [(debited, -minor), (credited, minor)] {
+            let Some(side) = side else { continue };
+            let wallet = self.wallet_mut(side).ok_or("counterparty_not_found")?;
+            wallet.items.entry(currency).or_default().0 += change;
+            outcome.events.push("TransactionReversed");
+            outcome.record(side, TransactionType::Reversal);
+        }
+        self.reversibles[index].reversed += minor;
+        Ok(())
+    }
+
+    /// Balance and held of a currency in a wallet, zero when untouched.
+    fn item_of(&self, user_id: Uuid, currency: CurrencyCode) -> (i128, i128) {
+        self.wallet_ref(user_id)
+            .and_then(|w| w.items.get(&currency))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Learns the rows a successful command appended: each reversible
+    /// transaction with the legs that name it, and the rows that cannot
+    /// be reversed.
+    fn learn(&mut self, appended: &[(Uuid, WalletTransaction)]) {
+        for (owner, row) in appended {
+            let Ok(amount) = minor_units(row.amount.abs(), row.currency) else {
+                continue;
+            };
+            let unit = |legs, shape| ModelReversible {
+                currency: row.currency,
+                amount,
+                reversed: 0,
+                legs,
+                shape,
+            };
+            match (
+                row.transaction_type,
+                row.transfer_id,
+                row.counterparty_user_id,
+            ) {
+                (TransactionType::Deposit, _, _) => self
+                    .reversibles
+                    .push(unit(vec![(*owner, row.id)], ReversalShape::Debit(*owner))),
+                (TransactionType::Withdraw, _, _) | (TransactionType::HoldExecute, None, _) => self
+                    .reversibles
+                    .push(unit(vec![(*owner, row.id)], ReversalShape::Credit(*owner))),
+                (TransactionType::TransferOut, Some(transfer_id), Some(payee)) => {
+                    let received = appended.iter().find(|(user, other)| {
+                        *user == payee
+                            && other.transfer_id == Some(transfer_id)
+                            && other.transaction_type == TransactionType::TransferIn
+                    });
+                    if let Some((_, received)) = received {
+                        let legs = vec![(*owner, row.id), (payee, received.id)];
+                        let shape = ReversalShape::Between {
+                            payer: *owner,
+                            payee,
+                        };
+                        self.reversibles.push(unit(legs, shape));
+                    }
+                }
+                // A transfer's `TransferIn` is learnt with its `TransferOut`.
+                (TransactionType::TransferIn, _, _) if row.hold_id.is_none() => {}
+                (TransactionType::TransferIn, _, Some(payer)) => {
+                    let shape = ReversalShape::Between {
+                        payer,
+                        payee: *owner,
+                    };
+                    self.reversibles.push(unit(vec![(*owner, row.id)], shape));
+                }
+                _ => self.fixed_rows.push((*owner, row.id)),
+            }
+        }
+    }
+
+    /// The legs a reversal step may name, then the fixed rows: `(owner,
+    /// transaction id, the reversible it names)`.
+    fn reversal_targets(&self) -> Vec<(Uuid, Uuid, Option<&ModelReversible>)> {
+        let legs = self
+            .reversibles
+            .iter()
+            .flat_map(|r| r.legs.iter().map(move |(owner, id)| (*owner, *id, Some(r))));
+        let fixed = self
+            .fixed_rows
+            .iter()
+            .map(|(owner, id)| (*owner, *id, None));
+        legs.chain(fixed).collect()
     }
 
     /// The sweep: expires overdue holds and lots; returns how many wallets
@@ -1107,6 +1317,7 @@ fn apply_wallet(
         }
         Command::CreateWallet { .. }
         | Command::Transfer { .. }
+        | Command::ReverseTransaction { .. }
         | Command::ExecuteHold {
             payees: Some(_), ..
         }
@@ -1272,6 +1483,7 @@ fn apply_points(
         | Command::UnfreezeWallet { .. }
         | Command::CloseWallet { .. }
         | Command::Transfer { .. }
+        | Command::ReverseTransaction { .. }
         | Command::CreatePointAccount { .. } => return Err("internal_error"),
     }
     Ok(())
@@ -1668,6 +1880,28 @@ impl Driver {
                     ),
                 }
             }
+            Between::Reverse {
+                target,
+                amount,
+                caller,
+                blank_reason,
+            } => {
+                let targets = self.model.reversal_targets();
+                let index = usize::from(target) % (targets.len() + 1);
+                let (owner, transaction_id, unit) = targets.get(index).copied().unwrap_or((
+                    user_id,
+                    Uuid::from_u128(0xbeef_0000 + u128::from(target)),
+                    None,
+                ));
+                let (currency, left) =
+                    unit.map_or((code("USD"), 0), |r| (r.currency, r.amount - r.reversed));
+                Command::ReverseTransaction {
+                    user_id: caller.map_or(owner, party),
+                    transaction_id,
+                    amount: amount.map(|a| a.decimal(currency, left, left)),
+                    reason: if blank_reason { " " } else { "refund" }.into(),
+                }
+            }
         }
     }
 
@@ -1769,6 +2003,7 @@ impl Driver {
             return Err("a first command came back as a replay".into());
         }
         check_appended(before, after, &outcome)?;
+        next.learn(&appended_rows(before, after));
         if let Some(hold) = outcome.new_hold {
             let CommandOutput::Hold { hold: created } = &applied.output else {
                 return Err(format!("a hold command answered {:?}", applied.output));
@@ -1872,6 +2107,34 @@ impl World {
         )
         .map_err(|violation| format!("ledger: {violation}"))
     }
+}
+
+/// The rows each wallet's log gained, with the wallet's user.
+fn appended_rows(before: &World, after: &World) -> Vec<(Uuid, WalletTransaction)> {
+    let logs = |w: &World| {
+        let user = w
+            .user
+            .wallet
+            .as_ref()
+            .map(|s| (USER, s.transactions.clone()));
+        let peers = PEERS
+            .iter()
+            .zip(&w.peers)
+            .filter_map(|(peer, s)| s.as_ref().map(|s| (*peer, s.transactions.clone())));
+        user.into_iter()
+            .chain(peers)
+            .collect::<BTreeMap<Uuid, Vec<WalletTransaction>>>()
+    };
+    let (old, new) = (logs(before), logs(after));
+    new.into_iter()
+        .flat_map(|(user, log)| {
+            let seen = old.get(&user).map_or(0, Vec::len).min(log.len());
+            log[seen..]
+                .iter()
+                .map(|row| (user, row.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// The stored balance and held amount of each currency of a wallet.

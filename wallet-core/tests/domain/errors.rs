@@ -199,6 +199,7 @@ impl WalletStore for FlakyStore {
         &self,
         user_ids: Vec<Uuid>,
         hold_ids: Vec<Uuid>,
+        transaction_ids: Vec<Uuid>,
         claim: Option<Claim>,
         mutation: WalletsMutation,
     ) -> Result<Applied, WalletError> {
@@ -206,10 +207,18 @@ impl WalletStore for FlakyStore {
             Some(error) => Err(error),
             None => {
                 self.inner
-                    .update_wallets(user_ids, hold_ids, claim, mutation)
+                    .update_wallets(user_ids, hold_ids, transaction_ids, claim, mutation)
                     .await
             }
         }
+    }
+
+    async fn transaction_legs(
+        &self,
+        user_id: Uuid,
+        transaction_id: Uuid,
+    ) -> Result<Vec<WalletTransaction>, WalletError> {
+        self.inner.transaction_legs(user_id, transaction_id).await
     }
 
     async fn users_with_overdue_holds(
@@ -280,6 +289,22 @@ impl LedgerReader for FlakyStore {
         page: PageRequest,
     ) -> Result<Page<WalletTransaction>, WalletError> {
         self.inner.transactions(user_id, filter, page).await
+    }
+
+    async fn transaction(
+        &self,
+        user_id: Uuid,
+        transaction_id: Uuid,
+    ) -> Result<Option<WalletTransaction>, WalletError> {
+        self.inner.transaction(user_id, transaction_id).await
+    }
+
+    async fn balances_at(
+        &self,
+        user_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<wallet_core::WalletItem>, WalletError> {
+        self.inner.balances_at(user_id, at).await
     }
 
     async fn holds(

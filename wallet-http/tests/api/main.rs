@@ -3,6 +3,7 @@
 //! (`DATABASE_URL`, see `wallet_pg::testing`) and a stand-in identity
 //! provider.
 
+mod audit;
 mod auth;
 mod bad_input;
 mod binary;
@@ -10,9 +11,13 @@ mod document;
 mod errors;
 mod helpers;
 mod idempotency;
+#[path = "../common/idp.rs"]
+mod idp;
 mod operations;
 mod permissions;
 mod persistence;
 mod relay;
+mod replica;
+mod reversals;
 mod routes;
 mod transfers;

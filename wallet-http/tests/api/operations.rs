@@ -26,6 +26,10 @@ async fn health_routes_answer_without_a_token() {
     let body = health.assert_status(200);
     assert_eq!(body["status"], "Healthy");
     assert_eq!(body["checks"]["store"]["status"], "Healthy");
+    assert!(
+        body["checks"].get("replica").is_none(),
+        "no replica, no replica check: {body}"
+    );
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
     app.stop().await;
 }
@@ -361,6 +365,9 @@ const CONTRACT: &[&str] = &[
     "POST /api/v1/wallets/{userId}/withdraw",
     "POST /api/v1/wallets/{userId}/exchange",
     "POST /api/v1/wallets/{userId}/transfers",
+    "GET /api/v1/wallets/{userId}/transactions/{transactionId}",
+    "POST /api/v1/wallets/{userId}/transactions/{transactionId}/reverse",
+    "GET /api/v1/wallets/{userId}/balances",
     "GET /api/v1/wallets/{userId}/transactions",
     "POST /api/v1/wallets/{userId}/holds",
     "GET /api/v1/wallets/{userId}/holds",

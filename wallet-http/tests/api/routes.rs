@@ -45,6 +45,8 @@ const TRANSACTION_FIELDS: &[&str] = &[
     "createdAt",
     "transferId",
     "counterpartyUserId",
+    "reversesTransactionId",
+    "reversedAmount",
 ];
 const HOLD_FIELDS: &[&str] = &[
     "id",

@@ -80,6 +80,7 @@ impl WalletCache {
             }
         }
         wallet.forget_ended_holds();
+        wallet.forget_named_transactions();
         self.wallets.insert(wallet.user_id(), wallet);
     }
 

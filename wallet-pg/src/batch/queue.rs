@@ -46,6 +46,9 @@ pub(crate) enum Work {
     Wallets {
         user_ids: Vec<Uuid>,
         hold_ids: Vec<Uuid>,
+        /// Rows the unit of work names (a reversal's legs), loaded with
+        /// their running totals under the locks.
+        transaction_ids: Vec<Uuid>,
         mutation: WalletsMutation,
     },
     Points {

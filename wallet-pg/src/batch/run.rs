@@ -23,6 +23,7 @@ use super::settings::{Counters, Stage};
 use super::state::BatchState;
 use crate::idempotency::find_records;
 use crate::points::lock_point_accounts;
+use crate::reversals::remember_named;
 use crate::unit::replay_or;
 use crate::wallets::lock_wallets_knowing;
 
@@ -294,6 +295,9 @@ struct Plan<'c> {
     /// The same holds by user: a kept wallet serves a batch only if it
     /// holds every hold the batch names as active.
     named_holds: HashMap<Uuid, Vec<Uuid>>,
+    /// Rows the commands name (the legs of reversals), loaded with their
+    /// totals under the locks.
+    transaction_ids: Vec<Uuid>,
     /// Lots the commands name.
     lot_ids: Vec<Uuid>,
     /// The `(user, key)` of every claim.
@@ -316,8 +320,12 @@ impl<'c> Plan<'c> {
                     }
                 }
                 Work::Wallets {
-                    user_ids, hold_ids, ..
+                    user_ids,
+                    hold_ids,
+                    transaction_ids,
+                    ..
                 } => {
+                    plan.transaction_ids.extend(transaction_ids.iter().copied());
                     plan.wallet_users.extend(user_ids.iter().copied());
                     plan.hold_ids.extend(hold_ids.iter().copied());
                     let named = plan.named_holds.entry(command.user_id).or_default();
@@ -354,9 +362,11 @@ impl<'c> Plan<'c> {
     /// A kept wallet is used without a lock statement only when it is the
     /// one lock the batch takes: its lock then comes with the write, and
     /// there is no other lock for it to be ordered with (see the module
-    /// docs of [`super`]).
+    /// docs of [`super`]). Never for a batch that names a row (a
+    /// reversal): the running totals are read under the wallets' locks,
+    /// which a kept wallet takes only at the write, after the commands ran.
     fn take_kept(&mut self, cache: &mut WalletCache) -> Vec<Wallet> {
-        if !self.account_users.is_empty() {
+        if !self.account_users.is_empty() || !self.transaction_ids.is_empty() {
             return Vec::new();
         }
         let Some(&user) = self
@@ -384,7 +394,7 @@ impl<'c> Plan<'c> {
     /// status, to the wallet that owns it, and which wallet that is cannot
     /// be told before loading.
     fn take_known(&self, cache: &mut WalletCache) -> Vec<Wallet> {
-        if !self.hold_ids.is_empty() {
+        if !self.hold_ids.is_empty() || !self.transaction_ids.is_empty() {
             return Vec::new();
         }
         self.wallet_users
@@ -403,10 +413,12 @@ impl<'c> Plan<'c> {
         counters: &Counters,
     ) -> Result<BatchState, WalletError> {
         let wallet_users: Vec<Uuid> = self.wallet_users.iter().copied().collect();
-        let (wallets, sent, used) =
+        let (mut wallets, sent, used) =
             lock_wallets_knowing(conn, &wallet_users, &self.hold_ids, copies).await?;
         counters.sent(sent);
         Counters::add(&counters.known, used);
+        let sent = remember_named(conn, &mut wallets, &self.transaction_ids).await?;
+        counters.sent(sent);
         let account_users: Vec<Uuid> = self.account_users.iter().copied().collect();
         let (accounts, sent) = lock_point_accounts(conn, &account_users, &self.lot_ids).await?;
         counters.sent(sent);

@@ -4,7 +4,8 @@
 #![allow(dead_code)]
 
 use uuid::Uuid;
-use wallet_core::{TransactionFilter, WalletService};
+use wallet_core::{Policy, TransactionFilter, WalletService};
+use wallet_pg::testing::ScratchDatabase;
 use wallet_pg::PgStore;
 
 /// Which write path of the store a test runs on.
@@ -34,6 +35,26 @@ macro_rules! on_both_paths {
             )*
         }
     };
+}
+
+/// One or two services on one scratch database (two for the batched path:
+/// two processes, each with its own writers and kept wallets).
+pub async fn services(path: Path) -> (Vec<WalletService<PgStore>>, ScratchDatabase) {
+    let (first, database) = match path {
+        Path::Unbatched => wallet_pg::testing::fresh_store_in().await,
+        Path::Batched => wallet_pg::testing::fresh_batched_store_in().await,
+    };
+    let mut stores = vec![first];
+    if matches!(path, Path::Batched) {
+        let config = wallet_pg::testing::batched_test_config(&database.url);
+        let second = PgStore::connect(&config).await.expect("a second process");
+        stores.push(second);
+    }
+    let services = stores
+        .into_iter()
+        .map(|store| WalletService::new(store, Policy::default()))
+        .collect();
+    (services, database)
 }
 
 /// Every transaction of the user's wallet, newest first, over all pages.

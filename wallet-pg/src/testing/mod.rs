@@ -8,6 +8,12 @@
 //! fail loudly, they never skip. Scratch databases older than a day (left
 //! by earlier runs) are dropped on a best-effort basis when older than two
 //! hours and no longer in use.
+//!
+//! [`cluster`] starts PostgreSQL clusters of a test's own (a primary, a
+//! streaming standby of it) for tests that stop, restart or replicate a
+//! server.
+
+pub mod cluster;
 
 use std::time::Duration;
 
