@@ -139,6 +139,11 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     }
 }
 
+/// When the request arrived, as the layer around every request saw it: the
+/// start of a command's `read` stage (`wallet_http_stage_seconds`).
+#[derive(Debug, Clone, Copy)]
+pub struct RequestStarted(pub Instant);
+
 /// The layer around every request: request id, span, timeout, metrics,
 /// and problem documents for whatever error left the router without one.
 pub(crate) async fn observe<S: Backend>(
@@ -147,6 +152,7 @@ pub(crate) async fn observe<S: Backend>(
     next: Next,
 ) -> Response {
     let started = Instant::now();
+    request.extensions_mut().insert(RequestStarted(started));
     let request_id = request_id_of(&request);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         request.headers_mut().insert(REQUEST_ID_HEADER, value);

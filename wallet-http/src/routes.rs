@@ -9,6 +9,8 @@
 //! declared status; a query route's handler runs its query. No handler
 //! checks who is calling.
 
+use std::time::Instant;
+
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::handler::Handler;
@@ -25,7 +27,7 @@ use wallet_core::{
     TransactionType, WalletError, WalletStatus,
 };
 
-use crate::app::{observe, AppState, Body};
+use crate::app::{observe, AppState, Body, RequestStarted};
 use crate::backend::Backend;
 use crate::dto::*;
 use crate::gate::{self, Permitted};
@@ -90,6 +92,7 @@ where
 fn command<S: Backend>(spec: RouteSpec, build: BuildCommand) -> Route<S> {
     let status = spec.success.status();
     let endpoint = move |State(state): State<AppState<S>>,
+                         started: Option<Extension<RequestStarted>>,
                          permitted: Permitted,
                          ids: PathIds,
                          headers: HeaderMap,
@@ -103,6 +106,13 @@ fn command<S: Backend>(spec: RouteSpec, build: BuildCommand) -> Route<S> {
         };
         let command = build(&input)?;
         permitted.confirm(command.user_id())?;
+        if let Some(Extension(RequestStarted(started))) = started {
+            state
+                .metrics()
+                .stages()
+                .read
+                .observe(seconds_since(started));
+        }
         run(&state, &headers, command, status).await
     };
     Route {
@@ -199,7 +209,12 @@ async fn run<S: Backend>(
     status: StatusCode,
 ) -> Result<Response, Problem> {
     let key = input::idempotency_key(headers)?;
-    let applied = state.service().execute(command.clone(), key).await?;
+    let stages = state.metrics().stages();
+    let started = Instant::now();
+    let executed = state.service().execute(command.clone(), key).await;
+    stages.execute.observe(seconds_since(started));
+    let applied = executed?;
+    let started = Instant::now();
     if !applied.replayed {
         state.metrics().observe_command(&command, &applied.output);
     }
@@ -209,7 +224,12 @@ async fn run<S: Backend>(
             .headers_mut()
             .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
     }
+    stages.answer.observe(seconds_since(started));
     Ok(response)
+}
+
+fn seconds_since(started: Instant) -> f64 {
+    started.elapsed().as_secs_f64()
 }
 
 /// The response of a command's result.

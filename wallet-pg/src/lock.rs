@@ -11,7 +11,7 @@
 //! (the newest); the aggregates where they differ are loaded again in a
 //! second statement, which sees everything committed before the locks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::postgres::PgRow;
 use sqlx::PgConnection;
@@ -44,18 +44,59 @@ pub(crate) async fn lock_many<C>(
     user_ids: &[Uuid],
     named: &[Uuid],
 ) -> Result<(Vec<(PgRow, C)>, u64), WalletError> {
+    let (locked, sent) =
+        lock_knowing(conn, statements, statements.lock, user_ids, named, None).await?;
+    let locked = locked
+        .into_iter()
+        .map(|(row, contents)| {
+            contents.map(|contents| (row, contents)).ok_or_else(|| {
+                WalletError::Internal(format!("a locked {} was not loaded", statements.what))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((locked, sent))
+}
+
+/// Copies the caller already holds of some rows: each row id with the
+/// version of its copy, bound as `$3` and `$4` of a lock statement that
+/// knows them and answers, in its boolean column `known`, whether it
+/// locked the row at that version (then it loads no contents for it:
+/// every change of an aggregate bumps its version, so the copy is the
+/// row's current state).
+#[derive(Debug, Default)]
+pub(crate) struct Known {
+    pub ids: Vec<Uuid>,
+    pub versions: Vec<i64>,
+}
+
+/// [`lock_many`] with the statement `lock`, which, with `known`, takes
+/// them as `$3` and `$4` (see [`Known`]): a row locked at its copy's
+/// version comes back without contents (`None`), every other with its
+/// up-to-date contents.
+pub(crate) async fn lock_knowing<C>(
+    conn: &mut PgConnection,
+    statements: &LockStatements<C>,
+    lock: &'static str,
+    user_ids: &[Uuid],
+    named: &[Uuid],
+    known: Option<&Known>,
+) -> Result<(Vec<(PgRow, Option<C>)>, u64), WalletError> {
     if user_ids.is_empty() {
         return Ok((Vec::new(), 0));
     }
-    let rows = sqlx::query(statements.lock)
-        .bind(user_ids)
-        .bind(named)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(map_error)?;
+    let mut query = sqlx::query(lock).bind(user_ids).bind(named);
+    if let Some(known) = known {
+        query = query.bind(&known.ids).bind(&known.versions);
+    }
+    let rows = query.fetch_all(&mut *conn).await.map_err(map_error)?;
     let mut contents = HashMap::with_capacity(rows.len());
+    let mut current = HashSet::new();
     let mut stale = Vec::new();
     for row in &rows {
+        if known.is_some() && column::<bool>(row, "known")? {
+            current.insert(column::<Uuid>(row, "id")?);
+            continue;
+        }
         let locked: i64 = column(row, "version")?;
         let seen: Option<i64> = column(row, "seen_version")?;
         if seen == Some(locked) {
@@ -72,12 +113,15 @@ pub(crate) async fn lock_many<C>(
     };
     let mut locked = Vec::with_capacity(rows.len());
     for row in rows {
-        let loaded = contents
-            .remove(&column::<Uuid>(&row, "id")?)
-            .ok_or_else(|| {
-                WalletError::Internal(format!("a locked {} was not loaded", statements.what))
-            })?;
-        locked.push((row, loaded));
+        let id = column::<Uuid>(&row, "id")?;
+        if current.contains(&id) {
+            locked.push((row, None));
+            continue;
+        }
+        let loaded = contents.remove(&id).ok_or_else(|| {
+            WalletError::Internal(format!("a locked {} was not loaded", statements.what))
+        })?;
+        locked.push((row, Some(loaded)));
     }
     Ok((locked, sent))
 }

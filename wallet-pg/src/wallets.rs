@@ -6,7 +6,7 @@
 //! [`lock_wallet`] and [`write_wallet`] are the same steps for one wallet,
 //! for callers that run their own transaction.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
@@ -24,7 +24,7 @@ use crate::codec::{
     WALLET_ITEMS_JSON,
 };
 use crate::idempotency::find_records;
-use crate::lock::{lock_many, LockStatements};
+use crate::lock::{lock_knowing, lock_many, Known, LockStatements};
 use crate::write::{
     aggregate_columns, unnest_columns, RowWrite, UnnestColumns, WriteColumns, NUMERIC,
 };
@@ -108,6 +108,57 @@ pub async fn lock_wallets(
     Ok((wallets, sent))
 }
 
+/// [`lock_wallets`] for a caller that already holds `copies` of some of
+/// the wallets, each as a fresh load would give it at its version (every
+/// item, the active holds, and every hold of `hold_ids` that is its own
+/// among them as active): all the wallets are locked in user id order
+/// alike, and a wallet locked at its copy's version is answered with the
+/// copy, its contents not loaded; any other is loaded as by
+/// [`lock_wallets`] (a copy someone else made stale is simply not used).
+/// Also returns how many statements it ran and how many copies it used.
+pub(crate) async fn lock_wallets_knowing(
+    conn: &mut PgConnection,
+    user_ids: &[Uuid],
+    hold_ids: &[Uuid],
+    copies: Vec<Wallet>,
+) -> Result<(Vec<Wallet>, u64, usize), WalletError> {
+    if copies.is_empty() {
+        let (wallets, sent) = lock_wallets(conn, user_ids, hold_ids).await?;
+        return Ok((wallets, sent, 0));
+    }
+    let mut known = Known::default();
+    for copy in &copies {
+        let version = i64::try_from(copy.version())
+            .map_err(|_| WalletError::Internal("a kept wallet's version is out of range".into()))?;
+        known.ids.push(copy.id());
+        known.versions.push(version);
+    }
+    let mut copies: HashMap<Uuid, Wallet> =
+        copies.into_iter().map(|copy| (copy.id(), copy)).collect();
+    let sql = lock_knowing_sql();
+    let (locked, sent) = lock_knowing(
+        conn,
+        lock_statements(),
+        sql,
+        user_ids,
+        hold_ids,
+        Some(&known),
+    )
+    .await?;
+    let mut wallets = Vec::with_capacity(locked.len());
+    for (row, contents) in locked {
+        let wallet = match contents {
+            Some((items, holds)) => wallet_from_row(&row, items, holds)?,
+            None => copies.remove(&column::<Uuid>(&row, "id")?).ok_or_else(|| {
+                WalletError::Internal("a wallet locked as known has no copy".into())
+            })?,
+        };
+        wallets.push(wallet);
+    }
+    let used = known.ids.len().saturating_sub(copies.len());
+    Ok((wallets, sent, used))
+}
+
 type Contents = (Vec<WalletItem>, Vec<Hold>);
 
 /// The items and holds of a row with the columns of [`contents_columns`].
@@ -131,12 +182,42 @@ fn lock_statements() -> &'static LockStatements<Contents> {
 /// and `holds` (the active ones and those among `$2`): what the lock and
 /// the reload of [`lock_wallets`] both load.
 fn contents_columns() -> String {
+    format!("{WALLET_ITEMS_JSON}, {} AS holds", holds_json())
+}
+
+/// The holds of wallet `w.id` that [`contents_columns`] loads, as a JSON
+/// array.
+fn holds_json() -> String {
     format!(
-        "{WALLET_ITEMS_JSON}, \
-         coalesce((SELECT json_agg({HOLD_JSON}) FROM holds h \
-             WHERE h.wallet_id = w.id AND (h.status = 'Active' OR h.id = ANY($2))), \
-             '[]'::json) AS holds"
+        "coalesce((SELECT json_agg({HOLD_JSON}) FROM holds h \
+         WHERE h.wallet_id = w.id AND (h.status = 'Active' OR h.id = ANY($2))), '[]'::json)"
     )
+}
+
+/// Whether wallet `w` has the version of the copy `$3`/`$4` name (see
+/// [`Known`]). `w.version` is the version the lock took (the newest, when
+/// the lock waited for another transaction), not the statement's snapshot.
+const KNOWN_COPY: &str = "(w.id, w.version) IN \
+     (SELECT k.id, k.version FROM UNNEST($3::uuid[], $4::bigint[]) AS k(id, version))";
+
+/// The lock of [`lock_wallets_knowing`]: the lock of [`lock_wallets`],
+/// with `known`, and no contents for a known row.
+fn lock_knowing_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        let items = WALLET_ITEMS_JSON
+            .strip_suffix(" AS items")
+            .unwrap_or(WALLET_ITEMS_JSON);
+        format!(
+            "SELECT {WALLET_COLUMNS}, \
+             (SELECT s.version FROM wallets s WHERE s.id = w.id) AS seen_version, \
+             {KNOWN_COPY} AS known, \
+             CASE WHEN {KNOWN_COPY} THEN NULL ELSE {items} END AS items, \
+             CASE WHEN {KNOWN_COPY} THEN NULL ELSE {holds} END AS holds \
+             FROM wallets w WHERE w.user_id = ANY($1) ORDER BY w.user_id FOR UPDATE",
+            holds = holds_json()
+        )
+    })
 }
 
 fn lock_many_sql() -> &'static str {

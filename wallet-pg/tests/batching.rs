@@ -725,8 +725,13 @@ async fn a_wallet_its_writer_committed_is_kept_and_answers_as_a_fresh_load_would
     batched.check_wallet(user).await;
 }
 
-#[tokio::test]
-async fn a_kept_wallet_another_process_changed_is_noticed_and_the_batch_runs_again() {
+/// A batching store (one writer) and a second, unbatched store on the
+/// same database: another process writing the same wallets.
+async fn two_processes() -> (
+    WalletService<PgStore>,
+    WalletService<PgStore>,
+    ScratchDatabase,
+) {
     let (batched, database) = batched_store(|_| {}).await;
     let service = WalletService::new(batched, Policy::default());
     let other = WalletService::new(
@@ -735,6 +740,12 @@ async fn a_kept_wallet_another_process_changed_is_noticed_and_the_batch_runs_aga
             .expect("a second store"),
         Policy::default(),
     );
+    (service, other, database)
+}
+
+#[tokio::test]
+async fn a_kept_wallet_another_process_changed_is_noticed_and_the_batch_runs_again() {
+    let (service, other, _database) = two_processes().await;
     let user = Uuid::now_v7();
     service
         .execute(create_wallet(user), None)
@@ -934,4 +945,88 @@ async fn a_batch_whose_key_another_process_stored_first_falls_back_to_the_unbatc
     assert_eq!(checked_history(&service, &wallet).await, 1);
     let points = service.point_account(user).await.expect("points");
     assert_eq!(points.available_points, 7);
+}
+
+#[tokio::test]
+async fn a_batch_over_several_kept_wallets_locks_them_all_and_loads_only_what_changed() {
+    use wallet_core::testing::contract::transfer;
+    let (memory, batched) = both_sides().await;
+    let (a, b, c) = (
+        Uuid::from_u128(0x51),
+        Uuid::from_u128(0x52),
+        Uuid::from_u128(0x53),
+    );
+    let setup = || {
+        vec![
+            create_wallet(a),
+            create_wallet(b),
+            create_wallet(c),
+            deposit(a, "100", "USD"),
+            deposit(b, "100", "USD"),
+            deposit(c, "100", "USD"),
+        ]
+    };
+    prepare(&memory, setup()).await;
+    prepare(&batched, setup()).await;
+    let before = stats(&batched);
+
+    // One batch over three kept wallets: all three locked (in user id
+    // order, by the lock statement), none loaded, the answers those of
+    // fresh loads.
+    let together = vec![
+        (deposit(a, "5", "USD"), None),
+        (transfer(b, c, "30", "USD"), None),
+        (withdraw(c, "120", "USD"), None),
+    ];
+    let (left, right) = side_by_side(&memory, &batched, &together).await;
+    assert_eq!(left, right, "the batching store answered otherwise");
+    let after = stats(&batched);
+    assert_eq!(after.batches - before.batches, 1, "{after:?}");
+    assert_eq!(after.known - before.known, 3, "{after:?}");
+    assert_eq!(after.cached - before.cached, 0, "{after:?}");
+    for user in [a, b, c] {
+        assert_eq!(memory.snapshot(user).await, batched.snapshot(user).await);
+        batched.check_wallet(user).await;
+    }
+}
+
+#[tokio::test]
+async fn a_kept_wallet_another_process_changed_is_loaded_by_a_batch_over_several() {
+    use wallet_core::testing::contract::transfer;
+    let (service, other, _database) = two_processes().await;
+    let (payer, payee) = (Uuid::now_v7(), Uuid::now_v7());
+    for command in [
+        create_wallet(payer),
+        create_wallet(payee),
+        deposit(payer, "100", "USD"),
+        deposit(payee, "1", "USD"),
+    ] {
+        service.execute(command, None).await.expect("setup");
+    }
+    // The writer keeps both wallets; another process then pays the payer.
+    other
+        .execute(deposit(payer, "50", "USD"), None)
+        .await
+        .expect("a deposit by another process");
+    let before = service.store().batch_stats().expect("batching is on");
+
+    // On the kept copy of the payer (100) this transfer is refused; the
+    // payer has 150, and the answer must be the one the newest state gives.
+    service
+        .execute(transfer(payer, payee, "120", "USD"), None)
+        .await
+        .expect("the transfer, on the newest state");
+    let after = service.store().batch_stats().expect("batching is on");
+    // The payee's copy was current and used; the payer's was not: loaded
+    // under its lock in the same statement, no batch run again.
+    assert_eq!(after.known - before.known, 1, "{after:?}");
+    assert_eq!(after.stale - before.stale, 0, "{after:?}");
+    assert_eq!(after.fallbacks - before.fallbacks, 0, "{after:?}");
+    let payer_wallet = service.wallet(payer).await.expect("payer");
+    let payee_wallet = service.wallet(payee).await.expect("payee");
+    assert_eq!(payer_wallet.balances[0].balance, dec("30"));
+    assert_eq!(payee_wallet.balances[0].balance, dec("121"));
+    assert_eq!((payer_wallet.version, payee_wallet.version), (4, 3));
+    assert_eq!(checked_history(&service, &payer_wallet).await, 3);
+    assert_eq!(checked_history(&service, &payee_wallet).await, 2);
 }

@@ -273,6 +273,11 @@ async fn metrics_count_requests_transactions_and_errors() {
         "http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/v1/wallets\",status=\"201\"",
         "wallet_transactions_total{currency=\"USD\",type=\"Deposit\"} 1",
         "wallet_errors_total{code=\"insufficient_funds\"} 1",
+        // Three command requests were read and executed; the refused one
+        // was not answered with a result.
+        "wallet_http_stage_seconds_count{stage=\"read\"} 3",
+        "wallet_http_stage_seconds_count{stage=\"execute\"} 3",
+        "wallet_http_stage_seconds_count{stage=\"answer\"} 2",
     ] {
         assert!(text.contains(needle), "metrics lack `{needle}`:\n{text}");
     }

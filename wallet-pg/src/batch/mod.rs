@@ -63,6 +63,12 @@
 //!    or failed over without commits the writer saw, and hand out a
 //!    version number again), and after any failed or fallen-back batch.
 //!    On one hot wallet this takes a batch from three round trips to two.
+//!    A batch of several aggregates (naming no hold) locks all its wallets
+//!    as in 3, and hands the lock statement the versions of the kept
+//!    copies it has: a wallet locked at its copy's version (the newest,
+//!    also after the lock waited) is not loaded and the copy is used; one
+//!    changed since, by another writer or process, is loaded. The lock
+//!    order stays canonical, and no stale copy is ever applied.
 //!    Anything that changes a wallet outside this crate must bump its
 //!    version (the locked path relies on that too).
 //! 7. **Falling back.** When a statement of the batch fails for another
@@ -102,7 +108,7 @@ pub(crate) use queue::{Batcher, Command, Work};
 pub(crate) use run::run_alone;
 pub(crate) use settings::Counters;
 pub use settings::{
-    BatchConfig, BatchStats, BATCH_SIZE_BUCKETS, CACHED_WALLETS_DEFAULT, CACHED_WALLETS_LIMIT,
-    ENQUEUE_TIMEOUT_DEFAULT, MAX_BATCH_DEFAULT, MAX_BATCH_LIMIT, QUEUE_DEPTH_DEFAULT,
-    QUEUE_DEPTH_LIMIT, WRITERS_DEFAULT, WRITERS_LIMIT,
+    BatchConfig, BatchStats, BATCH_SIZE_BUCKETS, BATCH_STAGES, CACHED_WALLETS_DEFAULT,
+    CACHED_WALLETS_LIMIT, ENQUEUE_TIMEOUT_DEFAULT, MAX_BATCH_DEFAULT, MAX_BATCH_LIMIT,
+    QUEUE_DEPTH_DEFAULT, QUEUE_DEPTH_LIMIT, WRITERS_DEFAULT, WRITERS_LIMIT,
 };

@@ -7,7 +7,7 @@
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
@@ -18,7 +18,7 @@ use wallet_core::{Applied, Claim, WalletError};
 use super::kept::WalletCache;
 use super::run::run_batch;
 use super::session::Session;
-use super::settings::{BatchConfig, BatchStats, Counters};
+use super::settings::{BatchConfig, BatchStats, Counters, Stage};
 
 /// One command: what a batch applies. `user_id` names the aggregate of a
 /// command on one aggregate, and the writer of every command (for a unit
@@ -63,6 +63,8 @@ type Reply = oneshot::Sender<Result<Applied, WalletError>>;
 pub(crate) struct Job {
     pub command: Command,
     pub reply: Reply,
+    /// When its caller submitted it.
+    pub submitted: Instant,
 }
 
 /// The writers' queues. Dropping the last handle closes them, and each
@@ -136,8 +138,14 @@ impl Batcher {
             .get(partition(command.user_id, self.queues.len()))
             .ok_or_else(|| WalletError::Internal("no batch writer".into()))?;
         let (reply, answer) = oneshot::channel();
+        let submitted = Instant::now();
+        let job = Job {
+            command,
+            reply,
+            submitted,
+        };
         queue
-            .send_timeout(Job { command, reply }, self.enqueue_timeout)
+            .send_timeout(job, self.enqueue_timeout)
             .await
             .map_err(|error| match error {
                 mpsc::error::SendTimeoutError::Timeout(_) => {
@@ -147,7 +155,9 @@ impl Batcher {
                     WalletError::Unavailable("the batch writer has stopped".into())
                 }
             })?;
-        answer.await.map_err(|_| {
+        let answered = answer.await;
+        self.counters.time(Stage::Store, submitted, 1);
+        answered.map_err(|_| {
             WalletError::Unavailable("the batch writer stopped before answering".into())
         })?
     }
@@ -179,6 +189,9 @@ impl Writer {
             // A caller that gave up (its request timed out, its task was
             // cancelled) is not applied behind its back.
             let batch: Vec<Job> = jobs.drain(..).filter(|j| !j.reply.is_closed()).collect();
+            for job in &batch {
+                self.counters.time(Stage::Queued, job.submitted, 1);
+            }
             if batch.is_empty() {
                 if let Some(open) = session.take() {
                     open.end().await;

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::Instant;
 
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::mpsc;
@@ -18,13 +19,13 @@ use wallet_core::{Applied, Wallet, WalletError};
 use super::kept::WalletCache;
 use super::queue::{Command, Job, Work, Writer};
 use super::session::Session;
-use super::settings::Counters;
+use super::settings::{Counters, Stage};
 use super::state::BatchState;
 use crate::idempotency::find_records;
 use crate::points::lock_point_accounts;
 use crate::reversals::remember_named;
 use crate::unit::replay_or;
-use crate::wallets::lock_wallets;
+use crate::wallets::lock_wallets_knowing;
 
 /// Each command's result, in the commands' order.
 type Results = Vec<Result<Applied, WalletError>>;
@@ -108,6 +109,7 @@ async fn apply_batch(
     commands: &[&Command],
     queue: &mpsc::Receiver<Job>,
 ) -> (Result<Results, BatchFailure>, Option<Session>) {
+    let began = Instant::now();
     let mut session = match session {
         Some(session) => session,
         None => match Session::begin(&writer.pool, &writer.counters).await {
@@ -115,6 +117,7 @@ async fn apply_batch(
             Err(error) => return (Err(BatchFailure::Everyone(error)), None),
         },
     };
+    writer.counters.time(Stage::Begin, began, commands.len());
     writer.cache.check_connections();
     let mut applied = run_in(
         &mut session,
@@ -140,19 +143,35 @@ async fn apply_batch(
     match applied {
         // The transaction ends whatever it did (replays, refusals and
         // sweeps with nothing due write nothing but hold row locks).
-        Ok((results, state)) => match session.commit(!queue.is_empty()).await {
-            Ok(next) => {
-                state.keep_wallets(&mut writer.cache);
-                (Ok(results), next)
+        Ok((results, state)) => {
+            match timed_commit(session, queue, &writer.counters, commands).await {
+                Ok(next) => {
+                    state.keep_wallets(&mut writer.cache);
+                    (Ok(results), next)
+                }
+                Err(error) => (Err(BatchFailure::Everyone(error)), None),
             }
-            Err(error) => (Err(BatchFailure::Everyone(error)), None),
-        },
+        }
         Err(attempt) => {
             // The fall-back needs the writer's connection: give it back.
             session.roll_back().await;
             (Err(failure_of(attempt)), None)
         }
     }
+}
+
+/// Commits the batch's transaction (beginning the next one when commands
+/// are waiting), timing it.
+async fn timed_commit(
+    session: Session,
+    queue: &mpsc::Receiver<Job>,
+    counters: &Counters,
+    commands: &[&Command],
+) -> Result<Option<Session>, WalletError> {
+    let started = Instant::now();
+    let committed = session.commit(!queue.is_empty()).await;
+    counters.time(Stage::Commit, started, commands.len());
+    committed
 }
 
 /// What a batch's failed run means for its commands.
@@ -232,7 +251,7 @@ async fn apply_in(
     counters: &Counters,
 ) -> Result<(Results, BatchState), Attempt> {
     let mut plan = Plan::of(commands);
-    let kept = plan.take_kept(cache);
+    let (kept, copies) = plan.take_copies(cache);
     Counters::add(&counters.cached, kept.len());
     // With a kept wallet, any refusal of the write but an outage may come
     // from a stale copy: its version no longer matches, or a transaction
@@ -244,14 +263,23 @@ async fn apply_in(
         _ if used_cache => Attempt::Stale,
         error => Attempt::Failed(error),
     };
-    let mut state = plan.load(conn, kept, counters).await.map_err(failed)?;
+    let started = Instant::now();
+    let mut state = plan
+        .load(conn, kept, copies, counters)
+        .await
+        .map_err(failed)?;
+    counters.time(Stage::Lock, started, commands.len());
+    let started = Instant::now();
     let results: Results = commands
         .iter()
         .map(|command| state.apply(command))
         .collect();
+    counters.time(Stage::Apply, started, commands.len());
+    let started = Instant::now();
     if state.write(conn).await.map_err(failed)? {
         counters.sent(1);
     }
+    counters.time(Stage::Write, started, commands.len());
     Ok((results, state))
 }
 
@@ -316,17 +344,31 @@ impl<'c> Plan<'c> {
         plan
     }
 
-    /// A kept wallet is used only when it is the one lock the batch takes:
-    /// its lock then comes with the write, and there is no other lock for
-    /// it to be ordered with (see the module docs of [`super`]). Never for
-    /// a batch that names a row (a reversal): the running totals are read
-    /// under the wallets' locks, which a kept wallet takes only at the
-    /// write, after the commands ran.
-    fn take_kept(&mut self, cache: Option<&mut WalletCache>) -> Vec<Wallet> {
-        let usable = self.account_users.is_empty() && self.transaction_ids.is_empty();
-        let (Some(cache), true) = (cache, usable) else {
-            return Vec::new();
+    /// The writer's kept copies the batch can use: the one kept wallet of
+    /// a batch that takes no other lock (first), or else copies of the
+    /// wallets it locks (second), for the lock to answer without loading
+    /// them while they are current.
+    fn take_copies(&mut self, cache: Option<&mut WalletCache>) -> (Vec<Wallet>, Vec<Wallet>) {
+        let Some(cache) = cache else {
+            return (Vec::new(), Vec::new());
         };
+        let kept = self.take_kept(cache);
+        if !kept.is_empty() {
+            return (kept, Vec::new());
+        }
+        (Vec::new(), self.take_known(cache))
+    }
+
+    /// A kept wallet is used without a lock statement only when it is the
+    /// one lock the batch takes: its lock then comes with the write, and
+    /// there is no other lock for it to be ordered with (see the module
+    /// docs of [`super`]). Never for a batch that names a row (a
+    /// reversal): the running totals are read under the wallets' locks,
+    /// which a kept wallet takes only at the write, after the commands ran.
+    fn take_kept(&mut self, cache: &mut WalletCache) -> Vec<Wallet> {
+        if !self.account_users.is_empty() || !self.transaction_ids.is_empty() {
+            return Vec::new();
+        }
         let Some(&user) = self
             .wallet_users
             .first()
@@ -344,17 +386,37 @@ impl<'c> Plan<'c> {
         }
     }
 
+    /// Kept copies of the wallets the batch locks, which the lock statement
+    /// answers without loading while each is current (locked at its
+    /// version; see `lock_wallets_knowing`): they are locked in user id
+    /// order with the others, so the lock order stays canonical. Only for
+    /// a batch naming no hold: a fresh load adds a named hold, in whatever
+    /// status, to the wallet that owns it, and which wallet that is cannot
+    /// be told before loading.
+    fn take_known(&self, cache: &mut WalletCache) -> Vec<Wallet> {
+        if !self.hold_ids.is_empty() || !self.transaction_ids.is_empty() {
+            return Vec::new();
+        }
+        self.wallet_users
+            .iter()
+            .filter_map(|&user| cache.take(user, &[]))
+            .collect()
+    }
+
     /// Locks and loads the batch's aggregates and the records of its keys,
     /// one statement each (plus a reload of what a lock waited for).
     async fn load(
         &self,
         conn: &mut PgConnection,
         kept: Vec<Wallet>,
+        copies: Vec<Wallet>,
         counters: &Counters,
     ) -> Result<BatchState, WalletError> {
         let wallet_users: Vec<Uuid> = self.wallet_users.iter().copied().collect();
-        let (mut wallets, sent) = lock_wallets(conn, &wallet_users, &self.hold_ids).await?;
+        let (mut wallets, sent, used) =
+            lock_wallets_knowing(conn, &wallet_users, &self.hold_ids, copies).await?;
         counters.sent(sent);
+        Counters::add(&counters.known, used);
         let sent = remember_named(conn, &mut wallets, &self.transaction_ids).await?;
         counters.sent(sent);
         let account_users: Vec<Uuid> = self.account_users.iter().copied().collect();

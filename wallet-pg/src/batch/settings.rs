@@ -3,7 +3,7 @@
 //! that a reader tuning the writer, or charting it, finds everything here.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wallet_core::WalletError;
 
@@ -116,6 +116,9 @@ pub struct BatchStats {
     /// Batches run again with locks and loads because their run with kept
     /// wallets failed (most often: someone else had changed one of them).
     pub stale: u64,
+    /// Wallets a batch locked without loading them, its writer's kept copy
+    /// being current (locked at the copy's version).
+    pub known: u64,
     /// Statements the writers sent (transaction control included; the
     /// pool's liveness check on acquiring a connection is not counted):
     /// a batch's round trips to the server.
@@ -124,6 +127,35 @@ pub struct BatchStats {
     /// the batches of at most [`BATCH_SIZE_BUCKETS`]`[i]` commands and more
     /// than the bucket before.
     pub size_counts: [u64; BATCH_SIZE_BUCKETS.len()],
+    /// Time spent in each stage of [`BATCH_STAGES`], in nanoseconds summed
+    /// over commands: a batch's stage counts once for each command it
+    /// holds, since each of them waits through it. Divided by `commands`,
+    /// the mean time a command spent in the stage.
+    pub stage_nanos: [u64; BATCH_STAGES.len()],
+}
+
+/// The stages of a command on the batching writer, as
+/// [`BatchStats::stage_nanos`] times them: `queued` (from its caller's
+/// submission until its writer took it), `begin` (a connection and a
+/// transaction, when the batch did not inherit them), `lock` (locking and
+/// loading the batch's aggregates and records), `apply` (every command of
+/// the batch applied in memory), `write` (the write statement), `commit`,
+/// and `store` (from the submission until the caller has its answer: all
+/// of the above and the hand-over of the answer).
+pub const BATCH_STAGES: [&str; 7] = [
+    "queued", "begin", "lock", "apply", "write", "commit", "store",
+];
+
+/// A stage of [`BATCH_STAGES`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Stage {
+    Queued = 0,
+    Begin,
+    Lock,
+    Apply,
+    Write,
+    Commit,
+    Store,
 }
 
 impl BatchStats {
@@ -141,9 +173,13 @@ impl BatchStats {
             chained: self.chained.saturating_sub(earlier.chained),
             cached: self.cached.saturating_sub(earlier.cached),
             stale: self.stale.saturating_sub(earlier.stale),
+            known: self.known.saturating_sub(earlier.known),
             statements: self.statements.saturating_sub(earlier.statements),
             size_counts: std::array::from_fn(|i| {
                 self.size_counts[i].saturating_sub(earlier.size_counts[i])
+            }),
+            stage_nanos: std::array::from_fn(|i| {
+                self.stage_nanos[i].saturating_sub(earlier.stage_nanos[i])
             }),
         }
     }
@@ -165,8 +201,10 @@ pub(crate) struct Counters {
     pub chained: AtomicU64,
     pub cached: AtomicU64,
     pub stale: AtomicU64,
+    pub known: AtomicU64,
     pub statements: AtomicU64,
     size_counts: [AtomicU64; BATCH_SIZE_BUCKETS.len()],
+    stage_nanos: [AtomicU64; BATCH_STAGES.len()],
 }
 
 impl Counters {
@@ -195,6 +233,16 @@ impl Counters {
         counter.fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
+    /// Adds the time since `started` to `stage`, once for each of
+    /// `commands` (see [`BatchStats::stage_nanos`]).
+    pub fn time(&self, stage: Stage, started: Instant, commands: usize) {
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let commands = u64::try_from(commands).unwrap_or(u64::MAX);
+        if let Some(sum) = self.stage_nanos.get(stage as usize) {
+            sum.fetch_add(nanos.saturating_mul(commands), Ordering::Relaxed);
+        }
+    }
+
     /// Counts statements sent to the server.
     pub fn sent(&self, statements: u64) {
         self.statements.fetch_add(statements, Ordering::Relaxed);
@@ -210,8 +258,10 @@ impl Counters {
             chained: self.chained.load(Ordering::Relaxed),
             cached: self.cached.load(Ordering::Relaxed),
             stale: self.stale.load(Ordering::Relaxed),
+            known: self.known.load(Ordering::Relaxed),
             statements: self.statements.load(Ordering::Relaxed),
             size_counts: std::array::from_fn(|i| self.size_counts[i].load(Ordering::Relaxed)),
+            stage_nanos: std::array::from_fn(|i| self.stage_nanos[i].load(Ordering::Relaxed)),
         }
     }
 }
