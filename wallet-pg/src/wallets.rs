@@ -208,29 +208,29 @@ fn lock_knowing_sql() -> &'static str {
         let items = WALLET_ITEMS_JSON
             .strip_suffix(" AS items")
             .unwrap_or(WALLET_ITEMS_JSON);
-        format!(
-            "SELECT {WALLET_COLUMNS}, \
-             (SELECT s.version FROM wallets s WHERE s.id = w.id) AS seen_version, \
-             {KNOWN_COPY} AS known, \
+        lock_sql(&format!(
+            "{KNOWN_COPY} AS known, \
              CASE WHEN {KNOWN_COPY} THEN NULL ELSE {items} END AS items, \
-             CASE WHEN {KNOWN_COPY} THEN NULL ELSE {holds} END AS holds \
-             FROM wallets w WHERE w.user_id = ANY($1) ORDER BY w.user_id FOR UPDATE",
+             CASE WHEN {KNOWN_COPY} THEN NULL ELSE {holds} END AS holds",
             holds = holds_json()
-        )
+        ))
     })
 }
 
 fn lock_many_sql() -> &'static str {
     static SQL: OnceLock<String> = OnceLock::new();
-    SQL.get_or_init(|| {
-        format!(
-            "SELECT {WALLET_COLUMNS}, \
-             (SELECT s.version FROM wallets s WHERE s.id = w.id) AS seen_version, \
-             {contents} \
-             FROM wallets w WHERE w.user_id = ANY($1) ORDER BY w.user_id FOR UPDATE",
-            contents = contents_columns()
-        )
-    })
+    SQL.get_or_init(|| lock_sql(&contents_columns()))
+}
+
+/// The lock of the wallets of the users `$1`, in user id order, with the
+/// version each row had in the statement's snapshot (see `lock.rs`) and
+/// `columns`.
+fn lock_sql(columns: &str) -> String {
+    format!(
+        "SELECT {WALLET_COLUMNS}, \
+         (SELECT s.version FROM wallets s WHERE s.id = w.id) AS seen_version, {columns} \
+         FROM wallets w WHERE w.user_id = ANY($1) ORDER BY w.user_id FOR UPDATE"
+    )
 }
 
 fn load_many_sql() -> &'static str {

@@ -307,7 +307,7 @@ async fn a_changed_balance_is_reported() {
     let report = ledger.audit().await;
     let finding = report.findings_of("item_totals").next().expect("a finding");
     assert!(finding.subject.contains(&wallet.to_string()), "{finding:?}");
-    assert!(finding.detail.contains("63.50"), "{finding:?}");
+    assert!(finding.detail.contains("58.50"), "{finding:?}");
 }
 
 #[tokio::test]
