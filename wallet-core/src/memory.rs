@@ -262,6 +262,17 @@ impl State {
             .map(Wallet::id)
             .ok_or(WalletError::WalletNotFound)
     }
+
+    /// The log of the user's wallet, oldest first (`WalletNotFound`
+    /// without one).
+    fn log_of(&self, user_id: Uuid) -> Result<&[WalletTransaction], WalletError> {
+        let wallet_id = self.wallet_id(user_id)?;
+        Ok(self
+            .transactions
+            .get(&wallet_id)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]))
+    }
 }
 
 /// Up to `limit` users among `aggregates` whose next expiry (as `due`
@@ -638,12 +649,7 @@ impl LedgerReader for InMemoryStore {
         page: PageRequest,
     ) -> Result<Page<WalletTransaction>, WalletError> {
         let state = self.read();
-        let wallet_id = state.wallet_id(user_id)?;
-        let log = state
-            .transactions
-            .get(&wallet_id)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
+        let log = state.log_of(user_id)?;
         sequence_page(
             log,
             page,
@@ -683,13 +689,7 @@ impl LedgerReader for InMemoryStore {
         at: DateTime<Utc>,
     ) -> Result<Vec<WalletItem>, WalletError> {
         let state = self.read();
-        let wallet_id = state.wallet_id(user_id)?;
-        let log = state
-            .transactions
-            .get(&wallet_id)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        Ok(balances_at(log, at))
+        Ok(balances_at(state.log_of(user_id)?, at))
     }
 
     async fn holds(
