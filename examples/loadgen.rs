@@ -563,6 +563,9 @@ struct Measured {
     elapsed: Duration,
     /// The batches formed in the measured window (batched path only).
     batches: Option<BatchStats>,
+    /// The CPU time the load generator (clients, service and store code
+    /// alike) used in the measured window, in clock ticks.
+    cpu_ticks: Option<u64>,
 }
 
 /// Runs the clients: a warm-up, then `seconds` measured.
@@ -603,10 +606,14 @@ async fn measure(
     tokio::time::sleep(WARMUP).await;
     phase.store(MEASURING, Ordering::Relaxed);
     let before = service.store().batch_stats();
+    let cpu_before = process_cpu_ticks();
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(options.seconds)).await;
     phase.store(STOPPED, Ordering::Relaxed);
     let elapsed = started.elapsed();
+    let cpu_ticks = process_cpu_ticks()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
     let after = service.store().batch_stats();
     let mut outcome = Outcome::default();
     for task in tasks {
@@ -623,7 +630,37 @@ async fn measure(
         outcome,
         elapsed,
         batches,
+        cpu_ticks,
     })
+}
+
+/// Clock ticks a second in `/proc/<pid>/stat` (Linux's `USER_HZ`).
+const CLOCK_TICKS_PER_S: f64 = 100.0;
+
+/// The CPU time this process has used (user and system, every thread), in
+/// clock ticks, from `/proc/self/stat`; `None` where there is no such file.
+fn process_cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name (which may hold spaces), from the
+    // third: utime is the 14th field and stime the 15th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let user: u64 = fields.get(11)?.parse().ok()?;
+    let system: u64 = fields.get(12)?.parse().ok()?;
+    Some(user + system)
+}
+
+/// The mean milliseconds a command spent in each batching stage (the
+/// figures the service's `wallet_batch_stage_seconds_total` gives).
+fn stages_ms(stats: &BatchStats) -> serde_json::Map<String, serde_json::Value> {
+    let commands = stats.commands.max(1) as f64;
+    wallet::pg::batch::BATCH_STAGES
+        .iter()
+        .zip(stats.stage_nanos)
+        .map(|(stage, nanos)| {
+            let ms = (nanos as f64 / commands / 1e4).round() / 100.0;
+            ((*stage).to_owned(), serde_json::json!(ms))
+        })
+        .collect()
 }
 
 fn percentile_ms(sorted_us: &[u32], fraction: f64) -> f64 {
@@ -642,6 +679,7 @@ struct Report<'a> {
     outcome: Outcome,
     elapsed: Duration,
     batches: Option<BatchStats>,
+    cpu_ticks: Option<u64>,
 }
 
 impl Report<'_> {
@@ -653,6 +691,12 @@ impl Report<'_> {
         let p99 = percentile_ms(&self.outcome.latencies_us, 0.99);
         let reference = self.options.reference_tps;
         let ratio = reference.map(|r| ops_per_s / r);
+        // The load generator's own CPU per operation, in microseconds (the
+        // figure to set beside wallet-http's CPU per request).
+        let cpu_us_per_op = self
+            .cpu_ticks
+            .filter(|_| operations > 0.0)
+            .map(|ticks| (ticks as f64 / CLOCK_TICKS_PER_S * 1e6 / operations).round());
         let mean_batch = self
             .batches
             .filter(|b| b.batches > 0)
@@ -673,6 +717,8 @@ impl Report<'_> {
                 "largest_batch": self.batches.map(|b| b.largest),
                 "kept_wallets": self.batches.map(|b| b.cached),
                 "stale_batches": self.batches.map(|b| b.stale),
+                "stages_ms": self.batches.map(|b| stages_ms(&b)),
+                "cpu_us_per_op": cpu_us_per_op,
             });
             println!("{line}");
             return;
@@ -774,6 +820,7 @@ async fn run(options: Options) -> Result<(), WalletError> {
                 outcome: measured.outcome,
                 elapsed: measured.elapsed,
                 batches: measured.batches,
+                cpu_ticks: measured.cpu_ticks,
             }
             .print();
         }

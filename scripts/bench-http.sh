@@ -29,7 +29,12 @@
 # rendered), and inside the store: `queued` (until its writer took it),
 # `begin`, `lock`, `apply`, `write`, `commit` (each the time of the
 # command's batch in that step, which every command of the batch waits
-# through) and `store` (from queueing to the answer received); `batch` is the mean commands per batch. With several rounds
+# through) and `store` (from queueing to the answer received); `batch` is the mean commands per batch; each `library` line the
+# load generator's own stages and CPU per operation (its clients, the
+# service and the store code in one process); each `cpu` line the CPU
+# time per request of the service process and of every PostgreSQL process
+# of the machine during the run, beside the load generator's per
+# operation (wrk's own is in the `--perf` shares). With several rounds
 # it ends with the medians (the ratio is the median of the rounds').
 #
 # Usage: scripts/bench-http.sh [--connections N] [--seconds S] [--rounds R]
@@ -202,6 +207,25 @@ stage_line() { # before after
     }' "$1" "$2"
 }
 
+# The CPU time (user and system, clock ticks) the processes have used so
+# far: a process that ended in between is not counted.
+clock_ticks=$(getconf CLK_TCK 2>/dev/null || echo 100)
+cpu_ticks() { # pid...
+  local total=0 pid ticks
+  for pid in "$@"; do
+    ticks=$(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
+    total=$(( total + ${ticks:-0} ))
+  done
+  echo "$total"
+}
+per_request() { # ticks requests -> microseconds of CPU per request
+  awk -v t="$1" -v n="$2" -v hz="$clock_ticks" 'BEGIN { if (n > 0) printf "%.0f", t * 1e6 / hz / n; else print "?" }'
+}
+# The load generator's stages (mean ms per command), as the service's are printed.
+library_stages() { # json line
+  echo "$1" | sed -nE 's/.*"stages_ms":\{([^}]*)\}.*/\1/p' | tr -d '"' | tr ':,' '= '
+}
+
 # A CPU profile of the whole machine while `seconds` pass; prints each
 # process's share of the samples.
 profile_start() { # name
@@ -275,12 +299,15 @@ for round in $(seq 1 "$rounds"); do
       # 1. The library on the same workloads, with the pool settings the
       #    service uses (a liveness check per acquire).
       recreate "$library_db"
-      declare -A library=()
+      declare -A library=() library_cpu=()
       for workload in spread hot-deposit; do
         line=$("$(binary "$build" loadgen)" --database-url "$(url_for "$library_db")" \
           --workload "$workload" --path "$loadgen_path" --clients "$connections" \
           --seconds "$seconds" --test-before-acquire --json)
         library[$workload]=$(echo "$line" | sed -E 's/.*"ops_per_s":([0-9.]+).*/\1/')
+        library_cpu[$workload]=$(echo "$line" | sed -nE 's/.*"cpu_us_per_op":([0-9.]+).*/\1/p')
+        echo "library round=$round build=$build workload=$workload path=$path" \
+          "cpu_us_per_op=${library_cpu[$workload]:-?} $(library_stages "$line")"
       done
 
       # 2. The service.
@@ -295,7 +322,11 @@ for round in $(seq 1 "$rounds"); do
         [ "$workload" = hot-deposit ] && mode=hot
         stage_sums > "$work/before"
         [ -z "$perf_dir" ] || profile_start "r$round-$build-$path-$workload"
+        service_ticks=$(cpu_ticks "$server_pid")
+        postgres_ticks=$(cpu_ticks $(pgrep -x postgres))
         run_wrk "$mode" "$wallets" "$seconds"
+        service_ticks=$(( $(cpu_ticks "$server_pid") - service_ticks ))
+        postgres_ticks=$(( $(cpu_ticks $(pgrep -x postgres)) - postgres_ticks ))
         stage_sums > "$work/after"
         rps=$(field "$result" requests_per_s)
         lib=${library[$workload]}
@@ -308,6 +339,11 @@ for round in $(seq 1 "$rounds"); do
           "$round" "$build" "$workload" "$path" "$rps" "$p50" "$p99" "$errors" "$lib" "$ratio" \
           "$(mib "$rss_peak")" "$(mib "${hwm:-0}")"
         echo "stages round=$round build=$build workload=$workload path=$path $(stage_line "$work/before" "$work/after")"
+        requests=$(field "$result" requests)
+        echo "cpu round=$round build=$build workload=$workload path=$path" \
+          "service_us_per_request=$(per_request "$service_ticks" "$requests")" \
+          "postgres_us_per_request=$(per_request "$postgres_ticks" "$requests")" \
+          "library_us_per_op=${library_cpu[$workload]:-?}"
         [ -z "$perf_dir" ] || profile_report "r$round-$build-$path-$workload"
         printf 'run\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$build" "$workload" "$path" \
           "$rps" "$p50" "$p99" "$errors" "$lib" "$ratio" "$(mib "$rss_peak")" "$(mib "${hwm:-0}")" >> "$work/results"
