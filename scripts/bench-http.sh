@@ -33,7 +33,7 @@
 # load generator's own stages and CPU per operation (its clients, the
 # service and the store code in one process); each `cpu` line the CPU
 # time per request of the service process and of every PostgreSQL process
-# of the machine during the run, beside the load generator's per
+# of the machine during the run (`-` when the server runs elsewhere), beside the load generator's per
 # operation (wrk's own is in the `--perf` shares). With several rounds
 # it ends with the medians (the ratio is the median of the rounds').
 #
@@ -342,7 +342,7 @@ for round in $(seq 1 "$rounds"); do
         requests=$(field "$result" requests)
         echo "cpu round=$round build=$build workload=$workload path=$path" \
           "service_us_per_request=$(per_request "$service_ticks" "$requests")" \
-          "postgres_us_per_request=$(per_request "$postgres_ticks" "$requests")" \
+          "postgres_us_per_request=$( [ -n "$(pgrep -x postgres)" ] && per_request "$postgres_ticks" "$requests" || echo "-")" \
           "library_us_per_op=${library_cpu[$workload]:-?}"
         [ -z "$perf_dir" ] || profile_report "r$round-$build-$path-$workload"
         printf 'run\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$build" "$workload" "$path" \
