@@ -83,7 +83,7 @@ struct Expected {
     /// wallet or account (the other wallets' legs of a transfer or payout
     /// carry no key).
     rows: HashMap<String, usize>,
-    /// Rows without a key: the payees' legs.
+    /// Rows without a key: the payees' legs and the other wallet's row of a reversal between two.
     unkeyed: usize,
     /// The keys of refused commands: on no row.
     refused: HashSet<String>,
@@ -185,6 +185,20 @@ impl Expected {
             Kind::Spend | Kind::Adjust => {
                 let points = body["transaction"]["points"].as_i64().unwrap_or_default();
                 self.points.entry(user).or_default().0 += points;
+                *rows = 1;
+            }
+            Kind::Reverse => {
+                // The request's wallet's row first, carrying the key; the
+                // other wallet's (a transfer's payee) after it, without.
+                let legs = body["transactions"].as_array().cloned().unwrap_or_default();
+                for (index, leg) in legs.iter().enumerate() {
+                    if index == 0 {
+                        self.transaction(user, leg);
+                    } else {
+                        self.transaction(uuid(&legs[0]["counterpartyUserId"]), leg);
+                        self.unkeyed += 1;
+                    }
+                }
                 *rows = 1;
             }
         }
@@ -641,7 +655,7 @@ async fn one_effect_each(expected: &Expected, shown: &Shown, pool: &sqlx::PgPool
     for (key, got) in &rows {
         match key {
             None if *got != expected.unkeyed => failures.push(format!(
-                "{got} rows without a key, where the payees' legs are {}",
+                "{got} rows without a key, where the payees' legs and reversals' other rows are {}",
                 expected.unkeyed
             )),
             Some(key) if !expected.rows.contains_key(key) && !expected.refused.contains(key) => {
@@ -652,7 +666,7 @@ async fn one_effect_each(expected: &Expected, shown: &Shown, pool: &sqlx::PgPool
     }
     if expected.unkeyed > 0 && !rows.contains_key(&None) {
         failures.push(format!(
-            "no row without a key, where the payees' legs are {}",
+            "no row without a key, where the payees' legs and reversals' other rows are {}",
             expected.unkeyed
         ));
     }
@@ -847,6 +861,7 @@ async fn feed_in_order(shown: &Shown, pool: &sqlx::PgPool) -> Outcome {
         "HoldExecute",
         "TransferIn",
         "TransferOut",
+        "Reversal",
     ];
     for transactions in shown.transactions.values() {
         for t in transactions {

@@ -20,6 +20,9 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_MAX: Duration = Duration::from_millis(1000);
 /// One successful command in this many is sent again with its key.
 const REPEAT_ONE_IN: u64 = 20;
+/// The most transactions kept for reversals to draw from (a full pool
+/// forgets one at random for each new one).
+const REVERSIBLE_MAX: usize = 500;
 /// What each user starts with.
 const OPENING_USD: &str = "1000.00";
 const OPENING_VND: &str = "5000000";
@@ -32,6 +35,8 @@ pub const EXPECTED_REFUSALS: &[&str] = &[
     "amount_too_small",
     "insufficient_points",
     "lot_not_pending",
+    // A reversal of what earlier reversals have already given back in full.
+    "reversal_exceeds_original",
 ];
 
 /// A seedable generator: a run can be repeated with `--seed`.
@@ -86,6 +91,9 @@ pub enum Kind {
     CancelLot,
     Spend,
     Adjust,
+    /// A reversal of a deposit, a withdrawal or a transfer, in full or in
+    /// part (a transfer's through the payer's id).
+    Reverse,
 }
 
 /// The kinds drawn during the load, with their weights.
@@ -105,6 +113,7 @@ const MIX: &[(Kind, u64)] = &[
     (Kind::CancelLot, 1),
     (Kind::Spend, 5),
     (Kind::Adjust, 2),
+    (Kind::Reverse, 6),
 ];
 
 /// Who sends a command.
@@ -197,6 +206,40 @@ struct OpenHold {
     remaining: Decimal,
 }
 
+/// A transaction a reversal may name: its wallet's user, its id, and its
+/// amount in the smallest units of its currency (cents of USD, VND).
+#[derive(Debug, Clone)]
+struct Reversible {
+    user: Uuid,
+    id: Uuid,
+    currency: &'static str,
+    units: u64,
+}
+
+impl Reversible {
+    /// The transaction of a successful deposit, withdrawal or transfer.
+    fn of(record: &Record, body: &Value) -> Option<Self> {
+        if !matches!(record.kind, Kind::Deposit | Kind::Withdraw | Kind::Transfer) {
+            return None;
+        }
+        let transaction = &body["transaction"];
+        let id = transaction["id"].as_str()?.parse().ok()?;
+        let amount: Decimal = transaction["amount"].as_str()?.parse().ok()?;
+        let (currency, scale) = match transaction["currency"].as_str()? {
+            "USD" => ("USD", Decimal::from(100)),
+            "VND" => ("VND", Decimal::ONE),
+            _ => return None,
+        };
+        let units = (amount.abs() * scale).trunc().try_into().ok()?;
+        Some(Reversible {
+            user: record.user,
+            id,
+            currency,
+            units,
+        })
+    }
+}
+
 /// The clients and what they share.
 pub struct Clients {
     http: reqwest::Client,
@@ -205,6 +248,7 @@ pub struct Clients {
     users: Vec<Uuid>,
     holds: Mutex<Vec<OpenHold>>,
     lots: Mutex<Vec<(Uuid, Uuid)>>,
+    reversible: Mutex<Vec<Reversible>>,
     opening: Mutex<Vec<Record>>,
     clients: usize,
     seed: u64,
@@ -238,6 +282,7 @@ impl Clients {
             users: (0..options.users).map(|_| Uuid::now_v7()).collect(),
             holds: Mutex::new(Vec::new()),
             lots: Mutex::new(Vec::new()),
+            reversible: Mutex::new(Vec::new()),
             opening: Mutex::new(Vec::new()),
             clients: options.clients,
             seed: options.seed,
@@ -336,6 +381,16 @@ impl Clients {
         Some(lots.swap_remove(index))
     }
 
+    /// A transaction to reverse (left in the pool: it may be reversed
+    /// again, in part, until its amount is given back).
+    fn pick_reversible(&self, rng: &mut Rng) -> Option<Reversible> {
+        let reversible = self.reversible.lock().expect("reversible");
+        if reversible.is_empty() {
+            return None;
+        }
+        Some(reversible[rng.index(reversible.len())].clone())
+    }
+
     fn other_user(&self, rng: &mut Rng, not: Uuid) -> Uuid {
         loop {
             let user = *rng.pick(&self.users);
@@ -366,6 +421,11 @@ impl Clients {
         ) {
             if let Some(hold) = self.take_hold(rng) {
                 return self.hold_command(rng, kind, hold);
+            }
+        }
+        if kind == Kind::Reverse {
+            if let Some(original) = self.pick_reversible(rng) {
+                return Self::reversal(rng, original);
             }
         }
         if matches!(kind, Kind::Confirm | Kind::CancelLot) {
@@ -459,6 +519,32 @@ impl Clients {
         }
     }
 
+    /// A reversal of `original`: of all that is left of it one time in
+    /// three (no amount), else of a part of its amount (which earlier
+    /// reversals may have given back already).
+    fn reversal(rng: &mut Rng, original: Reversible) -> Request {
+        let mut body = json!({"reason": "refund"});
+        if rng.between(1, 3) != 1 {
+            let part = rng.between(1, original.units.max(1));
+            body["amount"] = match original.currency {
+                "USD" => json!(usd(part)),
+                _ => json!(part.to_string()),
+            };
+        }
+        Request {
+            kind: Kind::Reverse,
+            user: original.user,
+            path: format!(
+                "/api/v1/wallets/{}/transactions/{}/reverse",
+                original.user, original.id
+            ),
+            role: Role::Service,
+            body,
+            hold: None,
+            lot: None,
+        }
+    }
+
     fn hold_command(&self, rng: &mut Rng, kind: Kind, hold: OpenHold) -> Request {
         let base = format!("/api/v1/wallets/{}/holds/{}", hold.user, hold.id);
         let remaining_cents = (hold.remaining * Decimal::from(100))
@@ -529,6 +615,15 @@ impl Clients {
                 self.holds.lock().expect("holds").push(hold);
             }
             _ => {}
+        }
+        if let Some(original) = record.done().and_then(|body| Reversible::of(record, body)) {
+            let mut reversible = self.reversible.lock().expect("reversible");
+            if reversible.len() >= REVERSIBLE_MAX {
+                let forget =
+                    usize::try_from(original.id.as_u128() % REVERSIBLE_MAX as u128).unwrap_or(0);
+                reversible.swap_remove(forget);
+            }
+            reversible.push(original);
         }
         if let (Answer::Done { body, .. }, Kind::EarnPending) = (&record.answer, record.kind) {
             if let Some(id) = body["lotId"].as_str().and_then(|t| t.parse().ok()) {

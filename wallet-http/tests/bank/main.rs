@@ -5,9 +5,9 @@
 //! two `wallet-http` instances on one database of it (batching on, kept
 //! wallets on), and a stand-in identity provider. Many clients send
 //! deposits, withdrawals, exchanges, transfers, holds with partial
-//! executions and payouts, releases, cancellations and point commands,
-//! each with its own idempotency key, to either instance, and retry each
-//! with its key until a definite answer. Meanwhile faults come on a
+//! executions and payouts, releases, cancellations, reversals and point
+//! commands, each with its own idempotency key, to either instance, and
+//! retry each with its key until a definite answer. Meanwhile faults come on a
 //! schedule, in turn: an instance killed with SIGKILL (and restarted), an
 //! immediate stop and start of PostgreSQL, every backend terminated
 //! (`pg_terminate_backend`), an instance paused with SIGSTOP and resumed
