@@ -29,13 +29,15 @@
 # rendered), and inside the store: `queued` (until its writer took it),
 # `begin`, `lock`, `apply`, `write`, `commit` (each the time of the
 # command's batch in that step, which every command of the batch waits
-# through) and `store` (from queueing to the answer received); `batch` is the mean commands per batch; each `library` line the
-# load generator's own stages and CPU per operation (its clients, the
-# service and the store code in one process); each `cpu` line the CPU
-# time per request of the service process and of every PostgreSQL process
-# of the machine during the run (`-` when the server runs elsewhere), beside the load generator's per
-# operation (wrk's own is in the `--perf` shares). With several rounds
-# it ends with the medians (the ratio is the median of the rounds').
+# through) and `store` (from queueing to the answer received); `batch` is
+# the mean commands per batch; each `library` line the load generator's
+# own stages and CPU per operation (its clients, the service and the store
+# code in one process); each `cpu` line the CPU time per request of the
+# service process and of every PostgreSQL process of the machine during
+# the run (`-` when the server runs elsewhere), beside the load
+# generator's per operation (wrk's own is in the `--perf` shares). With
+# several rounds it ends with the medians (the ratio is the median of the
+# rounds').
 #
 # Usage: scripts/bench-http.sh [--connections N] [--seconds S] [--rounds R]
 #          [--path single|batched|both] [--baseline DIR] [--perf DIR]
