@@ -83,7 +83,8 @@ struct Expected {
     /// wallet or account (the other wallets' legs of a transfer or payout
     /// carry no key).
     rows: HashMap<String, usize>,
-    /// Rows without a key: the payees' legs and the other wallet's row of a reversal between two.
+    /// Rows without a key: the payees' legs, and the other wallet's row of
+    /// a reversal between two wallets.
     unkeyed: usize,
     /// The keys of refused commands: on no row.
     refused: HashSet<String>,
