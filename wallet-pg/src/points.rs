@@ -203,11 +203,12 @@ impl AccountRowColumns<'_> {
 }
 
 fn lots_cte(first: usize) -> String {
-    format!(
-        "point_lots_written AS ({insert} {OF_WRITTEN_ACCOUNTS} \
-         ON CONFLICT (id) DO UPDATE SET remaining = EXCLUDED.remaining, \
-         state = EXCLUDED.state WHERE point_lots.account_id = EXCLUDED.account_id)",
-        insert = LotColumns::insert("point_lots", first, &[])
+    LotColumns::upsert_cte(
+        ("point_lots", first),
+        OF_WRITTEN_ACCOUNTS,
+        "id",
+        &["remaining", "state"],
+        Some("account_id"),
     )
 }
 

@@ -355,11 +355,12 @@ impl<'a> WalletRowColumns<'a> {
 }
 
 fn items_cte(first: usize) -> String {
-    format!(
-        "wallet_items_written AS ({insert} {OF_WRITTEN_WALLETS} \
-         ON CONFLICT (wallet_id, currency) \
-         DO UPDATE SET balance = EXCLUDED.balance, held = EXCLUDED.held)",
-        insert = ItemColumns::insert("wallet_items", first, &[])
+    ItemColumns::upsert_cte(
+        ("wallet_items", first),
+        OF_WRITTEN_WALLETS,
+        "wallet_id, currency",
+        &["balance", "held"],
+        None,
     )
 }
 
@@ -382,14 +383,18 @@ impl<'a> ItemColumns<'a> {
 }
 
 fn holds_cte(first: usize) -> String {
-    format!(
-        "holds_written AS ({insert} {OF_WRITTEN_WALLETS} \
-         ON CONFLICT (id) DO UPDATE SET remaining_amount = EXCLUDED.remaining_amount, \
-         executed_amount = EXCLUDED.executed_amount, \
-         released_amount = EXCLUDED.released_amount, status = EXCLUDED.status, \
-         updated_at = EXCLUDED.updated_at \
-         WHERE holds.wallet_id = EXCLUDED.wallet_id)",
-        insert = HoldColumns::insert("holds", first, &[])
+    HoldColumns::upsert_cte(
+        ("holds", first),
+        OF_WRITTEN_WALLETS,
+        "id",
+        &[
+            "remaining_amount",
+            "executed_amount",
+            "released_amount",
+            "status",
+            "updated_at",
+        ],
+        Some("wallet_id"),
     )
 }
 
@@ -497,11 +502,12 @@ impl<'a> TransactionColumns<'a> {
 /// with the newest total; the table's check refuses a total above the
 /// leg's amount.
 fn reversals_cte(first: usize) -> String {
-    format!(
-        "wallet_transaction_reversals_written AS ({insert} {OF_WRITTEN_WALLETS} \
-         ON CONFLICT (transaction_id) DO UPDATE SET reversed_amount = EXCLUDED.reversed_amount \
-         WHERE wallet_transaction_reversals.wallet_id = EXCLUDED.wallet_id)",
-        insert = ReversalColumns::insert("wallet_transaction_reversals", first, &[])
+    ReversalColumns::upsert_cte(
+        ("wallet_transaction_reversals", first),
+        OF_WRITTEN_WALLETS,
+        "transaction_id",
+        &["reversed_amount"],
+        Some("wallet_id"),
     )
 }
 

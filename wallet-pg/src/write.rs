@@ -197,6 +197,33 @@ pub(crate) trait UnnestColumns<'a>: Default {
             Self::source(first)
         )
     }
+
+    /// `table_written AS (`the [`UnnestColumns::insert`]` filter ON
+    /// CONFLICT (conflict) DO UPDATE SET` each of `updated` to its new
+    /// value`)`, the update only where the stored row's `owner` column
+    /// equals the new row's (so that an id can never move a row to
+    /// another wallet or account).
+    fn upsert_cte(
+        (table, first): (&str, usize),
+        filter: &str,
+        conflict: &str,
+        updated: &[&str],
+        owner: Option<&str>,
+    ) -> String {
+        let set: Vec<String> = updated
+            .iter()
+            .map(|name| format!("{name} = EXCLUDED.{name}"))
+            .collect();
+        let only = owner
+            .map(|owner| format!(" WHERE {table}.{owner} = EXCLUDED.{owner}"))
+            .unwrap_or_default();
+        format!(
+            "{table}_written AS ({insert} {filter} ON CONFLICT ({conflict}) \
+             DO UPDATE SET {set}{only})",
+            insert = Self::insert(table, first, &[]),
+            set = set.join(", "),
+        )
+    }
 }
 
 /// Declares a struct of one `Vec` per column (named as the column) and
