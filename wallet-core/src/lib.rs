@@ -81,7 +81,8 @@ pub use relay::{LeaseOutcome, PositionUpdate, RelayLease, RelayName, RelayState}
 pub use reversal::{ReversalPlan, ReversalRequest};
 pub use service::{SweepReport, WalletService};
 pub use store::{
-    Applied, IdempotencyStore, LedgerReader, PointStore, RelayStore, Store, WalletStore,
+    Applied, Create, IdempotencyStore, LedgerReader, PointStore, RelayStore, SetUpdate, Store,
+    Update, WalletStore,
 };
 pub use transfer::{Payee, PayoutRequest, TransferRequest, WalletSet, PAYEES_MAX};
 pub use wallet::{

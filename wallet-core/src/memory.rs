@@ -25,8 +25,8 @@ use crate::query::{
 };
 use crate::relay::{LeaseOutcome, PositionUpdate, RelayLease, RelayName, RelayState};
 use crate::store::{
-    Applied, Factory, IdempotencyStore, LedgerReader, Mutation, PointAccountFactory, PointMutation,
-    PointStore, RelayStore, WalletFactory, WalletMutation, WalletStore, WalletsMutation,
+    Applied, Create, IdempotencyStore, LedgerReader, PointStore, RelayStore, SetUpdate, Update,
+    WalletStore,
 };
 use crate::transfer::WalletSet;
 use crate::wallet::{
@@ -404,12 +404,12 @@ impl Kept for PointAccount {
 
 impl InMemoryStore {
     /// Inserts the aggregate the factory makes, under the write lock.
-    fn create<A: Kept>(
-        &self,
-        user_id: Uuid,
-        claim: Option<Claim>,
-        factory: Factory<A>,
-    ) -> Result<Applied, WalletError> {
+    fn create<A: Kept>(&self, unit: Create<A>) -> Result<Applied, WalletError> {
+        let Create {
+            user_id,
+            claim,
+            factory,
+        } = unit;
         let mut state = self.write();
         if let Some(replayed) = state.replay(&claim) {
             return replayed;
@@ -436,13 +436,13 @@ impl InMemoryStore {
     /// Runs the mutation on a copy of the stored aggregate under the write
     /// lock, and keeps the copy only when the mutation succeeds and changed
     /// something.
-    fn update<A: Kept>(
-        &self,
-        user_id: Uuid,
-        named: Option<Uuid>,
-        claim: Option<Claim>,
-        mutation: Mutation<A>,
-    ) -> Result<Applied, WalletError> {
+    fn update<A: Kept>(&self, unit: Update<A>) -> Result<Applied, WalletError> {
+        let Update {
+            user_id,
+            named,
+            claim,
+            mutation,
+        } = unit;
         let mut state = self.write();
         if let Some(replayed) = state.replay(&claim) {
             return replayed;
@@ -469,13 +469,14 @@ impl InMemoryStore {
     /// write lock, which serialises it with every other unit of work, and
     /// keeps the copies that changed, in user id order, only when the
     /// mutation succeeds.
-    fn update_set(
-        &self,
-        user_ids: &[Uuid],
-        (hold_ids, transaction_ids): (&[Uuid], &[Uuid]),
-        claim: Option<Claim>,
-        mutation: WalletsMutation,
-    ) -> Result<Applied, WalletError> {
+    fn update_set(&self, unit: SetUpdate) -> Result<Applied, WalletError> {
+        let SetUpdate {
+            user_ids,
+            hold_ids,
+            transaction_ids,
+            claim,
+            mutation,
+        } = unit;
         let mut state = self.write();
         if let Some(replayed) = state.replay(&claim) {
             return replayed;
@@ -517,34 +518,16 @@ impl InMemoryStore {
 }
 
 impl WalletStore for InMemoryStore {
-    async fn create_wallet(
-        &self,
-        user_id: Uuid,
-        claim: Option<Claim>,
-        factory: WalletFactory,
-    ) -> Result<Applied, WalletError> {
-        self.create(user_id, claim, factory)
+    async fn create_wallet(&self, unit: Create<Wallet>) -> Result<Applied, WalletError> {
+        self.create(unit)
     }
 
-    async fn update_wallet(
-        &self,
-        user_id: Uuid,
-        hold_id: Option<Uuid>,
-        claim: Option<Claim>,
-        mutation: WalletMutation,
-    ) -> Result<Applied, WalletError> {
-        self.update(user_id, hold_id, claim, mutation)
+    async fn update_wallet(&self, unit: Update<Wallet>) -> Result<Applied, WalletError> {
+        self.update(unit)
     }
 
-    async fn update_wallets(
-        &self,
-        user_ids: Vec<Uuid>,
-        hold_ids: Vec<Uuid>,
-        transaction_ids: Vec<Uuid>,
-        claim: Option<Claim>,
-        mutation: WalletsMutation,
-    ) -> Result<Applied, WalletError> {
-        self.update_set(&user_ids, (&hold_ids, &transaction_ids), claim, mutation)
+    async fn update_wallets(&self, unit: SetUpdate) -> Result<Applied, WalletError> {
+        self.update_set(unit)
     }
 
     async fn transaction_legs(
@@ -591,21 +574,16 @@ impl WalletStore for InMemoryStore {
 impl PointStore for InMemoryStore {
     async fn create_point_account(
         &self,
-        user_id: Uuid,
-        claim: Option<Claim>,
-        factory: PointAccountFactory,
+        unit: Create<PointAccount>,
     ) -> Result<Applied, WalletError> {
-        self.create(user_id, claim, factory)
+        self.create(unit)
     }
 
     async fn update_point_account(
         &self,
-        user_id: Uuid,
-        lot_id: Option<Uuid>,
-        claim: Option<Claim>,
-        mutation: PointMutation,
+        unit: Update<PointAccount>,
     ) -> Result<Applied, WalletError> {
-        self.update(user_id, lot_id, claim, mutation)
+        self.update(unit)
     }
 
     async fn users_with_overdue_lots(

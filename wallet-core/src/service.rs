@@ -22,7 +22,7 @@ use crate::query::{
     TransactionFilter,
 };
 use crate::reversal::{ReversalPlan, ReversalRequest};
-use crate::store::{Applied, Mutation, Store};
+use crate::store::{Applied, Create, Mutation, SetUpdate, Store, Update};
 use crate::transfer::WalletSet;
 use crate::wallet::{Hold, HoldStatus, Wallet, WalletStatus, WalletTransaction, WalletView};
 
@@ -180,17 +180,26 @@ impl<S: Store> WalletService<S> {
                         Ok((wallet, output))
                     })
                 });
-                self.store.create_wallet(user_id, claim, factory).await
+                let unit = Create {
+                    user_id,
+                    claim,
+                    factory,
+                };
+                self.store.create_wallet(unit).await
             }
             ValidCommand::Wallet(wallet_command) => {
-                let hold_id = wallet_command.hold_id();
+                let named = wallet_command.hold_id();
                 let wallet_command = wallet_command.clone();
                 let mutation = Arc::new(move |wallet: &mut Wallet| {
                     unit.run(|ctx| wallet_command.apply(wallet, ctx))
                 });
-                self.store
-                    .update_wallet(user_id, hold_id, claim, mutation)
-                    .await
+                let unit = Update {
+                    user_id,
+                    named,
+                    claim,
+                    mutation,
+                };
+                self.store.update_wallet(unit).await
             }
             ValidCommand::Wallets(wallets_command) => {
                 self.run_over_wallets(wallets_command, unit, claim).await
@@ -206,19 +215,26 @@ impl<S: Store> WalletService<S> {
                         Ok((account, output))
                     })
                 });
-                self.store
-                    .create_point_account(user_id, claim, factory)
-                    .await
+                let unit = Create {
+                    user_id,
+                    claim,
+                    factory,
+                };
+                self.store.create_point_account(unit).await
             }
             ValidCommand::PointAccount(point_command) => {
-                let lot_id = point_command.lot_id();
+                let named = point_command.lot_id();
                 let point_command = point_command.clone();
                 let mutation = Arc::new(move |account: &mut PointAccount| {
                     unit.run(|ctx| point_command.apply(account, ctx))
                 });
-                self.store
-                    .update_point_account(user_id, lot_id, claim, mutation)
-                    .await
+                let unit = Update {
+                    user_id,
+                    named,
+                    claim,
+                    mutation,
+                };
+                self.store.update_point_account(unit).await
             }
         }
     }
@@ -236,7 +252,13 @@ impl<S: Store> WalletService<S> {
         let mutation =
             Arc::new(move |set: &mut WalletSet| unit.run(|ctx| wallets_command.apply(set, ctx)));
         self.store
-            .update_wallets(user_ids, hold_ids, Vec::new(), claim, mutation)
+            .update_wallets(SetUpdate {
+                user_ids,
+                hold_ids,
+                transaction_ids: Vec::new(),
+                claim,
+                mutation,
+            })
             .await
     }
 
@@ -258,13 +280,13 @@ impl<S: Store> WalletService<S> {
         let request = request.clone();
         let mutation = Arc::new(move |set: &mut WalletSet| unit.run(|ctx| request.apply(set, ctx)));
         self.store
-            .update_wallets(
-                plan.user_ids,
-                Vec::new(),
-                plan.transaction_ids,
+            .update_wallets(SetUpdate {
+                user_ids: plan.user_ids,
+                hold_ids: Vec::new(),
+                transaction_ids: plan.transaction_ids,
                 claim,
                 mutation,
-            )
+            })
             .await
     }
 
@@ -301,7 +323,7 @@ impl<S: Store> WalletService<S> {
                 });
                 let result = self
                     .store
-                    .update_wallet(*user_id, None, None, mutation)
+                    .update_wallet(Update::of(*user_id, mutation))
                     .await;
                 Self::count(result, &mut report.wallets, &mut report.failures)?;
             }
@@ -313,10 +335,8 @@ impl<S: Store> WalletService<S> {
                         account: account.view(),
                     })
                 });
-                let result = self
-                    .store
-                    .update_point_account(*user_id, None, None, mutation)
-                    .await;
+                let unit = Update::of(*user_id, mutation);
+                let result = self.store.update_point_account(unit).await;
                 Self::count(result, &mut report.point_accounts, &mut report.failures)?;
             }
             let full = |found: &Vec<Uuid>| found.len() >= batch as usize;

@@ -43,6 +43,72 @@ pub type PointAccountFactory = Factory<PointAccount>;
 /// Changes a point account and returns the command's result.
 pub type PointMutation = Mutation<PointAccount>;
 
+/// A unit of work that makes a user's first aggregate of kind `A`: the
+/// argument of [`WalletStore::create_wallet`] and
+/// [`PointStore::create_point_account`].
+pub struct Create<A> {
+    /// The user the aggregate is for.
+    pub user_id: Uuid,
+    /// The idempotency claim (see the stores' common contract).
+    pub claim: Option<Claim>,
+    pub factory: Factory<A>,
+}
+
+/// A unit of work on a user's aggregate of kind `A`: the argument of
+/// [`WalletStore::update_wallet`] and [`PointStore::update_point_account`].
+pub struct Update<A> {
+    /// The user whose aggregate is loaded.
+    pub user_id: Uuid,
+    /// The part the command names, loaded in whatever status (a wallet's
+    /// hold; a point account's lot), when it names one.
+    pub named: Option<Uuid>,
+    /// The idempotency claim (see the stores' common contract).
+    pub claim: Option<Claim>,
+    pub mutation: Mutation<A>,
+}
+
+impl<A> Update<A> {
+    /// A unit of work with no claim and no named part (an expiry sweep's).
+    pub fn of(user_id: Uuid, mutation: Mutation<A>) -> Self {
+        Update {
+            user_id,
+            named: None,
+            claim: None,
+            mutation,
+        }
+    }
+}
+
+/// A unit of work over several wallets (a transfer, a hold payout, a
+/// reversal): the argument of [`WalletStore::update_wallets`]. Each list is
+/// a list of ids, so they are named here rather than passed in order.
+pub struct SetUpdate {
+    /// Every wallet the unit touches, by user id.
+    pub user_ids: Vec<Uuid>,
+    /// Holds to load in the wallet of the set they belong to.
+    pub hold_ids: Vec<Uuid>,
+    /// Transactions to load, with their reversed amounts, in the wallet of
+    /// the set they belong to.
+    pub transaction_ids: Vec<Uuid>,
+    /// The idempotency claim, scoped to the payer (`claim.user_id`).
+    pub claim: Option<Claim>,
+    pub mutation: WalletsMutation,
+}
+
+impl SetUpdate {
+    /// A unit of work over `user_ids` that loads no named hold or row and
+    /// has no claim.
+    pub fn of(user_ids: Vec<Uuid>, mutation: WalletsMutation) -> Self {
+        SetUpdate {
+            user_ids,
+            hold_ids: Vec::new(),
+            transaction_ids: Vec::new(),
+            claim: None,
+            mutation,
+        }
+    }
+}
+
 /// What a unit of work returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
@@ -71,23 +137,18 @@ pub trait WalletStore: Send + Sync + 'static {
     /// MUST fail with `WalletExists` if the user has a wallet in any status.
     fn create_wallet(
         &self,
-        user_id: Uuid,
-        claim: Option<Claim>,
-        factory: WalletFactory,
+        unit: Create<Wallet>,
     ) -> impl Future<Output = Result<Applied, WalletError>> + Send;
 
     /// Loads the user's wallet (its items, its active holds, and the hold
-    /// `hold_id` in whatever status), runs `mutation` on it, and persists
+    /// `named` in whatever status), runs `mutation` on it, and persists
     /// `wallet.take_changes()` when it succeeds. When the mutation fails,
     /// MUST persist nothing and return its error. MUST fail with
     /// `WalletNotFound` if the user has no wallet. A mutation that changes
     /// nothing (an expiry sweep that finds nothing due) MUST write nothing.
     fn update_wallet(
         &self,
-        user_id: Uuid,
-        hold_id: Option<Uuid>,
-        claim: Option<Claim>,
-        mutation: WalletMutation,
+        unit: Update<Wallet>,
     ) -> impl Future<Output = Result<Applied, WalletError>> + Send;
 
     /// One unit of work over several wallets (a transfer, a hold payout).
@@ -123,11 +184,7 @@ pub trait WalletStore: Send + Sync + 'static {
     ///   holds as for a single wallet.
     fn update_wallets(
         &self,
-        user_ids: Vec<Uuid>,
-        hold_ids: Vec<Uuid>,
-        transaction_ids: Vec<Uuid>,
-        claim: Option<Claim>,
-        mutation: WalletsMutation,
+        unit: SetUpdate,
     ) -> impl Future<Output = Result<Applied, WalletError>> + Send;
 
     /// The row `transaction_id` of the user's wallet followed by the rows of
@@ -158,22 +215,17 @@ pub trait PointStore: Send + Sync + 'static {
     /// `PointAccountExists` if the user has one.
     fn create_point_account(
         &self,
-        user_id: Uuid,
-        claim: Option<Claim>,
-        factory: PointAccountFactory,
+        unit: Create<PointAccount>,
     ) -> impl Future<Output = Result<Applied, WalletError>> + Send;
 
     /// Loads the user's account with its live lots, tells it about the lot
-    /// `lot_id` if that lot is the account's but no longer live
+    /// `named` if that lot is the account's but no longer live
     /// ([`PointAccount::remember_lot`]), runs `mutation`, and persists
     /// `account.take_changes()`. MUST fail with `PointAccountNotFound` if
     /// the user has no account.
     fn update_point_account(
         &self,
-        user_id: Uuid,
-        lot_id: Option<Uuid>,
-        claim: Option<Claim>,
-        mutation: PointMutation,
+        unit: Update<PointAccount>,
     ) -> impl Future<Output = Result<Applied, WalletError>> + Send;
 
     /// Up to `limit` users whose account has a live lot with

@@ -81,14 +81,12 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use uuid::Uuid;
-use wallet_core::store::{
-    PointAccountFactory, PointMutation, WalletFactory, WalletMutation, WalletsMutation,
-};
+use wallet_core::store::Mutation;
 use wallet_core::{
-    Applied, Claim, Hold, HoldStatus, IdempotencyStore, LedgerReader, Page, PageRequest,
-    PointAccount, PointAccountView, PointStore, PointTransaction, Statistics, StoredEvent,
-    TransactionFilter, Wallet, WalletError, WalletItem, WalletStatus, WalletStore,
-    WalletTransaction, WalletView,
+    Applied, Create, Hold, HoldStatus, IdempotencyStore, LedgerReader, Page, PageRequest,
+    PointAccount, PointAccountView, PointStore, PointTransaction, SetUpdate, Statistics,
+    StoredEvent, TransactionFilter, Update, Wallet, WalletError, WalletItem, WalletStatus,
+    WalletStore, WalletTransaction, WalletView,
 };
 
 use crate::batch::{run_alone, Batcher, Command, Counters, Work};
@@ -350,29 +348,24 @@ impl IdempotencyStore for PgStore {
     }
 }
 
+/// The command of a unit of work on one aggregate, its named part and
+/// mutation put into the aggregate's kind of [`Work`].
+fn command_of<A>(unit: Update<A>, work: impl FnOnce(Option<Uuid>, Mutation<A>) -> Work) -> Command {
+    Command {
+        user_id: unit.user_id,
+        claim: unit.claim,
+        work: work(unit.named, unit.mutation),
+    }
+}
+
 impl WalletStore for PgStore {
-    async fn create_wallet(
-        &self,
-        user_id: Uuid,
-        claim: Option<Claim>,
-        factory: WalletFactory,
-    ) -> Result<Applied, WalletError> {
-        unit::create::<Wallet>(&self.primary, user_id, claim, &*factory).await
+    async fn create_wallet(&self, unit: Create<Wallet>) -> Result<Applied, WalletError> {
+        unit::create(&self.primary, unit).await
     }
 
-    async fn update_wallet(
-        &self,
-        user_id: Uuid,
-        hold_id: Option<Uuid>,
-        claim: Option<Claim>,
-        mutation: WalletMutation,
-    ) -> Result<Applied, WalletError> {
-        self.update(Command {
-            user_id,
-            claim,
-            work: Work::Wallet { hold_id, mutation },
-        })
-        .await
+    async fn update_wallet(&self, unit: Update<Wallet>) -> Result<Applied, WalletError> {
+        let command = command_of(unit, |hold_id, mutation| Work::Wallet { hold_id, mutation });
+        self.update(command).await
     }
 
     /// The unit of work is a command of its own on the one write path:
@@ -383,14 +376,14 @@ impl WalletStore for PgStore {
     /// wallets belong to different writers wait for each other but never
     /// deadlock; and a writer's kept copy of a wallet the unit changed is
     /// found stale by the version check of its next write.
-    async fn update_wallets(
-        &self,
-        user_ids: Vec<Uuid>,
-        hold_ids: Vec<Uuid>,
-        transaction_ids: Vec<Uuid>,
-        claim: Option<Claim>,
-        mutation: WalletsMutation,
-    ) -> Result<Applied, WalletError> {
+    async fn update_wallets(&self, unit: SetUpdate) -> Result<Applied, WalletError> {
+        let SetUpdate {
+            user_ids,
+            hold_ids,
+            transaction_ids,
+            claim,
+            mutation,
+        } = unit;
         let lead = claim
             .as_ref()
             .map(|claim| claim.user_id)
@@ -433,26 +426,17 @@ impl WalletStore for PgStore {
 impl PointStore for PgStore {
     async fn create_point_account(
         &self,
-        user_id: Uuid,
-        claim: Option<Claim>,
-        factory: PointAccountFactory,
+        unit: Create<PointAccount>,
     ) -> Result<Applied, WalletError> {
-        unit::create::<PointAccount>(&self.primary, user_id, claim, &*factory).await
+        unit::create(&self.primary, unit).await
     }
 
     async fn update_point_account(
         &self,
-        user_id: Uuid,
-        lot_id: Option<Uuid>,
-        claim: Option<Claim>,
-        mutation: PointMutation,
+        unit: Update<PointAccount>,
     ) -> Result<Applied, WalletError> {
-        self.update(Command {
-            user_id,
-            claim,
-            work: Work::Points { lot_id, mutation },
-        })
-        .await
+        let command = command_of(unit, |lot_id, mutation| Work::Points { lot_id, mutation });
+        self.update(command).await
     }
 
     async fn users_with_overdue_lots(

@@ -11,7 +11,7 @@
 
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
-use wallet_core::{Applied, Claim, CommandOutput, IdempotencyRecord, WalletError};
+use wallet_core::{Applied, Claim, Create, IdempotencyRecord, WalletError};
 
 use crate::aggregate::Aggregate;
 use crate::codec::{column, from_json};
@@ -19,18 +19,17 @@ use crate::error::map_error;
 use crate::idempotency::{find_record, record_of, replay, RECORD_JSON};
 use crate::write::{RowWrite, WriteColumns};
 
-/// Makes a new aggregate and the command's result (the core's
-/// `WalletFactory` or `PointAccountFactory`).
-pub(crate) type Factory<A> = dyn Fn() -> Result<(A, CommandOutput), WalletError> + Send + Sync;
-
 /// Creates the aggregate `factory` makes for `user_id`, storing the
 /// claim's record with it; a claim whose key has a record replays it.
 pub(crate) async fn create<A: Aggregate>(
     pool: &PgPool,
-    user_id: Uuid,
-    claim: Option<Claim>,
-    factory: &Factory<A>,
+    unit: Create<A>,
 ) -> Result<Applied, WalletError> {
+    let Create {
+        user_id,
+        claim,
+        factory,
+    } = unit;
     let mut conn = pool.acquire().await.map_err(map_error)?;
     if let Some(answer) = existing::<A>(&mut conn, user_id, claim.as_ref()).await? {
         return answer;

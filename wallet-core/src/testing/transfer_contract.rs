@@ -11,7 +11,7 @@ use crate::command::{Command, CommandOutput};
 use crate::context::{Ctx, Policy, UuidV7Generator};
 use crate::error::WalletError;
 use crate::events::{EventData, PayeeShare};
-use crate::store::{Store, WalletsMutation};
+use crate::store::{SetUpdate, Store, WalletsMutation};
 use crate::testing::contract::{
     assert_code, assert_error, balance, code, create_wallet, dec, deposit, execute, hold, hold_of,
     Harness, Snapshot,
@@ -680,13 +680,13 @@ pub async fn wallets_unit_of_work<S: Store>(store: S) {
     });
     let store = h.service.store();
     store
-        .update_wallets(
-            vec![missing, second, first],
-            vec![ended],
-            vec![deposited.id, Uuid::from_u128(98)],
-            None,
-            look,
-        )
+        .update_wallets(SetUpdate {
+            user_ids: vec![missing, second, first],
+            hold_ids: vec![ended],
+            transaction_ids: vec![deposited.id, Uuid::from_u128(98)],
+            claim: None,
+            mutation: look,
+        })
         .await
         .unwrap_or_else(|error| panic!("a unit of work that changes nothing: {error:?}"));
     let loaded = seen.lock().map(|s| s.clone()).unwrap_or_default();
@@ -727,13 +727,7 @@ pub async fn wallets_unit_of_work<S: Store>(store: S) {
     };
     assert_error(
         store
-            .update_wallets(
-                users.to_vec(),
-                Vec::new(),
-                Vec::new(),
-                None,
-                change(true, users.to_vec()),
-            )
+            .update_wallets(SetUpdate::of(users.to_vec(), change(true, users.to_vec())))
             .await,
         WalletError::InsufficientFunds,
     );
@@ -743,13 +737,7 @@ pub async fn wallets_unit_of_work<S: Store>(store: S) {
         "a failure writes nothing"
     );
     store
-        .update_wallets(
-            users.to_vec(),
-            Vec::new(),
-            Vec::new(),
-            None,
-            change(false, vec![second]),
-        )
+        .update_wallets(SetUpdate::of(users.to_vec(), change(false, vec![second])))
         .await
         .unwrap_or_else(|error| panic!("a unit of work that changes one wallet: {error:?}"));
     let after = h.snapshots(&users).await;

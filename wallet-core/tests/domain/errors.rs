@@ -5,15 +5,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use wallet_core::store::{
-    PointAccountFactory, PointMutation, WalletFactory, WalletMutation, WalletsMutation,
-};
 use wallet_core::{
-    apply_to_point_account, apply_to_wallet, Access, Actor, Applied, Claim, Command, Ctx,
+    apply_to_point_account, apply_to_wallet, Access, Actor, Applied, Command, Create, Ctx,
     HoldStatus, IdempotencyStore, InMemoryStore, LedgerReader, ManualClock, Page, PageRequest,
     PointAccount, PointAccountView, PointStore, PointTransaction, Policy, SequentialIdGenerator,
-    Statistics, StoredEvent, TransactionFilter, Uuid, Wallet, WalletError, WalletService,
-    WalletStatus, WalletStore, WalletTransaction, WalletView,
+    SetUpdate, Statistics, StoredEvent, TransactionFilter, Update, Uuid, Wallet, WalletError,
+    WalletService, WalletStatus, WalletStore, WalletTransaction, WalletView,
 };
 
 use crate::common::{code, start_time, Harness};
@@ -169,47 +166,21 @@ impl FlakyStore {
 }
 
 impl WalletStore for FlakyStore {
-    async fn create_wallet(
-        &self,
-        user_id: Uuid,
-        claim: Option<Claim>,
-        factory: WalletFactory,
-    ) -> Result<Applied, WalletError> {
-        self.inner.create_wallet(user_id, claim, factory).await
+    async fn create_wallet(&self, unit: Create<Wallet>) -> Result<Applied, WalletError> {
+        self.inner.create_wallet(unit).await
     }
 
-    async fn update_wallet(
-        &self,
-        user_id: Uuid,
-        hold_id: Option<Uuid>,
-        claim: Option<Claim>,
-        mutation: WalletMutation,
-    ) -> Result<Applied, WalletError> {
+    async fn update_wallet(&self, unit: Update<Wallet>) -> Result<Applied, WalletError> {
         match self.fault() {
             Some(error) => Err(error),
-            None => {
-                self.inner
-                    .update_wallet(user_id, hold_id, claim, mutation)
-                    .await
-            }
+            None => self.inner.update_wallet(unit).await,
         }
     }
 
-    async fn update_wallets(
-        &self,
-        user_ids: Vec<Uuid>,
-        hold_ids: Vec<Uuid>,
-        transaction_ids: Vec<Uuid>,
-        claim: Option<Claim>,
-        mutation: WalletsMutation,
-    ) -> Result<Applied, WalletError> {
+    async fn update_wallets(&self, unit: SetUpdate) -> Result<Applied, WalletError> {
         match self.fault() {
             Some(error) => Err(error),
-            None => {
-                self.inner
-                    .update_wallets(user_ids, hold_ids, transaction_ids, claim, mutation)
-                    .await
-            }
+            None => self.inner.update_wallets(unit).await,
         }
     }
 
@@ -233,29 +204,18 @@ impl WalletStore for FlakyStore {
 impl PointStore for FlakyStore {
     async fn create_point_account(
         &self,
-        user_id: Uuid,
-        claim: Option<Claim>,
-        factory: PointAccountFactory,
+        unit: Create<PointAccount>,
     ) -> Result<Applied, WalletError> {
-        self.inner
-            .create_point_account(user_id, claim, factory)
-            .await
+        self.inner.create_point_account(unit).await
     }
 
     async fn update_point_account(
         &self,
-        user_id: Uuid,
-        lot_id: Option<Uuid>,
-        claim: Option<Claim>,
-        mutation: PointMutation,
+        unit: Update<PointAccount>,
     ) -> Result<Applied, WalletError> {
         match self.fault() {
             Some(error) => Err(error),
-            None => {
-                self.inner
-                    .update_point_account(user_id, lot_id, claim, mutation)
-                    .await
-            }
+            None => self.inner.update_point_account(unit).await,
         }
     }
 

@@ -12,13 +12,11 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
-use wallet_core::store::{
-    PointAccountFactory, PointMutation, WalletFactory, WalletMutation, WalletsMutation,
-};
 use wallet_core::{
-    Applied, Claim, HoldStatus, InMemoryStore, LedgerReader, Page, PageRequest, PointAccountView,
-    PointStore, PointTransaction, Policy, StoredEvent, TransactionFilter, WalletError,
-    WalletStatus, WalletStore, WalletTransaction, WalletView,
+    Applied, Create, HoldStatus, InMemoryStore, LedgerReader, Page, PageRequest, PointAccount,
+    PointAccountView, PointStore, PointTransaction, Policy, SetUpdate, StoredEvent,
+    TransactionFilter, Update, Wallet, WalletError, WalletStatus, WalletStore, WalletTransaction,
+    WalletView,
 };
 use wallet_core::{Hold, IdempotencyStore, Statistics};
 use wallet_core::{LeaseOutcome, PositionUpdate, RelayName, RelayState, RelayStore};
@@ -55,39 +53,17 @@ impl FlakyStore {
 }
 
 impl WalletStore for FlakyStore {
-    async fn create_wallet(
-        &self,
-        user_id: Uuid,
-        claim: Option<Claim>,
-        factory: WalletFactory,
-    ) -> Result<Applied, WalletError> {
+    async fn create_wallet(&self, unit: Create<Wallet>) -> Result<Applied, WalletError> {
         self.check()?;
-        self.inner.create_wallet(user_id, claim, factory).await
+        self.inner.create_wallet(unit).await
     }
-    async fn update_wallet(
-        &self,
-        user_id: Uuid,
-        hold_id: Option<Uuid>,
-        claim: Option<Claim>,
-        mutation: WalletMutation,
-    ) -> Result<Applied, WalletError> {
+    async fn update_wallet(&self, unit: Update<Wallet>) -> Result<Applied, WalletError> {
         self.check()?;
-        self.inner
-            .update_wallet(user_id, hold_id, claim, mutation)
-            .await
+        self.inner.update_wallet(unit).await
     }
-    async fn update_wallets(
-        &self,
-        user_ids: Vec<Uuid>,
-        hold_ids: Vec<Uuid>,
-        transaction_ids: Vec<Uuid>,
-        claim: Option<Claim>,
-        mutation: WalletsMutation,
-    ) -> Result<Applied, WalletError> {
+    async fn update_wallets(&self, unit: SetUpdate) -> Result<Applied, WalletError> {
         self.check()?;
-        self.inner
-            .update_wallets(user_ids, hold_ids, transaction_ids, claim, mutation)
-            .await
+        self.inner.update_wallets(unit).await
     }
     async fn transaction_legs(
         &self,
@@ -110,26 +86,17 @@ impl WalletStore for FlakyStore {
 impl PointStore for FlakyStore {
     async fn create_point_account(
         &self,
-        user_id: Uuid,
-        claim: Option<Claim>,
-        factory: PointAccountFactory,
+        unit: Create<PointAccount>,
     ) -> Result<Applied, WalletError> {
         self.check()?;
-        self.inner
-            .create_point_account(user_id, claim, factory)
-            .await
+        self.inner.create_point_account(unit).await
     }
     async fn update_point_account(
         &self,
-        user_id: Uuid,
-        lot_id: Option<Uuid>,
-        claim: Option<Claim>,
-        mutation: PointMutation,
+        unit: Update<PointAccount>,
     ) -> Result<Applied, WalletError> {
         self.check()?;
-        self.inner
-            .update_point_account(user_id, lot_id, claim, mutation)
-            .await
+        self.inner.update_point_account(unit).await
     }
     async fn users_with_overdue_lots(
         &self,
