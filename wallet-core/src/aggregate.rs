@@ -77,11 +77,75 @@ pub trait Aggregate: Clone + Send + Sync + 'static {
     }
 }
 
-/// Implements [`Aggregate`] with the aggregate's own methods of the same
-/// names and its `changes` and `version` fields (used beside each
-/// aggregate, so that this module imports neither).
+/// Implements [`Aggregate`] for an aggregate (called `$noun` in the docs)
+/// with its `id`, `user_id`, `version`, `transaction_count`, `created_at`,
+/// `updated_at` and `changes` fields, gives it public accessors of the
+/// same names for the first six, and the two steps every change starts
+/// with (`begin_change`, `raise`). Used beside each aggregate, so that this
+/// module imports neither and the fields stay private.
 macro_rules! aggregate {
-    ($aggregate:ty, $transaction:ty, $touched:ty, $not_found:expr, $exists:expr) => {
+    (
+        $aggregate:ty,
+        $noun:literal,
+        $transaction:ty,
+        $touched:ty,
+        $not_found:expr,
+        $exists:expr
+    ) => {
+        impl $aggregate {
+            #[doc = concat!("The ", $noun, "'s id.")]
+            pub fn id(&self) -> Uuid {
+                self.id
+            }
+
+            #[doc = concat!("The user the ", $noun, " belongs to.")]
+            pub fn user_id(&self) -> Uuid {
+                self.user_id
+            }
+
+            #[doc = concat!("Bumped by one by every command that changes the ", $noun, ".")]
+            pub fn version(&self) -> u64 {
+                self.version
+            }
+
+            #[doc = concat!("How many transactions the ", $noun, "'s log has.")]
+            pub fn transaction_count(&self) -> u64 {
+                self.transaction_count
+            }
+
+            #[doc = concat!("When the ", $noun, " was opened.")]
+            pub fn created_at(&self) -> DateTime<Utc> {
+                self.created_at
+            }
+
+            #[doc = concat!("When a command last changed the ", $noun, ".")]
+            pub fn updated_at(&self) -> DateTime<Utc> {
+                self.updated_at
+            }
+
+            /// Bumps the version once per command (the first change of a
+            /// clean aggregate) and stamps `updated_at`.
+            fn begin_change(&mut self, ctx: &$crate::context::Ctx<'_>) {
+                if self.changes.transactions.is_empty() && self.changes.events.is_empty() {
+                    self.version += 1;
+                }
+                self.updated_at = ctx.now;
+            }
+
+            /// Records the event `data` of the current command.
+            fn raise(&mut self, ctx: &$crate::context::Ctx<'_>, data: $crate::events::EventData) {
+                self.begin_change(ctx);
+                self.changes.events.push($crate::events::DomainEvent {
+                    id: ctx.new_id(),
+                    aggregate_id: self.id,
+                    aggregate_version: self.version,
+                    user_id: self.user_id,
+                    occurred_at: ctx.now,
+                    data,
+                });
+            }
+        }
+
         impl $crate::aggregate::Aggregate for $aggregate {
             type Transaction = $transaction;
             type Touched = $touched;
@@ -89,16 +153,16 @@ macro_rules! aggregate {
             const EXISTS: $crate::error::WalletError = $exists;
 
             fn user_id(&self) -> Uuid {
-                <$aggregate>::user_id(self)
+                self.user_id
             }
             fn version(&self) -> u64 {
-                <$aggregate>::version(self)
+                self.version
             }
             fn created_at(&self) -> DateTime<Utc> {
-                <$aggregate>::created_at(self)
+                self.created_at
             }
             fn updated_at(&self) -> DateTime<Utc> {
-                <$aggregate>::updated_at(self)
+                self.updated_at
             }
             fn changes(&self) -> &$crate::aggregate::ChangesOf<Self> {
                 &self.changes

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::aggregate::{aggregate, Changes};
 use crate::context::{bounded_text, required_text, Ctx, DESCRIPTION_LENGTH_MAX, SOURCE_LENGTH_MAX};
 use crate::error::WalletError;
-use crate::events::{DomainEvent, EventData};
+use crate::events::EventData;
 use crate::kinds::text_enum;
 
 /// The most points one request may earn, spend or adjust.
@@ -115,6 +115,7 @@ pub type PointChanges = Changes<PointTransaction, PointLot>;
 
 aggregate!(
     PointAccount,
+    "account",
     PointTransaction,
     PointLot,
     WalletError::PointAccountNotFound,
@@ -178,39 +179,9 @@ pub fn validate_delta(delta: i64) -> Result<i64, WalletError> {
 }
 
 impl PointAccount {
-    /// The account's id.
-    pub fn id(&self) -> Uuid {
-        self.id
-    }
-
-    /// The user the account belongs to.
-    pub fn user_id(&self) -> Uuid {
-        self.user_id
-    }
-
     /// All points ever made available (earn, confirm, positive adjust).
     pub fn lifetime_earned(&self) -> i64 {
         self.lifetime_earned
-    }
-
-    /// Bumped by one by every command that changes the account.
-    pub fn version(&self) -> u64 {
-        self.version
-    }
-
-    /// How many transactions the account's log has.
-    pub fn transaction_count(&self) -> u64 {
-        self.transaction_count
-    }
-
-    /// When the account was opened.
-    pub fn created_at(&self) -> DateTime<Utc> {
-        self.created_at
-    }
-
-    /// When a command last changed the account.
-    pub fn updated_at(&self) -> DateTime<Utc> {
-        self.updated_at
     }
 
     /// Opens an empty account and raises `PointAccountCreated`.
@@ -714,25 +685,6 @@ impl PointAccount {
         };
         self.changes.transactions.push(transaction.clone());
         transaction
-    }
-
-    fn begin_change(&mut self, ctx: &Ctx<'_>) {
-        if self.changes.transactions.is_empty() && self.changes.events.is_empty() {
-            self.version += 1;
-        }
-        self.updated_at = ctx.now;
-    }
-
-    fn raise(&mut self, ctx: &Ctx<'_>, data: EventData) {
-        self.begin_change(ctx);
-        self.changes.events.push(DomainEvent {
-            id: ctx.new_id(),
-            aggregate_id: self.id,
-            aggregate_version: self.version,
-            user_id: self.user_id,
-            occurred_at: ctx.now,
-            data,
-        });
     }
 }
 

@@ -19,7 +19,7 @@ use crate::context::{
     REFERENCE_LENGTH_MAX, REFERENCE_TYPE_LENGTH_MAX,
 };
 use crate::error::WalletError;
-use crate::events::{DomainEvent, EventData, PayeeShare};
+use crate::events::{EventData, PayeeShare};
 use crate::money::{add_within_limit, CurrencyCode, Money};
 
 pub use crate::kinds::{HoldStatus, ReleaseCause, TransactionType, WalletStatus};
@@ -163,6 +163,7 @@ pub type WalletChanges = Changes<WalletTransaction, Uuid>;
 
 aggregate!(
     Wallet,
+    "wallet",
     WalletTransaction,
     Uuid,
     WalletError::WalletNotFound,
@@ -298,16 +299,6 @@ impl Wallet {
         }
     }
 
-    /// The wallet's id.
-    pub fn id(&self) -> Uuid {
-        self.id
-    }
-
-    /// The user the wallet belongs to.
-    pub fn user_id(&self) -> Uuid {
-        self.user_id
-    }
-
     /// The status in the status table.
     pub fn status(&self) -> WalletStatus {
         self.status
@@ -332,26 +323,6 @@ impl Wallet {
     /// any ended one a command names or the current command ended.
     pub fn holds(&self) -> &BTreeMap<Uuid, Hold> {
         &self.holds
-    }
-
-    /// The version, bumped once by every command that changes anything.
-    pub fn version(&self) -> u64 {
-        self.version
-    }
-
-    /// How many transactions the wallet's log has.
-    pub fn transaction_count(&self) -> u64 {
-        self.transaction_count
-    }
-
-    /// When the wallet was opened.
-    pub fn created_at(&self) -> DateTime<Utc> {
-        self.created_at
-    }
-
-    /// When a command last changed the wallet.
-    pub fn updated_at(&self) -> DateTime<Utc> {
-        self.updated_at
     }
 
     /// Tells the wallet about a hold of its own that a command names but
@@ -1218,27 +1189,6 @@ impl Wallet {
         if !self.changes.touched.contains(&hold_id) {
             self.changes.touched.push(hold_id);
         }
-    }
-
-    /// Bumps the version once per command (the first change of a clean
-    /// aggregate) and stamps `updated_at`.
-    fn begin_change(&mut self, ctx: &Ctx<'_>) {
-        if self.changes.transactions.is_empty() && self.changes.events.is_empty() {
-            self.version += 1;
-        }
-        self.updated_at = ctx.now;
-    }
-
-    fn raise(&mut self, ctx: &Ctx<'_>, data: EventData) {
-        self.begin_change(ctx);
-        self.changes.events.push(DomainEvent {
-            id: ctx.new_id(),
-            aggregate_id: self.id,
-            aggregate_version: self.version,
-            user_id: self.user_id,
-            occurred_at: ctx.now,
-            data,
-        });
     }
 
     fn raise_balance_changed(&mut self, transaction: &WalletTransaction, ctx: &Ctx<'_>) {
