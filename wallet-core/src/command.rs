@@ -6,6 +6,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::aggregate::Aggregate;
 use crate::context::{truncate_to_micros, Ctx, Policy};
 use crate::error::WalletError;
 use crate::money::{CurrencyCode, Money};
@@ -650,10 +651,29 @@ impl Command {
     }
 }
 
-impl WalletCommand {
-    /// The hold the command names, which the store loads in whatever
-    /// status it is.
-    pub fn hold_id(&self) -> Option<Uuid> {
+/// A validated command on one existing aggregate: [`WalletCommand`] on a
+/// wallet, [`PointCommand`] on a point account. The service runs both
+/// through one generic path.
+pub trait AggregateCommand: Clone + Send + Sync + 'static {
+    /// The aggregate the command changes.
+    type Target: Aggregate;
+
+    /// The part of the aggregate the command names, which the store loads
+    /// whatever its status: a hold of a wallet; a lot of a point account,
+    /// which the store tells the account about even when it is no longer
+    /// live.
+    fn named(&self) -> Option<Uuid>;
+
+    /// Applies the command to the aggregate, after expiring what is overdue
+    /// in it (holds, lots).
+    fn apply(&self, target: &mut Self::Target, ctx: &Ctx<'_>)
+        -> Result<CommandOutput, WalletError>;
+}
+
+impl AggregateCommand for WalletCommand {
+    type Target = Wallet;
+
+    fn named(&self) -> Option<Uuid> {
         match self {
             WalletCommand::ExecuteHold { hold_id, .. }
             | WalletCommand::ReleaseHold { hold_id, .. }
@@ -668,8 +688,7 @@ impl WalletCommand {
         }
     }
 
-    /// Applies the command to a wallet, after expiring its overdue holds.
-    pub fn apply(&self, wallet: &mut Wallet, ctx: &Ctx<'_>) -> Result<CommandOutput, WalletError> {
+    fn apply(&self, wallet: &mut Wallet, ctx: &Ctx<'_>) -> Result<CommandOutput, WalletError> {
         wallet.expire_overdue_holds(ctx)?;
         match self {
             WalletCommand::Deposit {
@@ -736,7 +755,7 @@ impl WalletCommand {
 }
 
 /// The result of a command whose answer is the wallet itself.
-fn wallet_output(wallet: &Wallet) -> CommandOutput {
+pub(crate) fn wallet_output(wallet: &Wallet) -> CommandOutput {
     CommandOutput::Wallet {
         wallet: wallet.view(),
     }
@@ -781,10 +800,17 @@ impl WalletsCommand {
     }
 }
 
-impl PointCommand {
-    /// The lot the command names, which the store tells the account about
-    /// even when it is no longer live.
-    pub fn lot_id(&self) -> Option<Uuid> {
+/// The result of a command whose answer is the point account itself.
+pub(crate) fn account_output(account: &PointAccount) -> CommandOutput {
+    CommandOutput::PointAccount {
+        account: account.view(),
+    }
+}
+
+impl AggregateCommand for PointCommand {
+    type Target = PointAccount;
+
+    fn named(&self) -> Option<Uuid> {
         match self {
             PointCommand::ConfirmPending { lot_id } | PointCommand::CancelPending { lot_id } => {
                 Some(*lot_id)
@@ -795,9 +821,7 @@ impl PointCommand {
         }
     }
 
-    /// Applies the command to a point account, after expiring its overdue
-    /// lots.
-    pub fn apply(
+    fn apply(
         &self,
         account: &mut PointAccount,
         ctx: &Ctx<'_>,
@@ -997,17 +1021,17 @@ mod tests {
         }) else {
             panic!("a wallet command");
         };
-        assert_eq!(release.hold_id(), Some(id));
+        assert_eq!(release.named(), Some(id));
         let ValidCommand::PointAccount(confirm) = valid(Command::ConfirmPendingPoints {
             user_id,
             lot_id: id,
         }) else {
             panic!("a point command");
         };
-        assert_eq!(confirm.lot_id(), Some(id));
+        assert_eq!(confirm.named(), Some(id));
         let ValidCommand::Wallet(close) = valid(Command::CloseWallet { user_id }) else {
             panic!("a wallet command");
         };
-        assert_eq!(close.hold_id(), None);
+        assert_eq!(close.named(), None);
     }
 }

@@ -61,8 +61,9 @@ pub mod wallet;
 pub use access::{access_of, Access, Actor};
 pub use aggregate::{Aggregate, Changes, ChangesOf};
 pub use command::{
-    apply_to_point_account, apply_to_wallet, apply_to_wallets, Claim, Command, CommandOutput,
-    IdempotencyKey, IdempotencyRecord, PointCommand, ValidCommand, WalletCommand, WalletsCommand,
+    apply_to_point_account, apply_to_wallet, apply_to_wallets, AggregateCommand, Claim, Command,
+    CommandOutput, IdempotencyKey, IdempotencyRecord, PointCommand, ValidCommand, WalletCommand,
+    WalletsCommand,
 };
 pub use context::{
     Clock, Ctx, IdGenerator, ManualClock, Policy, SequentialIdGenerator, SystemClock,
@@ -81,7 +82,7 @@ pub use relay::{LeaseOutcome, PositionUpdate, RelayLease, RelayName, RelayState}
 pub use reversal::{ReversalPlan, ReversalRequest};
 pub use service::{SweepReport, WalletService};
 pub use store::{
-    Applied, Create, IdempotencyStore, LedgerReader, PointStore, RelayStore, SetUpdate, Store,
+    AggregateStore, Applied, Create, IdempotencyStore, LedgerReader, RelayStore, SetUpdate, Store,
     Update, WalletStore,
 };
 pub use transfer::{Payee, PayoutRequest, TransferRequest, WalletSet, PAYEES_MAX};

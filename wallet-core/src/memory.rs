@@ -25,7 +25,7 @@ use crate::query::{
 };
 use crate::relay::{LeaseOutcome, PositionUpdate, RelayLease, RelayName, RelayState};
 use crate::store::{
-    Applied, Create, IdempotencyStore, LedgerReader, PointStore, RelayStore, SetUpdate, Update,
+    AggregateStore, Applied, Create, IdempotencyStore, LedgerReader, RelayStore, SetUpdate, Update,
     WalletStore,
 };
 use crate::transfer::WalletSet;
@@ -275,22 +275,6 @@ impl State {
     }
 }
 
-/// Up to `limit` users among `aggregates` whose next expiry (as `due`
-/// tells it, with the user id) is at or before `now`.
-fn overdue<'a, A: 'a>(
-    aggregates: impl Iterator<Item = &'a A>,
-    due: impl Fn(&A) -> (Uuid, Option<DateTime<Utc>>),
-    now: DateTime<Utc>,
-    limit: u32,
-) -> Vec<Uuid> {
-    aggregates
-        .map(due)
-        .filter(|(_, at)| at.is_some_and(|at| at <= now))
-        .map(|(user_id, _)| user_id)
-        .take(limit as usize)
-        .collect()
-}
-
 /// The balances of a log at `at`: per currency, the after-values of its
 /// latest row (by `created_at`, then sequence) with `created_at <= at`,
 /// ordered by code. Every store answers as this does.
@@ -370,6 +354,10 @@ trait Kept: Aggregate {
     fn load_named(&mut self, state: &State, named: Uuid);
     /// Persists the aggregate's changes.
     fn save(self, state: &mut State);
+    /// Every stored aggregate of the kind.
+    fn all(state: &State) -> impl Iterator<Item = &Self>;
+    /// When its first live hold or lot expires.
+    fn next_expiry(&self) -> Option<DateTime<Utc>>;
 }
 
 impl Kept for Wallet {
@@ -384,6 +372,12 @@ impl Kept for Wallet {
     }
     fn save(self, state: &mut State) {
         state.save_wallet(self);
+    }
+    fn all(state: &State) -> impl Iterator<Item = &Self> {
+        state.wallets.values()
+    }
+    fn next_expiry(&self) -> Option<DateTime<Utc>> {
+        self.next_hold_expiry()
     }
 }
 
@@ -400,11 +394,17 @@ impl Kept for PointAccount {
     fn save(self, state: &mut State) {
         state.save_account(self);
     }
+    fn all(state: &State) -> impl Iterator<Item = &Self> {
+        state.accounts.values()
+    }
+    fn next_expiry(&self) -> Option<DateTime<Utc>> {
+        self.next_lot_expiry()
+    }
 }
 
 impl InMemoryStore {
     /// Inserts the aggregate the factory makes, under the write lock.
-    fn create<A: Kept>(&self, unit: Create<A>) -> Result<Applied, WalletError> {
+    fn create_one<A: Kept>(&self, unit: Create<A>) -> Result<Applied, WalletError> {
         let Create {
             user_id,
             claim,
@@ -436,7 +436,7 @@ impl InMemoryStore {
     /// Runs the mutation on a copy of the stored aggregate under the write
     /// lock, and keeps the copy only when the mutation succeeds and changed
     /// something.
-    fn update<A: Kept>(&self, unit: Update<A>) -> Result<Applied, WalletError> {
+    fn update_one<A: Kept>(&self, unit: Update<A>) -> Result<Applied, WalletError> {
         let Update {
             user_id,
             named,
@@ -470,27 +470,22 @@ impl InMemoryStore {
     /// keeps the copies that changed, in user id order, only when the
     /// mutation succeeds.
     fn update_set(&self, unit: SetUpdate) -> Result<Applied, WalletError> {
-        let SetUpdate {
-            user_ids,
-            hold_ids,
-            transaction_ids,
-            claim,
-            mutation,
-        } = unit;
         let mut state = self.write();
-        if let Some(replayed) = state.replay(&claim) {
+        if let Some(replayed) = state.replay(&unit.claim) {
             return replayed;
         }
-        let mut set: WalletSet = user_ids
+        let mut set: WalletSet = unit
+            .user_ids
             .iter()
             .filter_map(|user_id| state.wallets.get(user_id).cloned())
             .collect();
-        for hold in hold_ids.iter().filter_map(|id| state.holds.get(id)) {
+        for hold in unit.hold_ids.iter().filter_map(|id| state.holds.get(id)) {
             // Only the wallet the hold belongs to takes it.
             set.iter_mut()
                 .for_each(|wallet| wallet.remember_hold(hold.clone()));
         }
-        for row in transaction_ids
+        for row in unit
+            .transaction_ids
             .iter()
             .filter_map(|id| state.stored_transaction(*id))
         {
@@ -499,7 +494,7 @@ impl InMemoryStore {
             set.iter_mut()
                 .for_each(|wallet| wallet.remember_transaction(row.clone()));
         }
-        let output = mutation(&mut set)?;
+        let output = (unit.mutation)(&mut set)?;
         let changed: Vec<Wallet> = set
             .into_iter()
             .filter(|wallet| !wallet.changes().is_empty())
@@ -508,7 +503,7 @@ impl InMemoryStore {
             changed
                 .into_iter()
                 .for_each(|wallet| state.save_wallet(wallet));
-            state.remember(claim, &output, now);
+            state.remember(unit.claim, &output, now);
         }
         Ok(Applied {
             output,
@@ -517,15 +512,30 @@ impl InMemoryStore {
     }
 }
 
+impl<A: Kept> AggregateStore<A> for InMemoryStore {
+    async fn create(&self, unit: Create<A>) -> Result<Applied, WalletError> {
+        self.create_one(unit)
+    }
+
+    async fn update(&self, unit: Update<A>) -> Result<Applied, WalletError> {
+        self.update_one(unit)
+    }
+
+    async fn users_with_overdue(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, WalletError> {
+        let state = self.read();
+        Ok(A::all(&state)
+            .filter(|aggregate| aggregate.next_expiry().is_some_and(|at| at <= now))
+            .map(Aggregate::user_id)
+            .take(limit as usize)
+            .collect())
+    }
+}
+
 impl WalletStore for InMemoryStore {
-    async fn create_wallet(&self, unit: Create<Wallet>) -> Result<Applied, WalletError> {
-        self.create(unit)
-    }
-
-    async fn update_wallet(&self, unit: Update<Wallet>) -> Result<Applied, WalletError> {
-        self.update(unit)
-    }
-
     async fn update_wallets(&self, unit: SetUpdate) -> Result<Applied, WalletError> {
         self.update_set(unit)
     }
@@ -554,50 +564,6 @@ impl WalletStore for InMemoryStore {
             .filter_map(|id| state.stored_transaction(*id))
             .filter(|row| row.wallet_id != wallet_id);
         Ok(std::iter::once(named.clone()).chain(others).collect())
-    }
-
-    async fn users_with_overdue_holds(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<Uuid>, WalletError> {
-        let state = self.read();
-        Ok(overdue(
-            state.wallets.values(),
-            |w| (w.user_id(), w.next_hold_expiry()),
-            now,
-            limit,
-        ))
-    }
-}
-
-impl PointStore for InMemoryStore {
-    async fn create_point_account(
-        &self,
-        unit: Create<PointAccount>,
-    ) -> Result<Applied, WalletError> {
-        self.create(unit)
-    }
-
-    async fn update_point_account(
-        &self,
-        unit: Update<PointAccount>,
-    ) -> Result<Applied, WalletError> {
-        self.update(unit)
-    }
-
-    async fn users_with_overdue_lots(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<Uuid>, WalletError> {
-        let state = self.read();
-        Ok(overdue(
-            state.accounts.values(),
-            |a| (a.user_id(), a.next_lot_expiry()),
-            now,
-            limit,
-        ))
     }
 }
 

@@ -10,7 +10,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::command::{Claim, Command, CommandOutput, IdempotencyKey, ValidCommand, WalletsCommand};
+use crate::aggregate::Aggregate;
+use crate::command::{
+    account_output, wallet_output, AggregateCommand, Claim, Command, CommandOutput, IdempotencyKey,
+    ValidCommand, WalletsCommand,
+};
 use crate::context::{
     truncate_to_micros, Clock, Ctx, IdGenerator, Policy, SystemClock, UuidV7Generator,
 };
@@ -22,7 +26,7 @@ use crate::query::{
     TransactionFilter,
 };
 use crate::reversal::{ReversalPlan, ReversalRequest};
-use crate::store::{Applied, Create, Mutation, SetUpdate, Store, Update};
+use crate::store::{AggregateStore, Applied, Create, Factory, Mutation, SetUpdate, Store, Update};
 use crate::transfer::WalletSet;
 use crate::wallet::{Hold, HoldStatus, Wallet, WalletStatus, WalletTransaction, WalletView};
 
@@ -44,6 +48,23 @@ pub struct SweepReport {
     pub point_accounts: usize,
     /// Aggregates that could not be swept this time (left for the next).
     pub failures: usize,
+}
+
+/// An aggregate a sweep expires: where its count goes in the report.
+trait Sweep: Aggregate {
+    fn swept(report: &mut SweepReport) -> &mut usize;
+}
+
+impl Sweep for Wallet {
+    fn swept(report: &mut SweepReport) -> &mut usize {
+        &mut report.wallets
+    }
+}
+
+impl Sweep for PointAccount {
+    fn swept(report: &mut SweepReport) -> &mut usize {
+        &mut report.point_accounts
+    }
 }
 
 /// The clock, ids, policy and key of one unit of work.
@@ -169,74 +190,78 @@ impl<S: Store> WalletService<S> {
                 default_currency, ..
             } => {
                 let default_currency = *default_currency;
-                let factory = Arc::new(move || {
-                    unit.run(|ctx| {
-                        let currency =
-                            default_currency.unwrap_or(ctx.policy.default_wallet_currency);
-                        let wallet = Wallet::open(user_id, currency, ctx)?;
-                        let output = CommandOutput::Wallet {
-                            wallet: wallet.view(),
-                        };
-                        Ok((wallet, output))
-                    })
-                });
-                let unit = Create {
-                    user_id,
-                    claim,
-                    factory,
-                };
-                self.store.create_wallet(unit).await
+                self.run_create(user_id, unit, claim, wallet_output, move |ctx| {
+                    let currency = default_currency.unwrap_or(ctx.policy.default_wallet_currency);
+                    Wallet::open(user_id, currency, ctx)
+                })
+                .await
             }
-            ValidCommand::Wallet(wallet_command) => {
-                let named = wallet_command.hold_id();
-                let wallet_command = wallet_command.clone();
-                let mutation = Arc::new(move |wallet: &mut Wallet| {
-                    unit.run(|ctx| wallet_command.apply(wallet, ctx))
-                });
-                let unit = Update {
-                    user_id,
-                    named,
-                    claim,
-                    mutation,
-                };
-                self.store.update_wallet(unit).await
-            }
+            ValidCommand::Wallet(command) => self.run_update(user_id, command, unit, claim).await,
             ValidCommand::Wallets(wallets_command) => {
                 self.run_over_wallets(wallets_command, unit, claim).await
             }
             ValidCommand::Reversal(request) => self.run_reversal(request, unit, claim).await,
             ValidCommand::CreatePointAccount { .. } => {
-                let factory = Arc::new(move || {
-                    unit.run(|ctx| {
-                        let account = PointAccount::open(user_id, ctx);
-                        let output = CommandOutput::PointAccount {
-                            account: account.view(),
-                        };
-                        Ok((account, output))
-                    })
-                });
-                let unit = Create {
-                    user_id,
-                    claim,
-                    factory,
-                };
-                self.store.create_point_account(unit).await
+                self.run_create(user_id, unit, claim, account_output, move |ctx| {
+                    Ok(PointAccount::open(user_id, ctx))
+                })
+                .await
             }
-            ValidCommand::PointAccount(point_command) => {
-                let named = point_command.lot_id();
-                let point_command = point_command.clone();
-                let mutation = Arc::new(move |account: &mut PointAccount| {
-                    unit.run(|ctx| point_command.apply(account, ctx))
-                });
-                let unit = Update {
-                    user_id,
-                    named,
-                    claim,
-                    mutation,
-                };
-                self.store.update_point_account(unit).await
+            ValidCommand::PointAccount(command) => {
+                self.run_update(user_id, command, unit, claim).await
             }
         }
+    }
+
+    /// Hands the creation of the user's aggregate to the store: `open`
+    /// makes it, `output` is the command's answer.
+    async fn run_create<A: Aggregate>(
+        &self,
+        user_id: Uuid,
+        unit: UnitContext,
+        claim: Option<Claim>,
+        output: fn(&A) -> CommandOutput,
+        open: impl Fn(&Ctx<'_>) -> Result<A, WalletError> + Send + Sync + 'static,
+    ) -> Result<Applied, WalletError>
+    where
+        S: AggregateStore<A>,
+    {
+        let factory: Factory<A> = Arc::new(move || {
+            let aggregate = unit.run(&open)?;
+            let answer = output(&aggregate);
+            Ok((aggregate, answer))
+        });
+        let unit = Create {
+            user_id,
+            claim,
+            factory,
+        };
+        self.store.create(unit).await
+    }
+
+    /// Hands a command on one existing aggregate to the store as a unit of
+    /// work on that aggregate.
+    async fn run_update<C: AggregateCommand>(
+        &self,
+        user_id: Uuid,
+        command: &C,
+        unit: UnitContext,
+        claim: Option<Claim>,
+    ) -> Result<Applied, WalletError>
+    where
+        S: AggregateStore<C::Target>,
+    {
+        let named = command.named();
+        let command = command.clone();
+        let mutation: Mutation<C::Target> =
+            Arc::new(move |target: &mut C::Target| unit.run(|ctx| command.apply(target, ctx)));
+        let unit = Update {
+            user_id,
+            named,
+            claim,
+            mutation,
+        };
+        self.store.update(unit).await
     }
 
     /// Hands a transfer or payout to the store as one unit of work over
@@ -313,34 +338,26 @@ impl<S: Store> WalletService<S> {
         let mut report = SweepReport::default();
         for _ in 0..SWEEP_ROUNDS_MAX {
             let now = self.now();
-            let wallets = self.store.users_with_overdue_holds(now, batch).await?;
-            for user_id in &wallets {
-                let mutation = self.expiry_mutation(|wallet: &mut Wallet, ctx| {
+            let wallets = self
+                .sweep(now, batch, &mut report, |wallet: &mut Wallet, ctx| {
                     wallet.expire_overdue_holds(ctx)?;
-                    Ok(CommandOutput::Wallet {
-                        wallet: wallet.view(),
-                    })
-                });
-                let result = self
-                    .store
-                    .update_wallet(Update::of(*user_id, mutation))
-                    .await;
-                Self::count(result, &mut report.wallets, &mut report.failures)?;
-            }
-            let accounts = self.store.users_with_overdue_lots(now, batch).await?;
-            for user_id in &accounts {
-                let mutation = self.expiry_mutation(|account: &mut PointAccount, ctx| {
-                    account.expire_overdue_lots(ctx);
-                    Ok(CommandOutput::PointAccount {
-                        account: account.view(),
-                    })
-                });
-                let unit = Update::of(*user_id, mutation);
-                let result = self.store.update_point_account(unit).await;
-                Self::count(result, &mut report.point_accounts, &mut report.failures)?;
-            }
-            let full = |found: &Vec<Uuid>| found.len() >= batch as usize;
-            if !full(&wallets) && !full(&accounts) {
+                    Ok(wallet_output(wallet))
+                })
+                .await?;
+            let accounts = self
+                .sweep(
+                    now,
+                    batch,
+                    &mut report,
+                    |account: &mut PointAccount, ctx| {
+                        account.expire_overdue_lots(ctx);
+                        Ok(CommandOutput::PointAccount {
+                            account: account.view(),
+                        })
+                    },
+                )
+                .await?;
+            if wallets < batch as usize && accounts < batch as usize {
                 break;
             }
         }
@@ -359,27 +376,34 @@ impl<S: Store> WalletService<S> {
         self.store.purge_idempotency_records(older_than).await
     }
 
-    /// A unit of work that runs `expire` at the time of each call.
-    fn expiry_mutation<A: 'static>(
+    /// One round of a sweep over the aggregates of kind `A`: up to `batch`
+    /// users with something overdue, each expired by `expire` in its own
+    /// unit of work and counted in `report`. Returns how many users were
+    /// found; an unavailable store stops the sweep.
+    async fn sweep<A: Sweep>(
         &self,
+        now: DateTime<Utc>,
+        batch: u32,
+        report: &mut SweepReport,
         expire: fn(&mut A, &Ctx<'_>) -> Result<CommandOutput, WalletError>,
-    ) -> Mutation<A> {
-        let unit = self.unit(None);
-        Arc::new(move |aggregate: &mut A| unit.run(|ctx| expire(aggregate, ctx)))
-    }
-
-    /// Counts a sweep's unit of work; an unavailable store stops the sweep.
-    fn count(
-        result: Result<Applied, WalletError>,
-        done: &mut usize,
-        failed: &mut usize,
-    ) -> Result<(), WalletError> {
-        match result {
-            Ok(_) => *done += 1,
-            Err(WalletError::Unavailable(reason)) => return Err(WalletError::Unavailable(reason)),
-            Err(_) => *failed += 1,
+    ) -> Result<usize, WalletError>
+    where
+        S: AggregateStore<A>,
+    {
+        let found = AggregateStore::<A>::users_with_overdue(&*self.store, now, batch).await?;
+        for user_id in &found {
+            let unit = self.unit(None);
+            let mutation: Mutation<A> =
+                Arc::new(move |aggregate: &mut A| unit.run(|ctx| expire(aggregate, ctx)));
+            match self.store.update(Update::of(*user_id, mutation)).await {
+                Ok(_) => *A::swept(report) += 1,
+                Err(WalletError::Unavailable(reason)) => {
+                    return Err(WalletError::Unavailable(reason))
+                }
+                Err(_) => report.failures += 1,
+            }
         }
-        Ok(())
+        Ok(found.len())
     }
 
     // ---- queries -----------------------------------------------------------

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::aggregate::Aggregate;
 use crate::command::{Claim, CommandOutput};
 use crate::error::WalletError;
 use crate::events::StoredEvent;
@@ -44,8 +45,7 @@ pub type PointAccountFactory = Factory<PointAccount>;
 pub type PointMutation = Mutation<PointAccount>;
 
 /// A unit of work that makes a user's first aggregate of kind `A`: the
-/// argument of [`WalletStore::create_wallet`] and
-/// [`PointStore::create_point_account`].
+/// argument of [`AggregateStore::create`].
 pub struct Create<A> {
     /// The user the aggregate is for.
     pub user_id: Uuid,
@@ -55,7 +55,7 @@ pub struct Create<A> {
 }
 
 /// A unit of work on a user's aggregate of kind `A`: the argument of
-/// [`WalletStore::update_wallet`] and [`PointStore::update_point_account`].
+/// [`AggregateStore::update`].
 pub struct Update<A> {
     /// The user whose aggregate is loaded.
     pub user_id: Uuid,
@@ -118,9 +118,12 @@ pub struct Applied {
     pub replayed: bool,
 }
 
-/// Writes to wallets.
+/// Creates, changes and sweeps the aggregates of one kind `A`, a [`Wallet`]
+/// or a [`PointAccount`]: every store implements it for both kinds (the
+/// stores of this workspace with one generic impl each).
 ///
-/// Common contract of the write methods, when a `claim` is given:
+/// Common contract of the write methods (those of [`WalletStore`] too),
+/// when a `claim` is given:
 /// - a record for `(claim.user_id, claim.key)` with the same fingerprint
 ///   MUST be answered with its stored output and `replayed: true`, changing
 ///   nothing; with another fingerprint, with `IdempotencyKeyReused`;
@@ -132,25 +135,38 @@ pub struct Applied {
 /// A store MUST return `ConcurrencyConflict` only for conflicts that a
 /// retry of the whole unit of work can resolve, and `Unavailable` when it
 /// cannot reach its storage.
-pub trait WalletStore: Send + Sync + 'static {
-    /// Inserts the wallet the factory makes, with its events.
-    /// MUST fail with `WalletExists` if the user has a wallet in any status.
-    fn create_wallet(
-        &self,
-        unit: Create<Wallet>,
-    ) -> impl Future<Output = Result<Applied, WalletError>> + Send;
+pub trait AggregateStore<A: Aggregate>: Send + Sync + 'static {
+    /// Inserts the aggregate the factory makes, with its events. MUST fail
+    /// with [`Aggregate::EXISTS`] if the user has one (a wallet in any
+    /// status).
+    fn create(&self, unit: Create<A>) -> impl Future<Output = Result<Applied, WalletError>> + Send;
 
-    /// Loads the user's wallet (its items, its active holds, and the hold
-    /// `named` in whatever status), runs `mutation` on it, and persists
-    /// `wallet.take_changes()` when it succeeds. When the mutation fails,
-    /// MUST persist nothing and return its error. MUST fail with
-    /// `WalletNotFound` if the user has no wallet. A mutation that changes
-    /// nothing (an expiry sweep that finds nothing due) MUST write nothing.
-    fn update_wallet(
-        &self,
-        unit: Update<Wallet>,
-    ) -> impl Future<Output = Result<Applied, WalletError>> + Send;
+    /// Loads the user's aggregate, runs `mutation` on it, and persists
+    /// `take_changes()` when it succeeds. A wallet is loaded with its
+    /// items, its active holds, and the hold `named` in whatever status; a
+    /// point account with its live lots, and told about the lot `named` if
+    /// that lot is the account's but no longer live
+    /// ([`PointAccount::remember_lot`]). When the mutation fails, MUST
+    /// persist nothing and return its error. MUST fail with
+    /// [`Aggregate::NOT_FOUND`] if the user has none. A mutation that
+    /// changes nothing (an expiry sweep that finds nothing due) MUST write
+    /// nothing.
+    fn update(&self, unit: Update<A>) -> impl Future<Output = Result<Applied, WalletError>> + Send;
 
+    /// Up to `limit` users whose aggregate has something overdue at `now`:
+    /// a wallet an active hold with `expires_at <= now`, a point account a
+    /// live lot with `expires_at <= now`. Several sweepers may call this at
+    /// once; the same user may be returned to more than one of them.
+    fn users_with_overdue(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Uuid>, WalletError>> + Send;
+}
+
+/// The units of work over several wallets, beside those on one wallet
+/// ([`AggregateStore<Wallet>`]), under the same common contract.
+pub trait WalletStore: AggregateStore<Wallet> {
     /// One unit of work over several wallets (a transfer, a hold payout).
     ///
     /// - MUST lock or version-check every wallet of `user_ids` together, in
@@ -159,7 +175,7 @@ pub trait WalletStore: Send + Sync + 'static {
     ///   opposite directions never deadlock and never lose an update; the
     ///   result MUST equal some serial order of the successful commands,
     ///   single-wallet ones included.
-    /// - MUST load each wallet as [`WalletStore::update_wallet`] does (its
+    /// - MUST load each wallet as [`AggregateStore::update`] does (its
     ///   items, its active holds) and remember each hold of `hold_ids` in
     ///   the wallet of the set it belongs to ([`Wallet::remember_hold`]).
     /// - MUST remember each row of `transaction_ids` that is in a wallet of
@@ -198,43 +214,6 @@ pub trait WalletStore: Send + Sync + 'static {
         user_id: Uuid,
         transaction_id: Uuid,
     ) -> impl Future<Output = Result<Vec<WalletTransaction>, WalletError>> + Send;
-
-    /// Up to `limit` users whose wallet has an active hold with
-    /// `expires_at <= now`. Several sweepers may call this at once; the
-    /// same user may be returned to more than one of them.
-    fn users_with_overdue_holds(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> impl Future<Output = Result<Vec<Uuid>, WalletError>> + Send;
-}
-
-/// Writes to point accounts; the same contract as [`WalletStore`].
-pub trait PointStore: Send + Sync + 'static {
-    /// Inserts the account the factory makes. MUST fail with
-    /// `PointAccountExists` if the user has one.
-    fn create_point_account(
-        &self,
-        unit: Create<PointAccount>,
-    ) -> impl Future<Output = Result<Applied, WalletError>> + Send;
-
-    /// Loads the user's account with its live lots, tells it about the lot
-    /// `named` if that lot is the account's but no longer live
-    /// ([`PointAccount::remember_lot`]), runs `mutation`, and persists
-    /// `account.take_changes()`. MUST fail with `PointAccountNotFound` if
-    /// the user has no account.
-    fn update_point_account(
-        &self,
-        unit: Update<PointAccount>,
-    ) -> impl Future<Output = Result<Applied, WalletError>> + Send;
-
-    /// Up to `limit` users whose account has a live lot with
-    /// `expires_at <= now`.
-    fn users_with_overdue_lots(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> impl Future<Output = Result<Vec<Uuid>, WalletError>> + Send;
 }
 
 /// Reads. They show the stored state (a hold past its expiry that no
@@ -349,9 +328,15 @@ pub trait IdempotencyStore: Send + Sync + 'static {
 }
 
 /// Everything the application service needs.
-pub trait Store: WalletStore + PointStore + LedgerReader + IdempotencyStore {}
+pub trait Store:
+    WalletStore + AggregateStore<PointAccount> + LedgerReader + IdempotencyStore
+{
+}
 
-impl<T: WalletStore + PointStore + LedgerReader + IdempotencyStore> Store for T {}
+impl<T> Store for T where
+    T: WalletStore + AggregateStore<PointAccount> + LedgerReader + IdempotencyStore
+{
+}
 
 /// The event relay's position and lease (see [`crate::relay`]), kept next
 /// to the outbox they point into.

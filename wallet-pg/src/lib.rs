@@ -1,7 +1,8 @@
 //! # wallet-pg
 //!
-//! The store traits of `wallet-core` ([`WalletStore`], [`PointStore`],
-//! [`LedgerReader`], hence [`wallet_core::Store`]) over PostgreSQL, giving
+//! The store traits of `wallet-core` ([`AggregateStore`] for wallets and
+//! point accounts, [`WalletStore`], [`LedgerReader`], hence
+//! [`wallet_core::Store`]) over PostgreSQL, giving
 //! exactly the results of the in-memory store.
 //!
 //! ```no_run
@@ -67,6 +68,7 @@ mod reader;
 mod relay;
 pub mod replica;
 mod reversals;
+mod stored;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod unit;
@@ -81,18 +83,18 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use uuid::Uuid;
-use wallet_core::store::Mutation;
 use wallet_core::{
-    Applied, Create, Hold, HoldStatus, IdempotencyStore, LedgerReader, Page, PageRequest,
-    PointAccount, PointAccountView, PointStore, PointTransaction, SetUpdate, Statistics,
-    StoredEvent, TransactionFilter, Update, Wallet, WalletError, WalletItem, WalletStatus,
-    WalletStore, WalletTransaction, WalletView,
+    AggregateStore, Applied, Create, Hold, HoldStatus, IdempotencyStore, LedgerReader, Page,
+    PageRequest, PointAccountView, PointTransaction, SetUpdate, Statistics, StoredEvent,
+    TransactionFilter, Update, WalletError, WalletItem, WalletStatus, WalletStore,
+    WalletTransaction, WalletView,
 };
 
 use crate::batch::{run_alone, Batcher, Command, Counters, Work};
 pub use crate::batch::{BatchConfig, BatchStats};
 use crate::error::{map_error, map_migrate_error};
 pub use crate::replica::{ReplicaLag, REPLICA_LAG_MAX_DEFAULT};
+use crate::stored::Stored;
 
 /// The default size of each connection pool.
 pub const MAX_CONNECTIONS_DEFAULT: u32 = 10;
@@ -284,7 +286,7 @@ impl PgStore {
 
     /// Runs a command on the one write path: through the writers when
     /// batching is on, else as a batch of one in the caller's task.
-    async fn update(&self, command: Command) -> Result<Applied, WalletError> {
+    async fn submit(&self, command: Command) -> Result<Applied, WalletError> {
         match &self.batcher {
             Some(batcher) => batcher.submit(command).await,
             None => run_alone(&self.primary, &command, &self.alone).await,
@@ -348,26 +350,30 @@ impl IdempotencyStore for PgStore {
     }
 }
 
-/// The command of a unit of work on one aggregate, its named part and
-/// mutation put into the aggregate's kind of [`Work`].
-fn command_of<A>(unit: Update<A>, work: impl FnOnce(Option<Uuid>, Mutation<A>) -> Work) -> Command {
-    Command {
-        user_id: unit.user_id,
-        claim: unit.claim,
-        work: work(unit.named, unit.mutation),
+/// One implementation for wallets and point accounts; what differs between
+/// the two is in [`Stored`].
+impl<A: Stored> AggregateStore<A> for PgStore {
+    async fn create(&self, unit: Create<A>) -> Result<Applied, WalletError> {
+        unit::create(&self.primary, unit).await
+    }
+
+    async fn update(&self, unit: Update<A>) -> Result<Applied, WalletError> {
+        self.submit(A::command(unit)).await
+    }
+
+    /// Candidates come from the primary. Several sweepers may get the same
+    /// user: each expiry runs in `update` under the aggregate's row lock,
+    /// and the second finds nothing due and writes nothing.
+    async fn users_with_overdue(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, WalletError> {
+        stored::users_with_overdue::<A>(&self.primary, now, limit).await
     }
 }
 
 impl WalletStore for PgStore {
-    async fn create_wallet(&self, unit: Create<Wallet>) -> Result<Applied, WalletError> {
-        unit::create(&self.primary, unit).await
-    }
-
-    async fn update_wallet(&self, unit: Update<Wallet>) -> Result<Applied, WalletError> {
-        let command = command_of(unit, |hold_id, mutation| Work::Wallet { hold_id, mutation });
-        self.update(command).await
-    }
-
     /// The unit of work is a command of its own on the one write path:
     /// with batching on it goes to the payer's writer (the claim's user, or
     /// the first of the set), whose batch locks every wallet of the set
@@ -389,7 +395,7 @@ impl WalletStore for PgStore {
             .map(|claim| claim.user_id)
             .or_else(|| user_ids.first().copied())
             .ok_or_else(|| WalletError::Internal("a unit of work over no wallets".into()))?;
-        self.update(Command {
+        self.submit(Command {
             user_id: lead,
             claim,
             work: Work::Wallets {
@@ -409,42 +415,6 @@ impl WalletStore for PgStore {
         transaction_id: Uuid,
     ) -> Result<Vec<WalletTransaction>, WalletError> {
         reversals::transaction_legs(&self.primary, user_id, transaction_id).await
-    }
-
-    /// Candidates come from the primary. Several sweepers may get the same
-    /// user: each expiry runs in `update_wallet` under the wallet's row
-    /// lock, and the second finds nothing due and writes nothing.
-    async fn users_with_overdue_holds(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<Uuid>, WalletError> {
-        reader::users_with_overdue_holds(&self.primary, now, limit).await
-    }
-}
-
-impl PointStore for PgStore {
-    async fn create_point_account(
-        &self,
-        unit: Create<PointAccount>,
-    ) -> Result<Applied, WalletError> {
-        unit::create(&self.primary, unit).await
-    }
-
-    async fn update_point_account(
-        &self,
-        unit: Update<PointAccount>,
-    ) -> Result<Applied, WalletError> {
-        let command = command_of(unit, |lot_id, mutation| Work::Points { lot_id, mutation });
-        self.update(command).await
-    }
-
-    async fn users_with_overdue_lots(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<Uuid>, WalletError> {
-        reader::users_with_overdue_lots(&self.primary, now, limit).await
     }
 }
 

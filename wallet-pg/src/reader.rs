@@ -385,38 +385,3 @@ async fn point_statistics(
     }
     Ok(points)
 }
-
-pub(crate) async fn users_with_overdue_holds(
-    pool: &PgPool,
-    now: DateTime<Utc>,
-    limit: u32,
-) -> Result<Vec<Uuid>, WalletError> {
-    sqlx::query_scalar(
-        "SELECT w.user_id FROM wallets w WHERE w.id IN \
-         (SELECT h.wallet_id FROM holds h WHERE h.status = 'Active' AND h.expires_at <= $1) \
-         LIMIT $2",
-    )
-    .bind(now)
-    .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await
-    .map_err(map_error)
-}
-
-pub(crate) async fn users_with_overdue_lots(
-    pool: &PgPool,
-    now: DateTime<Utc>,
-    limit: u32,
-) -> Result<Vec<Uuid>, WalletError> {
-    sqlx::query_scalar(
-        "SELECT a.user_id FROM point_accounts a WHERE a.id IN \
-         (SELECT l.account_id FROM point_lots l \
-          WHERE l.remaining > 0 AND l.expires_at IS NOT NULL AND l.expires_at <= $1) \
-         LIMIT $2",
-    )
-    .bind(now)
-    .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await
-    .map_err(map_error)
-}

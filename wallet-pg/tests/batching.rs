@@ -24,8 +24,8 @@ use wallet_core::testing::contract::{
     create_wallet, dec, deposit, earn, execute, hold, hold_of, wallet_of, withdraw, Harness,
 };
 use wallet_core::{
-    Applied, Claim, Command, CommandOutput, Ctx, HoldStatus, IdempotencyKey, InMemoryStore, Policy,
-    Store, Update, UuidV7Generator, Wallet, WalletError, WalletService, WalletStore,
+    AggregateStore, Applied, Claim, Command, CommandOutput, Ctx, HoldStatus, IdempotencyKey,
+    InMemoryStore, Policy, Store, Update, UuidV7Generator, Wallet, WalletError, WalletService,
 };
 use wallet_pg::testing::{batched_test_config, fresh_store_with, ScratchDatabase};
 use wallet_pg::{BatchConfig, PgStore};
@@ -446,7 +446,7 @@ async fn a_batch_cut_before_its_commit_answers_every_command_unavailable_and_app
             apply_to_wallet(wallet, &command, &ctx)
         })
     };
-    let mut last = Box::pin(store.update_wallet(Update::of(user, mutation)));
+    let mut last = Box::pin(store.update(Update::of(user, mutation)));
     assert!(futures::poll!(last.as_mut()).is_pending(), "queued");
 
     sqlx::query("COMMIT")
@@ -586,17 +586,11 @@ async fn a_batch_that_waited_for_another_writer_sees_what_it_committed() {
     let other = Arc::new(other);
     let other_deposit = tokio::spawn({
         let other = Arc::clone(&other);
-        async move { other.update_wallet(Update::of(user, wallet_mutation)).await }
+        async move { other.update(Update::of(user, wallet_mutation)).await }
     });
     let other_earn = tokio::spawn({
         let other = Arc::clone(&other);
-        async move {
-            wallet_core::PointStore::update_point_account(
-                &*other,
-                Update::of(user, points_mutation),
-            )
-            .await
-        }
+        async move { other.update(Update::of(user, points_mutation)).await }
     });
     let wallet_go = until_running(wallet_blocker).await;
     let points_go = until_running(points_blocker).await;
@@ -916,7 +910,7 @@ async fn a_batch_whose_key_another_process_stored_first_falls_back_to_the_unbatc
         let batched = batched.clone();
         async move {
             batched
-                .update_wallet(Update {
+                .update(Update {
                     claim: Some(claim),
                     ..Update::of(user, mutation)
                 })

@@ -15,8 +15,8 @@ use wallet_core::command::apply_to_wallet;
 use wallet_core::store::WalletMutation;
 use wallet_core::testing::contract::{create_wallet, dec, deposit};
 use wallet_core::{
-    Claim, Ctx, IdempotencyKey, Policy, Update, UuidV7Generator, Wallet, WalletError,
-    WalletService, WalletStore,
+    AggregateStore, Claim, Ctx, IdempotencyKey, Policy, Update, UuidV7Generator, Wallet,
+    WalletError, WalletService,
 };
 use wallet_pg::testing::cluster::Cluster;
 use wallet_pg::{PgConfig, PgStore};
@@ -199,7 +199,7 @@ async fn a_command_cut_inside_its_transaction_is_not_applied_and_its_retry_is(pa
                 claim: Some(claim),
                 ..Update::of(user, mutation)
             };
-            store.update_wallet(unit).await
+            store.update(unit).await
         })
     };
     tokio::task::spawn_blocking(move || locked_rx.recv_timeout(Duration::from_secs(30)))

@@ -30,17 +30,18 @@ use crate::context::{ManualClock, Policy, SequentialIdGenerator};
 use crate::error::WalletError;
 use crate::events::{EventData, StoredEvent};
 use crate::money::CurrencyCode;
-use crate::points::{PointAccountView, PointTransaction, PointTransactionType};
+use crate::points::{PointAccount, PointAccountView, PointTransaction, PointTransactionType};
 use crate::query::{
     CurrencyStatistics, Cursor, PageRequest, PointStatistics, TransactionFilter,
     TransactionStatistics,
 };
 use crate::relay::{LeaseOutcome, PositionUpdate, RelayLease, RelayName, RelayState};
 use crate::service::WalletService;
-use crate::store::{Applied, RelayStore, Store};
+use crate::store::{AggregateStore, Applied, RelayStore, Store};
 use crate::testing::invariants;
 use crate::wallet::{
-    Hold, HoldStatus, ReleaseCause, TransactionType, WalletStatus, WalletTransaction, WalletView,
+    Hold, HoldStatus, ReleaseCause, TransactionType, Wallet, WalletStatus, WalletTransaction,
+    WalletView,
 };
 
 pub use super::reversal_contract::{
@@ -1188,22 +1189,19 @@ pub async fn hold_expiry<S: Store>(store: S) {
     );
     let store = h.service.store();
     assert_eq!(
-        store
-            .users_with_overdue_holds(h.now(), 10)
+        AggregateStore::<Wallet>::users_with_overdue(&**store, h.now(), 10)
             .await
             .map(|users| users.len()),
         Ok(0)
     );
     h.advance(Duration::hours(1));
-    let mut overdue = store
-        .users_with_overdue_holds(h.now(), 10)
+    let mut overdue = AggregateStore::<Wallet>::users_with_overdue(&**store, h.now(), 10)
         .await
         .expect("overdue holds");
     overdue.sort();
     assert_eq!(overdue, vec![swept, touched]);
     assert_eq!(
-        store
-            .users_with_overdue_holds(h.now(), 1)
+        AggregateStore::<Wallet>::users_with_overdue(&**store, h.now(), 1)
             .await
             .map(|users| users.len()),
         Ok(1),
@@ -1254,8 +1252,7 @@ pub async fn hold_expiry<S: Store>(store: S) {
         .count();
     assert_eq!(released, 2);
     assert_eq!(
-        store
-            .users_with_overdue_holds(h.now(), 10)
+        AggregateStore::<Wallet>::users_with_overdue(&**store, h.now(), 10)
             .await
             .map(|users| users.len()),
         Ok(0)
@@ -1394,8 +1391,7 @@ pub async fn lot_expiry<S: Store>(store: S) {
     h.ok(earn(touched, 8, Some(soon), false)).await;
     let store = h.service.store();
     assert_eq!(
-        store
-            .users_with_overdue_lots(h.now(), 10)
+        AggregateStore::<PointAccount>::users_with_overdue(&**store, h.now(), 10)
             .await
             .map(|users| users.len()),
         Ok(0)
@@ -1405,8 +1401,7 @@ pub async fn lot_expiry<S: Store>(store: S) {
         WalletError::Validation("expiresAt must be in the future".into()),
     );
     h.advance(Duration::hours(2));
-    let mut overdue = store
-        .users_with_overdue_lots(h.now(), 10)
+    let mut overdue = AggregateStore::<PointAccount>::users_with_overdue(&**store, h.now(), 10)
         .await
         .expect("overdue lots");
     overdue.sort();
@@ -1442,8 +1437,7 @@ pub async fn lot_expiry<S: Store>(store: S) {
     assert_eq!(expiries.len(), 2);
     assert_eq!(expiries.iter().sum::<i64>(), -42);
     assert_eq!(
-        store
-            .users_with_overdue_lots(h.now(), 10)
+        AggregateStore::<PointAccount>::users_with_overdue(&**store, h.now(), 10)
             .await
             .map(|users| users.len()),
         Ok(0)

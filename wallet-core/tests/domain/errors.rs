@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use wallet_core::{
-    apply_to_point_account, apply_to_wallet, Access, Actor, Applied, Command, Create, Ctx,
-    HoldStatus, IdempotencyStore, InMemoryStore, LedgerReader, ManualClock, Page, PageRequest,
-    PointAccount, PointAccountView, PointStore, PointTransaction, Policy, SequentialIdGenerator,
-    SetUpdate, Statistics, StoredEvent, TransactionFilter, Update, Uuid, Wallet, WalletError,
-    WalletService, WalletStatus, WalletStore, WalletTransaction, WalletView,
+    apply_to_point_account, apply_to_wallet, Access, Actor, Aggregate, AggregateStore, Applied,
+    Command, Create, Ctx, HoldStatus, IdempotencyStore, InMemoryStore, LedgerReader, ManualClock,
+    Page, PageRequest, PointAccount, PointAccountView, PointTransaction, Policy,
+    SequentialIdGenerator, SetUpdate, Statistics, StoredEvent, TransactionFilter, Update, Uuid,
+    Wallet, WalletError, WalletService, WalletStatus, WalletStore, WalletTransaction, WalletView,
 };
 
 use crate::common::{code, start_time, Harness};
@@ -165,18 +165,31 @@ impl FlakyStore {
     }
 }
 
-impl WalletStore for FlakyStore {
-    async fn create_wallet(&self, unit: Create<Wallet>) -> Result<Applied, WalletError> {
-        self.inner.create_wallet(unit).await
+impl<A: Aggregate> AggregateStore<A> for FlakyStore
+where
+    InMemoryStore: AggregateStore<A>,
+{
+    async fn create(&self, unit: Create<A>) -> Result<Applied, WalletError> {
+        self.inner.create(unit).await
     }
 
-    async fn update_wallet(&self, unit: Update<Wallet>) -> Result<Applied, WalletError> {
+    async fn update(&self, unit: Update<A>) -> Result<Applied, WalletError> {
         match self.fault() {
             Some(error) => Err(error),
-            None => self.inner.update_wallet(unit).await,
+            None => self.inner.update(unit).await,
         }
     }
 
+    async fn users_with_overdue(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, WalletError> {
+        AggregateStore::<A>::users_with_overdue(&self.inner, now, limit).await
+    }
+}
+
+impl WalletStore for FlakyStore {
     async fn update_wallets(&self, unit: SetUpdate) -> Result<Applied, WalletError> {
         match self.fault() {
             Some(error) => Err(error),
@@ -190,41 +203,6 @@ impl WalletStore for FlakyStore {
         transaction_id: Uuid,
     ) -> Result<Vec<WalletTransaction>, WalletError> {
         self.inner.transaction_legs(user_id, transaction_id).await
-    }
-
-    async fn users_with_overdue_holds(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<Uuid>, WalletError> {
-        self.inner.users_with_overdue_holds(now, limit).await
-    }
-}
-
-impl PointStore for FlakyStore {
-    async fn create_point_account(
-        &self,
-        unit: Create<PointAccount>,
-    ) -> Result<Applied, WalletError> {
-        self.inner.create_point_account(unit).await
-    }
-
-    async fn update_point_account(
-        &self,
-        unit: Update<PointAccount>,
-    ) -> Result<Applied, WalletError> {
-        match self.fault() {
-            Some(error) => Err(error),
-            None => self.inner.update_point_account(unit).await,
-        }
-    }
-
-    async fn users_with_overdue_lots(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<Uuid>, WalletError> {
-        self.inner.users_with_overdue_lots(now, limit).await
     }
 }
 

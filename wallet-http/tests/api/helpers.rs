@@ -13,9 +13,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 use wallet_core::{
-    Applied, Create, HoldStatus, InMemoryStore, LedgerReader, Page, PageRequest, PointAccount,
-    PointAccountView, PointStore, PointTransaction, Policy, SetUpdate, StoredEvent,
-    TransactionFilter, Update, Wallet, WalletError, WalletStatus, WalletStore, WalletTransaction,
+    Aggregate, AggregateStore, Applied, Create, HoldStatus, InMemoryStore, LedgerReader, Page,
+    PageRequest, PointAccountView, PointTransaction, Policy, SetUpdate, StoredEvent,
+    TransactionFilter, Update, WalletError, WalletStatus, WalletStore, WalletTransaction,
     WalletView,
 };
 use wallet_core::{Hold, IdempotencyStore, Statistics};
@@ -52,15 +52,29 @@ impl FlakyStore {
     }
 }
 
+impl<A: Aggregate> AggregateStore<A> for FlakyStore
+where
+    InMemoryStore: AggregateStore<A>,
+{
+    async fn create(&self, unit: Create<A>) -> Result<Applied, WalletError> {
+        self.check()?;
+        self.inner.create(unit).await
+    }
+    async fn update(&self, unit: Update<A>) -> Result<Applied, WalletError> {
+        self.check()?;
+        self.inner.update(unit).await
+    }
+    async fn users_with_overdue(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, WalletError> {
+        self.check()?;
+        AggregateStore::<A>::users_with_overdue(&*self.inner, now, limit).await
+    }
+}
+
 impl WalletStore for FlakyStore {
-    async fn create_wallet(&self, unit: Create<Wallet>) -> Result<Applied, WalletError> {
-        self.check()?;
-        self.inner.create_wallet(unit).await
-    }
-    async fn update_wallet(&self, unit: Update<Wallet>) -> Result<Applied, WalletError> {
-        self.check()?;
-        self.inner.update_wallet(unit).await
-    }
     async fn update_wallets(&self, unit: SetUpdate) -> Result<Applied, WalletError> {
         self.check()?;
         self.inner.update_wallets(unit).await
@@ -72,39 +86,6 @@ impl WalletStore for FlakyStore {
     ) -> Result<Vec<WalletTransaction>, WalletError> {
         self.check()?;
         self.inner.transaction_legs(user_id, transaction_id).await
-    }
-    async fn users_with_overdue_holds(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<Uuid>, WalletError> {
-        self.check()?;
-        self.inner.users_with_overdue_holds(now, limit).await
-    }
-}
-
-impl PointStore for FlakyStore {
-    async fn create_point_account(
-        &self,
-        unit: Create<PointAccount>,
-    ) -> Result<Applied, WalletError> {
-        self.check()?;
-        self.inner.create_point_account(unit).await
-    }
-    async fn update_point_account(
-        &self,
-        unit: Update<PointAccount>,
-    ) -> Result<Applied, WalletError> {
-        self.check()?;
-        self.inner.update_point_account(unit).await
-    }
-    async fn users_with_overdue_lots(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<Uuid>, WalletError> {
-        self.check()?;
-        self.inner.users_with_overdue_lots(now, limit).await
     }
 }
 
