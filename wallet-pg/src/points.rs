@@ -12,6 +12,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 use wallet_core::{LotState, PointAccount, PointLot, PointTransaction, WalletError};
 
+use crate::aggregate::AggregateColumns;
 use crate::codec::{column, from_json, signed, unsigned};
 use crate::lock::{lock_many, LockStatements};
 use crate::write::{aggregate_columns, unnest_columns, RowWrite, UnnestColumns};
@@ -115,12 +116,12 @@ aggregate_columns! {
     }
 }
 
-impl<'a> PointAccountColumns<'a> {
+impl<'a> AggregateColumns<'a, PointAccount> for PointAccountColumns<'a> {
     /// Adds one account: as it is now, loaded at `expected_version`, with
     /// the transactions and the touched lots (pictures in the order taken:
     /// the last picture of a lot is its state now) of every command
     /// applied to it since.
-    pub fn push(
+    fn push(
         &mut self,
         account: &'a PointAccount,
         expected_version: u64,

@@ -19,6 +19,7 @@ use wallet_core::{
     WalletTransaction,
 };
 
+use crate::aggregate::AggregateColumns;
 use crate::codec::{
     amount_text, column, from_json, signed, wallet_from_row, HOLD_JSON, WALLET_COLUMNS,
     WALLET_ITEMS_JSON,
@@ -265,11 +266,11 @@ aggregate_columns! {
     }
 }
 
-impl<'a> WalletColumns<'a> {
+impl<'a> AggregateColumns<'a, Wallet> for WalletColumns<'a> {
     /// Adds one wallet: as it is now, with the transactions and touched
     /// holds of every command applied to it since it was loaded at
     /// `expected_version`.
-    pub fn push(
+    fn push(
         &mut self,
         wallet: &'a Wallet,
         expected_version: u64,
