@@ -27,7 +27,7 @@ use crate::codec::{
     HOLD_COLUMNS, POINT_ACCOUNT_COLUMNS, POINT_TRANSACTION_COLUMNS, TRANSACTION_COLUMNS,
     WALLET_COLUMNS, WALLET_ITEMS_JSON,
 };
-use crate::error::map_error;
+use crate::error::{map_error, run_with};
 use crate::write::PgQuery;
 
 /// The rows to fetch for a page: one more than asked for.
@@ -309,17 +309,11 @@ async fn transaction_statistics(
 ) -> Result<Vec<TransactionStatistics>, WalletError> {
     // Volume: the absolute change of the balance, or of the held amount
     // for the types that move only held money (the in-memory store's rule).
-    let rows = sqlx::query(
-        "SELECT transaction_type, currency, count(*) AS transactions, \
+    let sql = "SELECT transaction_type, currency, count(*) AS transactions, \
          sum(CASE WHEN amount = 0 THEN abs(held_change) ELSE abs(amount) END)::text AS volume \
          FROM wallet_transactions WHERE created_at >= $1 AND created_at <= $2 \
-         GROUP BY transaction_type, currency",
-    )
-    .bind(from)
-    .bind(to)
-    .fetch_all(pool)
-    .await
-    .map_err(map_error)?;
+         GROUP BY transaction_type, currency";
+    let rows = run_with(sql, (from, to), |query| query.fetch_all(pool)).await?;
     let mut transactions: BTreeMap<(TransactionType, CurrencyCode), TransactionStatistics> =
         BTreeMap::new();
     for row in &rows {
@@ -360,17 +354,11 @@ async fn point_statistics(
         ..PointStatistics::default()
     };
     // Each type's gains and losses summed apart, then counted the shared way.
-    let rows = sqlx::query(
-        "SELECT transaction_type, sum(points) FILTER (WHERE points > 0) AS gained, \
+    let sql = "SELECT transaction_type, sum(points) FILTER (WHERE points > 0) AS gained, \
          sum(points) FILTER (WHERE points < 0) AS lost \
          FROM point_transactions WHERE created_at >= $1 AND created_at <= $2 \
-         GROUP BY transaction_type",
-    )
-    .bind(from)
-    .bind(to)
-    .fetch_all(pool)
-    .await
-    .map_err(map_error)?;
+         GROUP BY transaction_type";
+    let rows = run_with(sql, (from, to), |query| query.fetch_all(pool)).await?;
     for row in &rows {
         let kind = parse::<PointTransactionType>(
             &column::<String>(row, "transaction_type")?,
@@ -391,16 +379,10 @@ pub(crate) async fn users_with_overdue_holds(
     now: DateTime<Utc>,
     limit: u32,
 ) -> Result<Vec<Uuid>, WalletError> {
-    sqlx::query_scalar(
-        "SELECT w.user_id FROM wallets w WHERE w.id IN \
+    let sql = "SELECT w.user_id FROM wallets w WHERE w.id IN \
          (SELECT h.wallet_id FROM holds h WHERE h.status = 'Active' AND h.expires_at <= $1) \
-         LIMIT $2",
-    )
-    .bind(now)
-    .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await
-    .map_err(map_error)
+         LIMIT $2";
+    users_due(pool, sql, now, limit).await
 }
 
 pub(crate) async fn users_with_overdue_lots(
@@ -408,15 +390,21 @@ pub(crate) async fn users_with_overdue_lots(
     now: DateTime<Utc>,
     limit: u32,
 ) -> Result<Vec<Uuid>, WalletError> {
-    sqlx::query_scalar(
-        "SELECT a.user_id FROM point_accounts a WHERE a.id IN \
+    let sql = "SELECT a.user_id FROM point_accounts a WHERE a.id IN \
          (SELECT l.account_id FROM point_lots l \
           WHERE l.remaining > 0 AND l.expires_at IS NOT NULL AND l.expires_at <= $1) \
-         LIMIT $2",
-    )
-    .bind(now)
-    .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await
-    .map_err(map_error)
+         LIMIT $2";
+    users_due(pool, sql, now, limit).await
+}
+
+/// The `user_id`s (at most `limit`) that `sql` finds with `$1` the time
+/// things fall due by (`now`) and `$2` the limit.
+async fn users_due(
+    pool: &PgPool,
+    sql: &str,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<Uuid>, WalletError> {
+    let rows = run_with(sql, (now, i64::from(limit)), |query| query.fetch_all(pool)).await?;
+    rows.iter().map(|row| column(row, "user_id")).collect()
 }
