@@ -7,6 +7,8 @@
 
 use wallet_core::{ChangesOf, PointAccount, Wallet, WalletError};
 
+use crate::points::PointAccountColumns;
+use crate::wallets::WalletColumns;
 use crate::write::WriteColumns;
 
 /// A wallet or a point account, as the store loads, changes and writes it.
@@ -14,28 +16,46 @@ pub(crate) trait Aggregate: wallet_core::Aggregate {
     /// The table of the aggregate's rows, unique by `user_id`.
     const TABLE: &'static str;
 
+    /// The aggregate's part of the write statement.
+    type Columns<'a>: AggregateColumns<'a, Self>
+    where
+        Self: 'a;
+
     /// Takes the changes made since the last call.
     fn take(&mut self) -> ChangesOf<Self>;
 
-    /// Adds the aggregate, as it is now, to the write statement's columns:
-    /// loaded at `expected_version`, with the log entries and the touched
-    /// parts of every command applied to it since.
-    fn push_columns<'a>(
-        &'a self,
-        columns: &mut WriteColumns<'a>,
+    /// The aggregate's part of the write statement's `columns`.
+    fn columns<'c, 'a>(columns: &'c mut WriteColumns<'a>) -> &'c mut Self::Columns<'a>;
+}
+
+/// The part of the write statement that an aggregate's columns go to.
+pub(crate) trait AggregateColumns<'a, A: wallet_core::Aggregate + 'a> {
+    /// Adds the aggregate, as it is now: loaded at `expected_version`,
+    /// with the log entries and the touched parts of every command applied
+    /// to it since.
+    fn push(
+        &mut self,
+        aggregate: &'a A,
         expected_version: u64,
-        transactions: &'a [Self::Transaction],
-        touched: &'a [Self::Touched],
+        transactions: &'a [A::Transaction],
+        touched: &'a [A::Touched],
     ) -> Result<(), WalletError>;
 }
 
 /// Implements [`Aggregate`]: the aggregate's table, the part of the write
-/// statement its columns go to, and what happens to it once its changes
-/// are taken.
+/// statement its columns go to (a field of [`WriteColumns`] and its type),
+/// and what happens to it once its changes are taken.
 macro_rules! aggregate {
-    ($aggregate:ty, $table:literal, $columns:ident, |$me:ident, $changes:ident| $after:block) => {
+    (
+        $aggregate:ty,
+        $table:literal,
+        $columns:ident: $columns_ty:ident,
+        |$me:ident, $changes:ident| $after:block
+    ) => {
         impl Aggregate for $aggregate {
             const TABLE: &'static str = $table;
+
+            type Columns<'a> = $columns_ty<'a>;
 
             fn take(&mut self) -> ChangesOf<Self> {
                 let $changes = wallet_core::Aggregate::take_changes(self);
@@ -44,22 +64,14 @@ macro_rules! aggregate {
                 $changes
             }
 
-            fn push_columns<'a>(
-                &'a self,
-                columns: &mut WriteColumns<'a>,
-                expected_version: u64,
-                transactions: &'a [Self::Transaction],
-                touched: &'a [Self::Touched],
-            ) -> Result<(), WalletError> {
-                columns
-                    .$columns
-                    .push(self, expected_version, transactions, touched)
+            fn columns<'c, 'a>(columns: &'c mut WriteColumns<'a>) -> &'c mut Self::Columns<'a> {
+                &mut columns.$columns
             }
         }
     };
 }
 
-aggregate!(Wallet, "wallets", wallets, |_wallet, changes| {});
+aggregate!(Wallet, "wallets", wallets: WalletColumns, |_wallet, changes| {});
 
 // Taking a point account's changes also remembers every lot they touched:
 // one that was spent, cancelled or expired has left the live set, and a
@@ -68,7 +80,7 @@ aggregate!(Wallet, "wallets", wallets, |_wallet, changes| {});
 aggregate!(
     PointAccount,
     "point_accounts",
-    accounts,
+    accounts: PointAccountColumns,
     |account, changes| {
         for lot in &changes.touched {
             account.remember_lot(lot.id);

@@ -5,8 +5,13 @@
 //! Serialisation failures and deadlocks are conflicts the service retries;
 //! anything that means the server cannot be reached is `Unavailable`.
 
+use std::future::Future;
+
 use sqlx::error::DatabaseError;
+use sqlx::{Encode, Postgres, Type};
 use wallet_core::WalletError;
+
+use crate::write::PgQuery;
 
 /// The unique index of idempotency records. A violation means another unit
 /// of work stored a record for the same `(user, key)` first: the store
@@ -148,6 +153,27 @@ fn map_database_error(error: &dyn DatabaseError) -> WalletError {
         return constraint_error(name);
     }
     WalletError::Internal(format!("database: {} ({state})", error.message()))
+}
+
+/// A value a query binds as one of its parameters.
+pub(crate) trait Param<'q>: 'q + Encode<'q, Postgres> + Type<Postgres> {}
+
+impl<'q, T: 'q + Encode<'q, Postgres> + Type<Postgres>> Param<'q> for T {}
+
+/// Runs `sql` with `$1` bound to `first` and `$2` to `second`, as `run`
+/// says (`fetch_all`, `fetch_optional`, `fetch_one` or `execute` on an
+/// executor); a failure comes back as the domain error it stands for.
+pub(crate) async fn run_with<'q, T, F>(
+    sql: &'q str,
+    (first, second): (impl Param<'q>, impl Param<'q>),
+    run: impl FnOnce(PgQuery<'q>) -> F,
+) -> Result<T, WalletError>
+where
+    F: Future<Output = Result<T, sqlx::Error>>,
+{
+    run(sqlx::query(sql).bind(first).bind(second))
+        .await
+        .map_err(map_error)
 }
 
 /// Errors of the migrator.

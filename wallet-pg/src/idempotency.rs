@@ -8,7 +8,7 @@ use uuid::Uuid;
 use wallet_core::{Applied, Claim, CommandOutput, IdempotencyRecord, WalletError};
 
 use crate::codec::{column, from_json};
-use crate::error::map_error;
+use crate::error::run_with;
 use crate::write::{unnest_columns, UnnestColumns};
 
 /// A record as a JSON object in the shape of [`IdempotencyRecord`].
@@ -41,12 +41,7 @@ pub async fn find_record(
     key: &str,
 ) -> Result<Option<IdempotencyRecord>, WalletError> {
     let sql = format!("SELECT {RECORD_JSON} AS record FROM idempotency_records r WHERE r.user_id = $1 AND r.key = $2");
-    let row = sqlx::query(&sql)
-        .bind(user_id)
-        .bind(key)
-        .fetch_optional(conn)
-        .await
-        .map_err(map_error)?;
+    let row = run_with(&sql, (user_id, key), |query| query.fetch_optional(conn)).await?;
     match row {
         Some(row) => Ok(Some(from_json(
             column(&row, "record")?,
@@ -71,12 +66,7 @@ pub async fn find_records(
          FROM idempotency_records r \
          WHERE (r.user_id, r.key) IN (SELECT * FROM UNNEST($1::uuid[], $2::text[]))"
     );
-    let row = sqlx::query(&sql)
-        .bind(user_ids)
-        .bind(keys)
-        .fetch_one(conn)
-        .await
-        .map_err(map_error)?;
+    let row = run_with(&sql, (user_ids, keys), |query| query.fetch_one(conn)).await?;
     from_json(column(&row, "records")?, "idempotency records")
 }
 
@@ -115,16 +105,11 @@ pub(crate) async fn purge(
     const PURGE_BATCH: i64 = 10_000;
     let mut purged = 0u64;
     loop {
-        let deleted = sqlx::query(
-            "DELETE FROM idempotency_records WHERE (user_id, key) IN \
-             (SELECT user_id, key FROM idempotency_records WHERE created_at < $1 LIMIT $2)",
-        )
-        .bind(older_than)
-        .bind(PURGE_BATCH)
-        .execute(pool)
-        .await
-        .map_err(map_error)?
-        .rows_affected();
+        let sql = "DELETE FROM idempotency_records WHERE (user_id, key) IN \
+             (SELECT user_id, key FROM idempotency_records WHERE created_at < $1 LIMIT $2)";
+        let deleted = run_with(sql, (older_than, PURGE_BATCH), |query| query.execute(pool))
+            .await?
+            .rows_affected();
         purged += deleted;
         if deleted < PURGE_BATCH as u64 {
             return Ok(purged);

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use wallet_core::WalletError;
 
 use crate::codec::column;
-use crate::error::map_error;
+use crate::error::{map_error, run_with};
 
 /// The two statements of one kind of aggregate and how to read their
 /// contents. Both take the user ids or row ids as `$1` and the ids the
@@ -133,12 +133,10 @@ async fn reload<C>(
     ids: &[Uuid],
     named: &[Uuid],
 ) -> Result<Vec<(Uuid, C)>, WalletError> {
-    let loaded = sqlx::query(statements.reload)
-        .bind(ids)
-        .bind(named)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(map_error)?;
+    let loaded = run_with(statements.reload, (ids, named), |query| {
+        query.fetch_all(&mut *conn)
+    })
+    .await?;
     loaded
         .iter()
         .map(|row| Ok((column(row, "id")?, (statements.contents)(row)?)))

@@ -46,7 +46,7 @@ use uuid::Uuid;
 use wallet_core::{DomainEvent, EventData, StoredEvent, WalletError};
 
 use crate::codec::{column, saturate, signed, unsigned};
-use crate::error::map_error;
+use crate::error::{map_error, run_with};
 use crate::write::{parameters, unnest_columns, UnnestColumns};
 
 /// Key of the advisory lock that serialises sequencers ("OUTBOX" in ASCII).
@@ -146,15 +146,12 @@ pub(crate) async fn read_events(
 ) -> Result<Vec<StoredEvent>, WalletError> {
     let mut conn = pool.acquire().await.map_err(map_error)?;
     run_sequencer(&mut conn).await?;
-    let rows = sqlx::query(
-        "SELECT sequence, id, aggregate_id, aggregate_version, user_id, occurred_at, data \
-         FROM outbox_events WHERE sequence > $1 ORDER BY sequence LIMIT $2",
-    )
-    .bind(saturate(after))
-    .bind(i64::from(limit))
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(map_error)?;
+    let sql = "SELECT sequence, id, aggregate_id, aggregate_version, user_id, occurred_at, data \
+         FROM outbox_events WHERE sequence > $1 ORDER BY sequence LIMIT $2";
+    let rows = run_with(sql, (saturate(after), i64::from(limit)), |query| {
+        query.fetch_all(&mut *conn)
+    })
+    .await?;
     rows.iter()
         .map(|row| {
             let Json(data): Json<EventData> = column(row, "data")?;

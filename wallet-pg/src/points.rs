@@ -12,6 +12,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 use wallet_core::{LotState, PointAccount, PointLot, PointTransaction, WalletError};
 
+use crate::aggregate::AggregateColumns;
 use crate::codec::{column, from_json, signed, unsigned};
 use crate::lock::{lock_many, LockStatements};
 use crate::write::{aggregate_columns, unnest_columns, RowWrite, UnnestColumns};
@@ -115,12 +116,12 @@ aggregate_columns! {
     }
 }
 
-impl<'a> PointAccountColumns<'a> {
+impl<'a> AggregateColumns<'a, PointAccount> for PointAccountColumns<'a> {
     /// Adds one account: as it is now, loaded at `expected_version`, with
     /// the transactions and the touched lots (pictures in the order taken:
     /// the last picture of a lot is its state now) of every command
     /// applied to it since.
-    pub fn push(
+    fn push(
         &mut self,
         account: &'a PointAccount,
         expected_version: u64,
@@ -149,21 +150,18 @@ impl<'a> PointAccountColumns<'a> {
 const OF_WRITTEN_ACCOUNTS: &str = "WHERE u.account_id IN (SELECT id FROM account_rows)";
 
 fn account_rows_cte(first: usize, rows: RowWrite) -> String {
-    match rows {
-        RowWrite::Insert => format!(
-            "account_rows AS ({insert} WHERE u.expected_version = 0 RETURNING id)",
-            insert = AccountRowColumns::insert("point_accounts", first, &["expected_version"])
-        ),
-        RowWrite::Update => format!(
-            "account_rows AS (UPDATE point_accounts a SET \
-             available_points = u.available_points, pending_points = u.pending_points, \
-             lifetime_earned = u.lifetime_earned, version = u.version, \
-             transaction_count = u.transaction_count, updated_at = u.updated_at \
-             FROM {source} WHERE a.id = u.id AND a.version = u.expected_version \
-             RETURNING a.id)",
-            source = AccountRowColumns::source(first)
-        ),
-    }
+    AccountRowColumns::rows_cte(
+        ("account_rows", "point_accounts", first),
+        rows,
+        &[
+            "available_points",
+            "pending_points",
+            "lifetime_earned",
+            "version",
+            "transaction_count",
+            "updated_at",
+        ],
+    )
 }
 
 unnest_columns! {
@@ -246,10 +244,7 @@ impl<'a> LotColumns<'a> {
 }
 
 fn point_transactions_cte(first: usize) -> String {
-    format!(
-        "point_transactions_written AS ({insert} {OF_WRITTEN_ACCOUNTS})",
-        insert = PointTransactionColumns::insert("point_transactions", first, &[])
-    )
+    PointTransactionColumns::insert_cte(("point_transactions", first), OF_WRITTEN_ACCOUNTS)
 }
 
 unnest_columns! {

@@ -27,7 +27,7 @@ use crate::codec::{
     HOLD_COLUMNS, POINT_ACCOUNT_COLUMNS, POINT_TRANSACTION_COLUMNS, TRANSACTION_COLUMNS,
     WALLET_COLUMNS, WALLET_ITEMS_JSON,
 };
-use crate::error::map_error;
+use crate::error::{map_error, run_with};
 use crate::write::PgQuery;
 
 /// The rows to fetch for a page: one more than asked for.
@@ -309,17 +309,11 @@ async fn transaction_statistics(
 ) -> Result<Vec<TransactionStatistics>, WalletError> {
     // Volume: the absolute change of the balance, or of the held amount
     // for the types that move only held money (the in-memory store's rule).
-    let rows = sqlx::query(
-        "SELECT transaction_type, currency, count(*) AS transactions, \
+    let sql = "SELECT transaction_type, currency, count(*) AS transactions, \
          sum(CASE WHEN amount = 0 THEN abs(held_change) ELSE abs(amount) END)::text AS volume \
          FROM wallet_transactions WHERE created_at >= $1 AND created_at <= $2 \
-         GROUP BY transaction_type, currency",
-    )
-    .bind(from)
-    .bind(to)
-    .fetch_all(pool)
-    .await
-    .map_err(map_error)?;
+         GROUP BY transaction_type, currency";
+    let rows = run_with(sql, (from, to), |query| query.fetch_all(pool)).await?;
     let mut transactions: BTreeMap<(TransactionType, CurrencyCode), TransactionStatistics> =
         BTreeMap::new();
     for row in &rows {
@@ -360,17 +354,11 @@ async fn point_statistics(
         ..PointStatistics::default()
     };
     // Each type's gains and losses summed apart, then counted the shared way.
-    let rows = sqlx::query(
-        "SELECT transaction_type, sum(points) FILTER (WHERE points > 0) AS gained, \
+    let sql = "SELECT transaction_type, sum(points) FILTER (WHERE points > 0) AS gained, \
          sum(points) FILTER (WHERE points < 0) AS lost \
          FROM point_transactions WHERE created_at >= $1 AND created_at <= $2 \
-         GROUP BY transaction_type",
-    )
-    .bind(from)
-    .bind(to)
-    .fetch_all(pool)
-    .await
-    .map_err(map_error)?;
+         GROUP BY transaction_type";
+    let rows = run_with(sql, (from, to), |query| query.fetch_all(pool)).await?;
     for row in &rows {
         let kind = parse::<PointTransactionType>(
             &column::<String>(row, "transaction_type")?,

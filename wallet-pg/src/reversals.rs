@@ -24,7 +24,7 @@ use uuid::Uuid;
 use wallet_core::{Wallet, WalletError, WalletItem, WalletTransaction};
 
 use crate::codec::{amount, column, currency, transaction_from_row, TRANSACTION_COLUMNS};
-use crate::error::map_error;
+use crate::error::{run_with, Param};
 
 /// Loads the rows of `transaction_ids` that belong to the wallets of
 /// `wallets` (locked by the caller, in this transaction) with their
@@ -43,7 +43,7 @@ pub(crate) async fn remember_named(
         "SELECT {TRANSACTION_COLUMNS} FROM wallet_transactions t \
          WHERE t.id = ANY($1) AND t.wallet_id = ANY($2)"
     );
-    for transaction in rows(&mut *conn, &sql, transaction_ids, &wallet_ids).await? {
+    for transaction in rows(&mut *conn, &sql, (transaction_ids, &wallet_ids)).await? {
         for wallet in wallets.iter_mut() {
             wallet.remember_transaction(transaction.clone());
         }
@@ -53,22 +53,12 @@ pub(crate) async fn remember_named(
 
 /// The transactions `sql` (selecting [`TRANSACTION_COLUMNS`]) finds with
 /// its two parameters.
-async fn rows<'e, A, B>(
-    executor: impl sqlx::PgExecutor<'e>,
-    sql: &str,
-    first: A,
-    second: B,
-) -> Result<Vec<WalletTransaction>, WalletError>
-where
-    A: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
-    B: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
-{
-    let found = sqlx::query(sql)
-        .bind(first)
-        .bind(second)
-        .fetch_all(executor)
-        .await
-        .map_err(map_error)?;
+async fn rows<'e, 'q: 'e>(
+    executor: impl sqlx::PgExecutor<'e> + 'e,
+    sql: &'q str,
+    parameters: (impl Param<'q>, impl Param<'q>),
+) -> Result<Vec<WalletTransaction>, WalletError> {
+    let found = run_with(sql, parameters, |query| query.fetch_all(executor)).await?;
     found.iter().map(transaction_from_row).collect()
 }
 
@@ -85,7 +75,7 @@ pub(crate) async fn transaction_legs(
          SELECT {TRANSACTION_COLUMNS} FROM wallet_transactions t JOIN named n \
          ON t.id = n.id OR (t.transfer_id = n.transfer_id AND t.wallet_id <> n.wallet_id)"
     );
-    rows(pool, &sql, user_id, transaction_id).await
+    rows(pool, &sql, (user_id, transaction_id)).await
 }
 
 /// One transaction of the wallet `wallet_id`, with its total.
@@ -98,7 +88,7 @@ pub(crate) async fn transaction(
         "SELECT {TRANSACTION_COLUMNS} FROM wallet_transactions t \
          WHERE t.id = $1 AND t.wallet_id = $2"
     );
-    let found = rows(pool, &sql, transaction_id, wallet_id).await?;
+    let found = rows(pool, &sql, (transaction_id, wallet_id)).await?;
     Ok(found.into_iter().next())
 }
 
@@ -119,12 +109,10 @@ pub(crate) async fn balances_at(
     wallet_id: Uuid,
     at: DateTime<Utc>,
 ) -> Result<Vec<WalletItem>, WalletError> {
-    let rows = sqlx::query(BALANCES_AT_SQL)
-        .bind(wallet_id)
-        .bind(at)
-        .fetch_all(pool)
-        .await
-        .map_err(map_error)?;
+    let rows = run_with(BALANCES_AT_SQL, (wallet_id, at), |query| {
+        query.fetch_all(pool)
+    })
+    .await?;
     rows.iter()
         .map(|row| {
             let code: String = column(row, "currency")?;

@@ -13,7 +13,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 use wallet_core::{Applied, Claim, Create, IdempotencyRecord, WalletError};
 
-use crate::aggregate::Aggregate;
+use crate::aggregate::{Aggregate, AggregateColumns};
 use crate::codec::{column, from_json};
 use crate::error::map_error;
 use crate::idempotency::{find_record, record_of, replay, RECORD_JSON};
@@ -47,8 +47,8 @@ pub(crate) async fn create<A: Aggregate>(
         .into_iter()
         .collect();
     let mut columns = WriteColumns::default();
-    aggregate.push_columns(
-        &mut columns,
+    A::columns(&mut columns).push(
+        &aggregate,
         changes.expected_version,
         &changes.transactions,
         &changes.touched,

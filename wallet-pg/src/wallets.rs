@@ -19,6 +19,7 @@ use wallet_core::{
     WalletTransaction,
 };
 
+use crate::aggregate::AggregateColumns;
 use crate::codec::{
     amount_text, column, from_json, signed, wallet_from_row, HOLD_JSON, WALLET_COLUMNS,
     WALLET_ITEMS_JSON,
@@ -265,11 +266,11 @@ aggregate_columns! {
     }
 }
 
-impl<'a> WalletColumns<'a> {
+impl<'a> AggregateColumns<'a, Wallet> for WalletColumns<'a> {
     /// Adds one wallet: as it is now, with the transactions and touched
     /// holds of every command applied to it since it was loaded at
     /// `expected_version`.
-    pub fn push(
+    fn push(
         &mut self,
         wallet: &'a Wallet,
         expected_version: u64,
@@ -302,20 +303,17 @@ impl<'a> WalletColumns<'a> {
 const OF_WRITTEN_WALLETS: &str = "WHERE u.wallet_id IN (SELECT id FROM wallet_rows)";
 
 fn wallet_rows_cte(first: usize, rows: RowWrite) -> String {
-    match rows {
-        RowWrite::Insert => format!(
-            "wallet_rows AS ({insert} WHERE u.expected_version = 0 RETURNING id)",
-            insert = WalletRowColumns::insert("wallets", first, &["expected_version"])
-        ),
-        RowWrite::Update => format!(
-            "wallet_rows AS (UPDATE wallets w SET status = u.status, \
-             frozen_reason = u.frozen_reason, version = u.version, \
-             transaction_count = u.transaction_count, updated_at = u.updated_at \
-             FROM {source} WHERE w.id = u.id AND w.version = u.expected_version \
-             RETURNING w.id)",
-            source = WalletRowColumns::source(first)
-        ),
-    }
+    WalletRowColumns::rows_cte(
+        ("wallet_rows", "wallets", first),
+        rows,
+        &[
+            "status",
+            "frozen_reason",
+            "version",
+            "transaction_count",
+            "updated_at",
+        ],
+    )
 }
 
 unnest_columns! {
@@ -441,10 +439,7 @@ impl<'a> HoldColumns<'a> {
 }
 
 fn transactions_cte(first: usize) -> String {
-    format!(
-        "wallet_transactions_written AS ({insert} {OF_WRITTEN_WALLETS})",
-        insert = TransactionColumns::insert("wallet_transactions", first, &[])
-    )
+    TransactionColumns::insert_cte(("wallet_transactions", first), OF_WRITTEN_WALLETS)
 }
 
 unnest_columns! {

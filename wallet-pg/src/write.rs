@@ -198,6 +198,14 @@ pub(crate) trait UnnestColumns<'a>: Default {
         )
     }
 
+    /// `table_written AS (`the [`UnnestColumns::insert`]` filter)`.
+    fn insert_cte((table, first): (&str, usize), filter: &str) -> String {
+        format!(
+            "{table}_written AS ({insert} {filter})",
+            insert = Self::insert(table, first, &[])
+        )
+    }
+
     /// `table_written AS (`the [`UnnestColumns::insert`]` filter ON
     /// CONFLICT (conflict) DO UPDATE SET` each of `updated` to its new
     /// value`)`, the update only where the stored row's `owner` column
@@ -210,10 +218,6 @@ pub(crate) trait UnnestColumns<'a>: Default {
         updated: &[&str],
         owner: Option<&str>,
     ) -> String {
-        let set: Vec<String> = updated
-            .iter()
-            .map(|name| format!("{name} = EXCLUDED.{name}"))
-            .collect();
         let only = owner
             .map(|owner| format!(" WHERE {table}.{owner} = EXCLUDED.{owner}"))
             .unwrap_or_default();
@@ -221,9 +225,43 @@ pub(crate) trait UnnestColumns<'a>: Default {
             "{table}_written AS ({insert} {filter} ON CONFLICT ({conflict}) \
              DO UPDATE SET {set}{only})",
             insert = Self::insert(table, first, &[]),
-            set = set.join(", "),
+            set = assignments(updated, "EXCLUDED"),
         )
     }
+
+    /// `name AS (`the write of an aggregate's rows to `table``)`, as
+    /// `rows` says: an [`UnnestColumns::insert`] of the rows whose
+    /// `expected_version` (a column only read) is 0, or an update of the
+    /// `updated` columns of each stored row that still has the version
+    /// the row expects. Either way it returns the id of each row written.
+    fn rows_cte(
+        (name, table, first): (&str, &str, usize),
+        rows: RowWrite,
+        updated: &[&str],
+    ) -> String {
+        match rows {
+            RowWrite::Insert => format!(
+                "{name} AS ({insert} WHERE u.expected_version = 0 RETURNING id)",
+                insert = Self::insert(table, first, &["expected_version"])
+            ),
+            RowWrite::Update => format!(
+                "{name} AS (UPDATE {table} SET {set} FROM {source} \
+                 WHERE {table}.id = u.id AND {table}.version = u.expected_version \
+                 RETURNING {table}.id)",
+                set = assignments(updated, "u"),
+                source = Self::source(first)
+            ),
+        }
+    }
+}
+
+/// `name = source.name, ...` for each of `columns`.
+fn assignments(columns: &[&str], source: &str) -> String {
+    columns
+        .iter()
+        .map(|name| format!("{name} = {source}.{name}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Declares a struct of one `Vec` per column (named as the column) and

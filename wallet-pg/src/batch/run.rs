@@ -119,13 +119,12 @@ async fn apply_batch(
     };
     writer.counters.time(Stage::Begin, began, commands.len());
     writer.cache.check_connections();
-    let mut applied = run_in(
-        &mut session,
+    let run = Run {
         commands,
-        Some(&mut writer.cache),
-        &writer.counters,
-    )
-    .await;
+        cache: Some(&mut writer.cache),
+        counters: &writer.counters,
+    };
+    let mut applied = run_in(&mut session, run).await;
     if matches!(applied, Err(Attempt::Stale)) {
         Counters::bump(&writer.counters.stale);
         tracing::warn!(
@@ -138,7 +137,12 @@ async fn apply_batch(
             Ok(session) => session,
             Err(error) => return (Err(BatchFailure::Everyone(error)), None),
         };
-        applied = run_in(&mut session, commands, None, &writer.counters).await;
+        let run = Run {
+            commands,
+            cache: None,
+            counters: &writer.counters,
+        };
+        applied = run_in(&mut session, run).await;
     }
     match applied {
         // The transaction ends whatever it did (replays, refusals and
@@ -197,7 +201,12 @@ pub(crate) async fn run_alone(
     counters: &Arc<Counters>,
 ) -> Result<Applied, WalletError> {
     let mut session = Session::begin(pool, counters).await?;
-    match run_in(&mut session, &[command], None, counters).await {
+    let run = Run {
+        commands: &[command],
+        cache: None,
+        counters,
+    };
+    match run_in(&mut session, run).await {
         Ok((mut results, _)) => {
             session.commit(false).await?;
             results.pop().unwrap_or_else(|| {
@@ -227,29 +236,33 @@ pub(crate) async fn run_alone(
     }
 }
 
+/// One run of a batch's commands: the wallets the writer keeps, to take
+/// instead of a lock when usable (none for a run with locks only), and
+/// the counters the run adds to.
+struct Run<'r> {
+    commands: &'r [&'r Command],
+    cache: Option<&'r mut WalletCache>,
+    counters: &'r Counters,
+}
+
 /// [`apply_in`] on the session's connection.
-async fn run_in(
-    session: &mut Session,
-    commands: &[&Command],
-    cache: Option<&mut WalletCache>,
-    counters: &Counters,
-) -> Result<(Results, BatchState), Attempt> {
+async fn run_in(session: &mut Session, run: Run<'_>) -> Result<(Results, BatchState), Attempt> {
     match session.conn() {
-        Ok(conn) => apply_in(conn, commands, cache, counters).await,
+        Ok(conn) => apply_in(conn, run).await,
         Err(error) => Err(Attempt::Failed(error)),
     }
 }
 
-/// Locks and loads what the batch names (taking the wallet `cache` keeps
-/// instead, when given and usable), applies each command in order, and
-/// writes what changed. Returns the results in the commands' order and the
-/// batch's state.
-async fn apply_in(
-    conn: &mut PgConnection,
-    commands: &[&Command],
-    cache: Option<&mut WalletCache>,
-    counters: &Counters,
-) -> Result<(Results, BatchState), Attempt> {
+/// Locks and loads what the batch names (taking the wallet the run's
+/// cache keeps instead, when given and usable), applies each command in
+/// order, and writes what changed. Returns the results in the commands'
+/// order and the batch's state.
+async fn apply_in(conn: &mut PgConnection, run: Run<'_>) -> Result<(Results, BatchState), Attempt> {
+    let Run {
+        commands,
+        cache,
+        counters,
+    } = run;
     let mut plan = Plan::of(commands);
     let (kept, copies) = plan.take_copies(cache);
     Counters::add(&counters.cached, kept.len());

@@ -17,7 +17,7 @@ use wallet_core::{
 
 use super::kept::WalletCache;
 use super::queue::{Command, Work};
-use crate::aggregate::Aggregate;
+use crate::aggregate::{Aggregate, AggregateColumns};
 use crate::idempotency::{record_of, replay};
 use crate::write::{RowWrite, WriteColumns};
 
@@ -82,8 +82,8 @@ impl<A: Aggregate> Working<A> {
         if !(self.changed || self.kept) {
             return Ok(());
         }
-        self.aggregate.push_columns(
-            columns,
+        A::columns(columns).push(
+            &self.aggregate,
             self.loaded_version,
             &self.transactions,
             &self.touched,

@@ -61,16 +61,7 @@ impl Cluster {
     /// (`target/pg-<name>-<pid>-<n>`).
     pub fn primary(name: &str) -> Self {
         let cluster = Cluster::prepare(name);
-        cluster.run(
-            "initdb",
-            &[
-                "-D".into(),
-                cluster.data.display().to_string(),
-                "-U".into(),
-                "postgres".into(),
-                "--auth=trust".into(),
-            ],
-        );
+        cluster.run_on_data("initdb", &["-U", "postgres", "--auth=trust"]);
         cluster.allow_replication();
         cluster.start_again();
         cluster
@@ -82,20 +73,18 @@ impl Cluster {
     /// reads at once and replays the primary's changes as they stream in.
     pub fn standby_of(primary: &Cluster, name: &str) -> Self {
         let cluster = Cluster::prepare(name);
-        cluster.run(
+        cluster.run_on_data(
             "pg_basebackup",
             &[
-                "-D".into(),
-                cluster.data.display().to_string(),
-                "-R".into(),
-                "-X".into(),
-                "stream".into(),
-                "-h".into(),
-                "127.0.0.1".into(),
-                "-p".into(),
-                primary.port.to_string(),
-                "-U".into(),
-                "postgres".into(),
+                "-R",
+                "-X",
+                "stream",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &primary.port.to_string(),
+                "-U",
+                "postgres",
             ],
         );
         cluster.start_again();
@@ -166,14 +155,10 @@ impl Cluster {
     /// `["-m", "fast", "-w", "restart"]`; panics with the server log when it
     /// fails.
     pub fn pg_ctl(&self, args: &[&str]) {
-        let mut all = vec![
-            "-D".to_owned(),
-            self.data.display().to_string(),
-            "-l".to_owned(),
-            self.root.join("log").display().to_string(),
-        ];
-        all.extend(args.iter().map(|a| a.to_string()));
-        self.run("pg_ctl", &all);
+        let log = self.root.join("log").display().to_string();
+        let mut all = vec!["-l", log.as_str()];
+        all.extend_from_slice(args);
+        self.run_on_data("pg_ctl", &all);
     }
 
     /// The server binaries' directory, a directory for the cluster (owned
@@ -238,9 +223,13 @@ impl Cluster {
         }
     }
 
-    fn run(&self, tool: &str, args: &[String]) {
+    /// Runs `tool` with `-D` and the cluster's data directory, then `args`;
+    /// panics with the server log when it fails.
+    fn run_on_data(&self, tool: &str, args: &[&str]) {
         let output = self
             .command(tool)
+            .arg("-D")
+            .arg(&self.data)
             .args(args)
             .output()
             .unwrap_or_else(|error| panic!("cannot run {tool}: {error}"));
