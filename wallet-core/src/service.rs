@@ -351,9 +351,7 @@ impl<S: Store> WalletService<S> {
                     &mut report,
                     |account: &mut PointAccount, ctx| {
                         account.expire_overdue_lots(ctx);
-                        Ok(CommandOutput::PointAccount {
-                            account: account.view(),
-                        })
+                        Ok(account_output(account))
                     },
                 )
                 .await?;

@@ -51,6 +51,7 @@ pub struct Create<A> {
     pub user_id: Uuid,
     /// The idempotency claim (see the stores' common contract).
     pub claim: Option<Claim>,
+    /// Makes the aggregate and the command's result.
     pub factory: Factory<A>,
 }
 
@@ -64,6 +65,7 @@ pub struct Update<A> {
     pub named: Option<Uuid>,
     /// The idempotency claim (see the stores' common contract).
     pub claim: Option<Claim>,
+    /// Changes the loaded aggregate and returns the command's result.
     pub mutation: Mutation<A>,
 }
 
@@ -92,6 +94,7 @@ pub struct SetUpdate {
     pub transaction_ids: Vec<Uuid>,
     /// The idempotency claim, scoped to the payer (`claim.user_id`).
     pub claim: Option<Claim>,
+    /// Changes the loaded set and returns the command's result.
     pub mutation: WalletsMutation,
 }
 

@@ -4,9 +4,10 @@
 //! One transaction per command is capped by what a commit costs and, on a
 //! hot wallet, by the row lock: every command waits for the one before it
 //! to commit. With [`PgConfig::batching`](crate::PgConfig::batching) on
-//! (the default), [`PgStore`](crate::PgStore)'s `update_wallet` and
-//! `update_point_account` hand their unit of work to a writer task, which
-//! applies many of them in one transaction. This is the store's one write
+//! (the default), [`PgStore`](crate::PgStore)'s `update` (of a wallet or
+//! a point account) and `update_wallets` hand their unit of work to a
+//! writer task, which applies many of them in one transaction. This is the
+//! store's one write
 //! path: with batching off, each command runs as a batch of one in the
 //! caller's task (`run::run_alone`), through the same steps and the same
 //! write statement (`write.rs`), only without a queue and without
