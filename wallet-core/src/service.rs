@@ -86,6 +86,15 @@ impl UnitContext {
             idempotency_key: self.idempotency_key.as_deref(),
         })
     }
+
+    /// The mutation a store runs (again on each retry): `change` with a
+    /// context read afresh at each call.
+    fn mutation<A: 'static>(
+        self,
+        change: impl Fn(&mut A, &Ctx<'_>) -> Result<CommandOutput, WalletError> + Send + Sync + 'static,
+    ) -> Mutation<A> {
+        Arc::new(move |aggregate: &mut A| self.run(|ctx| change(aggregate, ctx)))
+    }
 }
 
 /// Runs commands and queries against a store.
@@ -253,8 +262,7 @@ impl<S: Store> WalletService<S> {
     {
         let named = command.named();
         let command = command.clone();
-        let mutation: Mutation<C::Target> =
-            Arc::new(move |target: &mut C::Target| unit.run(|ctx| command.apply(target, ctx)));
+        let mutation = unit.mutation(move |target: &mut C::Target, ctx| command.apply(target, ctx));
         let unit = Update {
             user_id,
             named,
@@ -275,7 +283,7 @@ impl<S: Store> WalletService<S> {
         let (user_ids, hold_ids) = (wallets_command.user_ids(), wallets_command.hold_ids());
         let wallets_command = wallets_command.clone();
         let mutation =
-            Arc::new(move |set: &mut WalletSet| unit.run(|ctx| wallets_command.apply(set, ctx)));
+            unit.mutation(move |set: &mut WalletSet, ctx| wallets_command.apply(set, ctx));
         self.store
             .update_wallets(SetUpdate {
                 user_ids,
@@ -303,7 +311,7 @@ impl<S: Store> WalletService<S> {
             .await?;
         let plan = ReversalPlan::of(request.user_id, request.transaction_id, &legs);
         let request = request.clone();
-        let mutation = Arc::new(move |set: &mut WalletSet| unit.run(|ctx| request.apply(set, ctx)));
+        let mutation = unit.mutation(move |set: &mut WalletSet, ctx| request.apply(set, ctx));
         self.store
             .update_wallets(SetUpdate {
                 user_ids: plan.user_ids,
@@ -390,9 +398,7 @@ impl<S: Store> WalletService<S> {
     {
         let found = AggregateStore::<A>::users_with_overdue(&*self.store, now, batch).await?;
         for user_id in &found {
-            let unit = self.unit(None);
-            let mutation: Mutation<A> =
-                Arc::new(move |aggregate: &mut A| unit.run(|ctx| expire(aggregate, ctx)));
+            let mutation = self.unit(None).mutation(expire);
             match self.store.update(Update::of(*user_id, mutation)).await {
                 Ok(_) => *A::swept(report) += 1,
                 Err(WalletError::Unavailable(reason)) => {

@@ -11,7 +11,8 @@ use wallet_core::{PointAccount, Update, Wallet, WalletError};
 
 use crate::aggregate::Aggregate;
 use crate::batch::{Command, Work};
-use crate::error::map_error;
+use crate::codec::column;
+use crate::error::run_with;
 
 /// A wallet or a point account, as [`crate::PgStore`] creates, updates and
 /// sweeps it.
@@ -62,10 +63,9 @@ pub(crate) async fn users_with_overdue<A: Stored>(
     now: DateTime<Utc>,
     limit: u32,
 ) -> Result<Vec<Uuid>, WalletError> {
-    sqlx::query_scalar(A::OVERDUE)
-        .bind(now)
-        .bind(i64::from(limit))
-        .fetch_all(pool)
-        .await
-        .map_err(map_error)
+    let rows = run_with(A::OVERDUE, (now, i64::from(limit)), |query| {
+        query.fetch_all(pool)
+    })
+    .await?;
+    rows.iter().map(|row| column(row, "user_id")).collect()
 }
